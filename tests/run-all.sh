@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The project's test command: installs what is missing, builds, and runs
+# every test. Two stages, each a CMake build tree with its own CTest run:
+#
+#   build/       gcc, RelWithDebInfo: unit and integration tests
+#   build-asan/  clang-14 with ASan + UBSan: the same tests again, plus each
+#                libFuzzer target for a short bounded time
+#
+# It ends with one line, "N passed, N failed", over both stages (a stage
+# that does not build counts as one failure), and exits non-zero on any
+# failure. Set OVMS_STAGES="build" to run only the first stage.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+passed=0
+failed=0
+
+"$top/deploy/install-deps.sh" || { echo "0 passed, 1 failed"; exit 1; }
+
+stage() {
+  local dir=$1; shift
+  local log="$top/$dir/ctest.log" buildlog="$top/$dir/build.log"
+  mkdir -p "$top/$dir"
+  echo "== $dir: configure and build"
+  if ! { cmake -S "$top" -B "$top/$dir" "$@" && cmake --build "$top/$dir" -j"$jobs"; } \
+       >"$buildlog" 2>&1; then
+    echo "== $dir: BUILD FAILED"
+    grep -E "error|Error" "$buildlog" | head -30
+    failed=$((failed + 1))
+    return
+  fi
+  echo "== $dir: test"
+  (cd "$top/$dir" && ctest --output-on-failure --timeout 600 -j"$jobs") 2>&1 | tee "$log"
+  local summary f t
+  summary=$(grep -Eo '[0-9]+ tests failed out of [0-9]+' "$log" | tail -1)
+  if [ -z "$summary" ]; then
+    failed=$((failed + 1))
+    return
+  fi
+  f=$(echo "$summary" | awk '{print $1}')
+  t=$(echo "$summary" | awk '{print $6}')
+  passed=$((passed + t - f))
+  failed=$((failed + f))
+}
+
+stages=${OVMS_STAGES:-"build build-asan"}
+for s in $stages; do
+  case $s in
+    build) stage build -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
+    build-asan) CC=clang-14 stage build-asan -DCMAKE_BUILD_TYPE=Debug -DOVMS_FUZZ=ON ;;
+    *) echo "unknown stage $s"; failed=$((failed + 1)) ;;
+  esac
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
