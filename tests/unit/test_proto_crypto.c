@@ -170,8 +170,10 @@ Test(base64, lenient_decode)
     /* stray characters skipped */
     cr_assert_eq(ovms_b64_decode("Q U\tJ*D!", 8, out, sizeof out), 3);
     cr_assert_arr_eq(out, "ABC", 3);
-    /* decoding stops at '=' */
+    /* decoding stops at '=', with or without stray characters before it */
     cr_assert_eq(ovms_b64_decode("QQ==QUJD", 8, out, sizeof out), 1);
+    cr_assert_eq(out[0], 'A');
+    cr_assert_eq(ovms_b64_decode("Q!Q==QUJD", 9, out, sizeof out), 1);
     cr_assert_eq(out[0], 'A');
     /* a lone trailing character carries no whole byte */
     cr_assert_eq(ovms_b64_decode("QUJDR", 5, out, sizeof out), 3);
