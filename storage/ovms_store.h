@@ -1,0 +1,252 @@
+/*
+ * ovms_store.h -- the per-node SQLite store: the one public header of
+ * storage/.
+ *
+ * What it keeps: owners and vehicles (with last-writer-wins change stamps
+ * for replication), the latest stored message per vehicle and code, the
+ * historical records (H/h from cars, and the server's own types such as
+ * *-OVM-Utilisation and *-Log-Notification), push subscriptions and
+ * auto-provisioning records.
+ *
+ * How it works: one writer thread owns the write connection (WAL). Callers
+ * prepare a request (a caller-owned ovms_store_req_t, as uv_fs_t is in
+ * libuv) and submit it; the writer takes every request waiting when it
+ * starts a transaction and commits them together (group commit). A write
+ * completes only after its transaction committed: that is what lets the
+ * server acknowledge an `h` once it is durable. Reads run on a separate
+ * reader thread with its own connection, so they never wait behind a
+ * commit's fsync. Vehicles and owners are also held in memory, so a login
+ * never touches the disk.
+ *
+ * Completions: the store hands each finished request to the submitter's
+ * sink (for ovmsd, the worker's mailbox); the submitter's thread then calls
+ * req->done. Without a sink, done runs on the store's thread.
+ * ovms_store_run() submits and waits, for tools and tests.
+ *
+ * Threading: every function may be called from any thread; a request
+ * belongs to the store from submit until it is handed to its sink.
+ */
+#ifndef OVMS_STORE_H
+#define OVMS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ovms_proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ovms_store ovms_store_t;
+typedef struct ovms_store_req ovms_store_req_t;
+
+typedef void (*ovms_store_done_cb)(ovms_store_req_t *req);
+
+/* How a finished request gets back to the thread that submitted it. post()
+ * runs on a store thread and must only hand the request over. */
+typedef struct ovms_store_sink {
+    void (*post)(void *ctx, ovms_store_req_t *req);
+    void *ctx;
+} ovms_store_sink_t;
+
+/* ------------------------------------------------------------------------ */
+/* Opening                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ovms_store_config {
+    const char *path;           /* database file (created when missing) */
+    const char *node_id;        /* server id for a new database; NULL: from the host name */
+    int sync_normal;            /* 1: fsync at checkpoints only (faster, loses the last
+                                   commits on power failure); 0: fsync every commit */
+    int expire_interval_ms;     /* housekeeping period; 0: 60000; < 0: never */
+    int expire_batch;           /* rows deleted per housekeeping transaction; 0: 1000 */
+    int poll_ms;                /* how often to look for other processes' changes; 0: 1000 */
+    int readonly;               /* open for reading only (no writer thread) */
+} ovms_store_config_t;
+
+/* Open (creating and migrating as needed) and start the threads. On failure
+ * *st is NULL, the result is OVMS_ECORRUPT, OVMS_EREADONLY, OVMS_EIO, ... and
+ * err (if given) holds one line explaining it. */
+int ovms_store_open(ovms_store_t **st, const ovms_store_config_t *cfg, char *err, size_t errlen);
+/* Finish every submitted request, stop the threads, close. */
+void ovms_store_close(ovms_store_t *st);
+
+const char *ovms_store_node_id(const ovms_store_t *st);
+/* The schema version this code writes (PRAGMA user_version). */
+int ovms_store_schema_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* In-memory lookups (any thread, no disk)                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ovms_vehicle {
+    char id[33];                /* upper case */
+    int64_t owner;
+    char carpass[65];
+    char vtype[17];
+    char v_server[33];          /* "*" or a server id */
+    char ptoken[65];            /* current paranoid token, "" if none */
+    int64_t created;            /* unix seconds */
+} ovms_vehicle_t;
+
+typedef struct ovms_owner {
+    int64_t id;
+    char name[65];
+    char mail[129];
+    char pwhash[129];
+    int64_t status;
+} ovms_owner_t;
+
+/* 0 and a copy, or OVMS_ENOTFOUND (also for deleted ones). id is
+ * compared case-insensitively. */
+int ovms_store_vehicle_get(ovms_store_t *st, const char *id, ovms_vehicle_t *out);
+int ovms_store_owner_get(ovms_store_t *st, const char *name, ovms_owner_t *out);
+/* The owner's vehicle ids, sorted, space separated into buf; count or error. */
+int ovms_store_owner_vehicles(ovms_store_t *st, int64_t owner, char *buf, size_t cap);
+/* Number of vehicles known (not deleted). */
+size_t ovms_store_vehicle_count(ovms_store_t *st);
+
+/* Owner login hashes: "$pbkdf2-sha256$<iter>$<salt b64>$<hash b64>". */
+int ovms_password_hash(const char *password, char *out, size_t cap);
+int ovms_password_check(const char *password, const char *hash);
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Results of reads: a table of text cells (NULL cells are ""). */
+typedef struct ovms_store_rows {
+    int nrows;
+    int ncols;
+    char **cell;                /* nrows * ncols, row-major */
+} ovms_store_rows_t;
+
+static inline const char *ovms_store_cell(const ovms_store_rows_t *r, int row, int col)
+{
+    return r->cell[row * r->ncols + col];
+}
+
+#define OVMS_STORE_MAX_ARGS 8
+
+struct ovms_store_req {
+    /* public: read after completion */
+    void *data;                 /* the caller's */
+    int status;                 /* 0 or OVMS_E* */
+    int64_t value;              /* op-specific scalar result (see each prep function) */
+    ovms_store_rows_t rows;     /* op-specific rows (reads) */
+    /* private */
+    ovms_store_req_t *next;
+    int op;
+    int flags;
+    ovms_store_done_cb done;
+    ovms_store_sink_t sink;
+    char *args;                 /* one block holding the string arguments */
+    const char *s[OVMS_STORE_MAX_ARGS];
+    size_t n[OVMS_STORE_MAX_ARGS];
+    int64_t i[OVMS_STORE_MAX_ARGS];
+    double submitted;           /* monotonic seconds, for latency figures */
+};
+
+void ovms_store_req_init(ovms_store_req_t *req);
+/* Free what a request holds (arguments, result rows); it can be reused. */
+void ovms_store_req_cleanup(ovms_store_req_t *req);
+
+/* Queue a prepared request. sink may be NULL (done runs on the store
+ * thread); done may be NULL. OVMS_ECLOSED after ovms_store_close began. */
+int ovms_store_submit(ovms_store_t *st, ovms_store_req_t *req, const ovms_store_sink_t *sink,
+                      ovms_store_done_cb done);
+/* Submit and wait; returns req->status. Not from a store thread. */
+int ovms_store_run(ovms_store_t *st, ovms_store_req_t *req);
+
+/* Flags for the *_put operations. */
+#define OVMS_STORE_CREATE 1     /* fail with OVMS_EEXIST if it exists */
+#define OVMS_STORE_UPDATE 2     /* fail with OVMS_ENOTFOUND if it does not */
+
+/*
+ * Preparing requests. Each copies its arguments into the request. Writes:
+ */
+/* Owner by name (no commas). NULL mail/pwhash leave them unchanged on update.
+ * value: the owner id. */
+int ovms_store_prep_owner_put(ovms_store_req_t *req, const char *name, const char *mail,
+                              const char *pwhash, int64_t status, int flags);
+int ovms_store_prep_owner_remove(ovms_store_req_t *req, const char *name);
+/* Vehicle by id. owner NULL on create: a new owner named after the vehicle.
+ * NULL strings leave fields unchanged on update. value: the owner id. */
+int ovms_store_prep_vehicle_put(ovms_store_req_t *req, const char *id, const char *owner,
+                                const char *carpass, const char *vtype, const char *v_server,
+                                int flags);
+int ovms_store_prep_vehicle_remove(ovms_store_req_t *req, const char *id);
+/* The latest message of a code (replaces the previous one). */
+int ovms_store_prep_msg_put(ovms_store_req_t *req, const char *vehicle, char code,
+                            const char *payload, size_t len, int paranoid, const char *ptoken,
+                            int64_t received);
+/* The car's paranoid token (ET). */
+int ovms_store_prep_ptoken_set(ovms_store_req_t *req, const char *vehicle, const char *ptoken,
+                               int64_t when);
+/* A historical record; (vehicle, type, recno, ts) replaces an existing one. */
+int ovms_store_prep_hist_put(ovms_store_req_t *req, const char *vehicle, const char *type,
+                             int64_t recno, int64_t ts, int64_t expires, const char *data,
+                             size_t len);
+/* Add byte counts to a vehicle's day (UTC midnight of `when`), kept as
+ * *-OVM-Utilisation records 0..3 of this node, expiring after 90 days. */
+int ovms_store_prep_util_add(ovms_store_req_t *req, const char *vehicle, int64_t when,
+                             int64_t car_rx, int64_t car_tx, int64_t app_rx, int64_t app_tx);
+/* Push subscription keyed by (owner, vehicle, appid): replaces. */
+int ovms_store_prep_pushsub_put(ovms_store_req_t *req, int64_t owner, const char *vehicle,
+                                const char *appid, const char *pushtype, const char *keytype,
+                                const char *keyvalue);
+/* Auto-provisioning record for an apkey (VIN): the prepared AP-S fields. */
+int ovms_store_prep_prov_put(ovms_store_req_t *req, const char *apkey, const char *vehicle,
+                             const char *token, const char *digest, const char *record);
+int ovms_store_prep_prov_remove(ovms_store_req_t *req, const char *apkey);
+/* Delete history that expired before `now` (all of it, in bounded
+ * batches). value: rows deleted. Housekeeping does this on its own. */
+int ovms_store_prep_expire(ovms_store_req_t *req, int64_t now);
+
+/*
+ * Reads (rows as listed; timestamps "YYYY-MM-DD HH:MM:SS" UTC):
+ */
+/* Stored messages to replay, in replay order (F, S, then ascending code),
+ * paranoid ones only under the current token.
+ * rows: code, payload, paranoid (0/1), ptoken, received. value: last update. */
+int ovms_store_prep_msg_list(ovms_store_req_t *req, const char *vehicle);
+/* C31: rows: type, distinct recnos, records, size bytes, first, last. */
+int ovms_store_prep_hist_summary(ovms_store_req_t *req, const char *vehicle, int64_t since);
+/* C32: rows: timestamp, recno, data (ordered by timestamp, recno).
+ * since < 0: all records. */
+int ovms_store_prep_hist_records(ovms_store_req_t *req, const char *vehicle, const char *type,
+                                 int64_t since);
+/* C30: rows: date, car_rx, car_tx, app_rx, app_tx (all origins summed),
+ * newest first, at most 90. */
+int ovms_store_prep_util_list(ovms_store_req_t *req, const char *vehicle);
+/* rows: id, name, mail, status, vehicles (space separated), changed, origin, seq */
+int ovms_store_prep_owner_list(ovms_store_req_t *req);
+/* rows: vehicle, owner id, owner name, type, v_server, last update, changed, origin, seq */
+int ovms_store_prep_vehicle_list(ovms_store_req_t *req);
+/* rows: apkey, vehicle, token, digest, record */
+int ovms_store_prep_prov_list(ovms_store_req_t *req);
+int ovms_store_prep_prov_get(ovms_store_req_t *req, const char *apkey);
+/* rows: owner, appid, pushtype, keytype, keyvalue */
+int ovms_store_prep_pushsub_list(ovms_store_req_t *req, const char *vehicle);
+/* rows: type, timestamp, recno, expires, data (type NULL: all types) */
+int ovms_store_prep_hist_list(ovms_store_req_t *req, const char *vehicle, const char *type);
+/* Records of one origin with seq > after, in seq order, at most limit:
+ * rows: seq, record (an R or r message, as sent between nodes). */
+int ovms_store_prep_changes(ovms_store_req_t *req, const char *origin, int64_t after, int limit);
+
+/* Figures since open, for logs and benchmarks. */
+typedef struct ovms_store_stats {
+    uint64_t commits;           /* write transactions */
+    uint64_t writes;            /* write requests committed */
+    uint64_t reads;
+    uint64_t expired;           /* history rows removed by housekeeping */
+    uint64_t reloads;           /* cache reloads after other processes' changes */
+    size_t max_batch;           /* largest group commit */
+} ovms_store_stats_t;
+void ovms_store_get_stats(ovms_store_t *st, ovms_store_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OVMS_STORE_H */

@@ -1,0 +1,128 @@
+/*
+ * store_int.h -- internal to storage/: the store object, its queues, and
+ * the functions the files of this folder share. Nothing outside storage/
+ * includes it.
+ */
+#ifndef OVMS_STORE_INT_H
+#define OVMS_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "ovms_store.h"
+
+enum store_op {
+    /* writes: run by the writer thread inside a group commit */
+    OP_OWNER_PUT = 1, OP_OWNER_REMOVE, OP_VEHICLE_PUT, OP_VEHICLE_REMOVE, OP_MSG_PUT,
+    OP_PTOKEN_SET, OP_HIST_PUT, OP_UTIL_ADD, OP_PUSHSUB_PUT, OP_PROV_PUT, OP_PROV_REMOVE,
+    OP_EXPIRE,
+    OP_LAST_WRITE = OP_EXPIRE,
+    /* reads: run by the reader thread */
+    OP_MSG_LIST, OP_HIST_SUMMARY, OP_HIST_RECORDS, OP_UTIL_LIST, OP_OWNER_LIST,
+    OP_VEHICLE_LIST, OP_PROV_LIST, OP_PROV_GET, OP_PUSHSUB_LIST, OP_HIST_LIST, OP_CHANGES,
+};
+
+#define STORE_IS_WRITE(op) ((op) <= OP_LAST_WRITE)
+
+typedef struct store_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ovms_store_req_t *head, *tail;
+    int stop;
+} store_queue_t;
+
+/* A connection with its prepared statements, cached by SQL text address
+ * (the SQL is always a string literal at the call site). */
+#define STORE_STMT_SLOTS 128
+typedef struct store_conn {
+    sqlite3 *db;
+    struct {
+        const char *sql;
+        sqlite3_stmt *stmt;
+    } slot[STORE_STMT_SLOTS];
+} store_conn_t;
+
+/* The in-memory vehicle and owner tables (cache.c). */
+typedef struct store_cache {
+    pthread_rwlock_t lock;
+    ovms_vehicle_t *vehicles;       /* open addressing, key: id */
+    size_t vcap, vcount;
+    ovms_owner_t *owners;           /* sorted by id */
+    size_t ocount;
+} store_cache_t;
+
+/* A vehicle or owner whose cache entry must be refreshed after commit. */
+typedef struct store_dirty {
+    char vehicles[64][33];
+    int nvehicles;
+    int owners;                     /* any owner changed: reload owners */
+    int all;                        /* too much changed: reload everything */
+} store_dirty_t;
+
+struct ovms_store {
+    ovms_store_config_t cfg;
+    char path[1024];
+    char node_id[33];
+    store_conn_t w, r;              /* writer's and reader's connections */
+    pthread_t writer, reader;
+    int have_writer, have_reader;
+    store_queue_t wq, rq;
+    store_cache_t cache;
+    store_dirty_t dirty;
+    int64_t own_seq;                /* this node's replication counter */
+    int64_t data_version;
+    pthread_mutex_t stats_mu;
+    ovms_store_stats_t stats;
+    int closing;
+};
+
+/* schema.c */
+int store_schema_migrate(sqlite3 *db, char *err, size_t errlen);
+int store_meta_node_id(store_conn_t *c, const char *wanted, char *out, size_t cap);
+int store_load_seq(store_conn_t *c, const char *node, int64_t *seq);
+int store_save_seq(store_conn_t *c, const char *node, int64_t seq);
+
+/* cache.c */
+int store_cache_init(store_cache_t *c);
+void store_cache_free(store_cache_t *c);
+int store_cache_reload(store_cache_t *c, store_conn_t *conn);
+int store_cache_refresh_vehicle(store_cache_t *c, store_conn_t *conn, const char *id);
+int store_cache_reload_owners(store_cache_t *c, store_conn_t *conn);
+
+/* write.c: one write request inside the writer's transaction */
+int store_exec_write(ovms_store_t *st, ovms_store_req_t *req);
+int store_expire_batch(ovms_store_t *st, int64_t now, int limit);
+void store_mark_vehicle(ovms_store_t *st, const char *id);
+
+/* read.c */
+int store_exec_read(ovms_store_t *st, store_conn_t *c, ovms_store_req_t *req);
+
+/* util.c */
+int store_sql_error(sqlite3 *db, int rc);
+int store_exec(sqlite3 *db, const char *sql);
+/* The cached, reset statement for a literal SQL text; NULL on error. */
+sqlite3_stmt *store_stmt(store_conn_t *c, const char *sql);
+void store_conn_close(store_conn_t *c);
+/* Step a statement to completion; 0 or an OVMS error. */
+int store_step_done(store_conn_t *c, sqlite3_stmt *s);
+void store_bind_text(sqlite3_stmt *s, int i, const char *p, size_t n);
+/* rows builder for read results */
+typedef struct store_rows_builder {
+    ovms_store_rows_t *rows;
+    size_t cap;                     /* cells allocated */
+    int failed;
+} store_rows_builder_t;
+void store_rows_begin(store_rows_builder_t *b, ovms_store_rows_t *rows, int ncols);
+void store_rows_add(store_rows_builder_t *b, const char *const *cells, const size_t *lens);
+/* add the current row of a stepped statement, columns 0..ncols-1 */
+void store_rows_add_stmt(store_rows_builder_t *b, sqlite3_stmt *s);
+int store_rows_end(store_rows_builder_t *b);
+void store_rows_free(ovms_store_rows_t *rows);
+const char *store_ts(int64_t t, char out[20]);
+double store_now_mono(void);
+int64_t store_now(void);
+
+#define UTIL_TYPE "*-OVM-Utilisation"
+#define UTIL_KEEP_SECS (90 * 86400)
+
+#endif

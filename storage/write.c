@@ -1,0 +1,426 @@
+/*
+ * write.c -- the write operations, each run by the writer thread inside the
+ * current group-commit transaction (and its own savepoint, so a failing
+ * request leaves the others of its batch intact).
+ *
+ * Every replicated change takes the next value of this node's counter as
+ * its seq, with this node as origin: that pair is what replication reads
+ * back as "records changed since a watermark", and a row's newer version
+ * replaces the older one in place (the log compacts itself).
+ * Threading: writer thread only.
+ */
+#include "store_int.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+static int64_t next_seq(ovms_store_t *st)
+{
+    return ++st->own_seq;
+}
+
+void store_mark_vehicle(ovms_store_t *st, const char *id)
+{
+    store_dirty_t *d = &st->dirty;
+    if (d->all)
+        return;
+    for (int i = 0; i < d->nvehicles; i++)
+        if (strcmp(d->vehicles[i], id) == 0)
+            return;
+    if (d->nvehicles == (int)(sizeof d->vehicles / sizeof d->vehicles[0])) {
+        d->all = 1;
+        return;
+    }
+    snprintf(d->vehicles[d->nvehicles++], sizeof d->vehicles[0], "%s", id);
+}
+
+static void bind_change(ovms_store_t *st, sqlite3_stmt *s, int at, int64_t when)
+{
+    char ts[20];
+    sqlite3_bind_text(s, at, store_ts(when, ts), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, at + 1, st->node_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, at + 2, next_seq(st));
+}
+
+#define ARG(k) (req->s[k])
+#define ARGN(k) (req->n[k])
+
+/* ---- owners ---------------------------------------------------------------- */
+
+static int owner_id_by_name(ovms_store_t *st, const char *name, int64_t *id)
+{
+    sqlite3_stmt *s = store_stmt(&st->w, "SELECT id FROM owners WHERE name = ?1 AND deleted = 0");
+    int rc;
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? OVMS_ENOTFOUND : store_sql_error(st->w.db, rc);
+}
+
+static int owner_insert(ovms_store_t *st, const char *name, const char *mail, const char *pwhash,
+                        int64_t status, int64_t *id)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "INSERT INTO owners(id, name, mail, pwhash, status, changed, origin, seq) "
+        "VALUES ((SELECT coalesce(max(id), 0) + 1 FROM owners), ?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    int rc;
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, mail ? mail : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, pwhash ? pwhash : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 4, status < 0 ? 1 : status);
+    bind_change(st, s, 5, store_now());
+    rc = store_step_done(&st->w, s);
+    if (rc == 0)
+        *id = sqlite3_last_insert_rowid(st->w.db);
+    st->dirty.owners = 1;
+    return rc;
+}
+
+static int op_owner_put(ovms_store_t *st, ovms_store_req_t *req)
+{
+    int64_t id;
+    int rc = owner_id_by_name(st, ARG(0), &id);
+
+    if (rc == 0 && (req->flags & OVMS_STORE_CREATE))
+        return OVMS_EEXIST;
+    if (rc == OVMS_ENOTFOUND && !(req->flags & OVMS_STORE_UPDATE)) {
+        rc = owner_insert(st, ARG(0), ARG(1), ARG(2), req->i[0], &id);
+        req->value = id;
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "UPDATE owners SET mail = coalesce(?1, mail), pwhash = coalesce(?2, pwhash), "
+        "status = CASE WHEN ?3 < 0 THEN status ELSE ?3 END, "
+        "changed = ?4, origin = ?5, seq = ?6 WHERE id = ?7");
+    if (!s)
+        return OVMS_EIO;
+    if (ARG(1))
+        sqlite3_bind_text(s, 1, ARG(1), -1, SQLITE_TRANSIENT);
+    if (ARG(2))
+        sqlite3_bind_text(s, 2, ARG(2), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, req->i[0]);
+    bind_change(st, s, 4, store_now());
+    sqlite3_bind_int64(s, 7, id);
+    req->value = id;
+    st->dirty.owners = 1;
+    return store_step_done(&st->w, s);
+}
+
+static int op_owner_remove(ovms_store_t *st, ovms_store_req_t *req)
+{
+    int64_t id;
+    int rc = owner_id_by_name(st, ARG(0), &id);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "SELECT count(*) FROM vehicles WHERE owner = ?1 AND deleted = 0");
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_int64(s, 1, id);
+    int64_t vehicles = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (vehicles)
+        return OVMS_EBUSY;          /* remove (or move) its vehicles first */
+    s = store_stmt(&st->w, "UPDATE owners SET deleted = 1, changed = ?1, origin = ?2, seq = ?3 "
+                           "WHERE id = ?4");
+    if (!s)
+        return OVMS_EIO;
+    bind_change(st, s, 1, store_now());
+    sqlite3_bind_int64(s, 4, id);
+    req->value = id;
+    st->dirty.owners = 1;
+    return store_step_done(&st->w, s);
+}
+
+/* ---- vehicles -------------------------------------------------------------- */
+
+/* 1 live, 0 tombstone or absent. */
+static int vehicle_live(ovms_store_t *st, const char *id, int *live)
+{
+    sqlite3_stmt *s = store_stmt(&st->w, "SELECT deleted FROM vehicles WHERE vehicleid = ?1");
+    int rc;
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(s);
+    *live = rc == SQLITE_ROW && sqlite3_column_int(s, 0) == 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sql_error(st->w.db, rc);
+}
+
+/* The named owner, or (on create with no name) one named after the vehicle. */
+static int resolve_owner(ovms_store_t *st, ovms_store_req_t *req, int creating, int64_t *owner)
+{
+    if (ARG(1))
+        return owner_id_by_name(st, ARG(1), owner);
+    if (!creating) {
+        *owner = -1;
+        return 0;
+    }
+    char name[40];
+    size_t i;
+    for (i = 0; ARG(0)[i] && i + 1 < sizeof name; i++)
+        name[i] = (char)tolower((unsigned char)ARG(0)[i]);
+    name[i] = '\0';
+    if (owner_id_by_name(st, name, owner) == 0)
+        return 0;
+    return owner_insert(st, name, "", "", 1, owner);
+}
+
+static int vehicle_create(ovms_store_t *st, ovms_store_req_t *req, int64_t owner)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "INSERT INTO vehicles(vehicleid, owner, carpass, vtype, v_server, created, deleted, "
+        "  changed, origin, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9) "
+        "ON CONFLICT(vehicleid) DO UPDATE SET owner = excluded.owner, "
+        "  carpass = excluded.carpass, vtype = excluded.vtype, v_server = excluded.v_server, "
+        "  created = excluded.created, deleted = 0, ptoken = '', changed = excluded.changed, "
+        "  origin = excluded.origin, seq = excluded.seq");
+    int64_t now = store_now();
+    if (!s)
+        return OVMS_EIO;
+    if (!ARG(2))
+        return OVMS_EINVAL;         /* a new vehicle needs its car password */
+    sqlite3_bind_text(s, 1, ARG(0), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, owner);
+    sqlite3_bind_text(s, 3, ARG(2), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 4, ARG(3) ? ARG(3) : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 5, ARG(4) ? ARG(4) : "*", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 6, now);
+    bind_change(st, s, 7, now);
+    return store_step_done(&st->w, s);
+}
+
+static int vehicle_update(ovms_store_t *st, ovms_store_req_t *req, int64_t owner)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "UPDATE vehicles SET owner = CASE WHEN ?1 < 0 THEN owner ELSE ?1 END, "
+        "carpass = coalesce(?2, carpass), vtype = coalesce(?3, vtype), "
+        "v_server = coalesce(?4, v_server), changed = ?5, origin = ?6, seq = ?7 "
+        "WHERE vehicleid = ?8");
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_int64(s, 1, owner);
+    for (int k = 2; k <= 4; k++)
+        if (ARG(k))
+            sqlite3_bind_text(s, k, ARG(k), -1, SQLITE_TRANSIENT);
+    bind_change(st, s, 5, store_now());
+    sqlite3_bind_text(s, 8, ARG(0), -1, SQLITE_TRANSIENT);
+    return store_step_done(&st->w, s);
+}
+
+static int op_vehicle_put(ovms_store_t *st, ovms_store_req_t *req)
+{
+    int live, rc = vehicle_live(st, ARG(0), &live);
+    int64_t owner;
+
+    if (rc < 0)
+        return rc;
+    if (live && (req->flags & OVMS_STORE_CREATE))
+        return OVMS_EEXIST;
+    if (!live && (req->flags & OVMS_STORE_UPDATE))
+        return OVMS_ENOTFOUND;
+    rc = resolve_owner(st, req, !live, &owner);
+    if (rc < 0)
+        return rc;
+    rc = live ? vehicle_update(st, req, owner) : vehicle_create(st, req, owner);
+    req->value = owner;
+    store_mark_vehicle(st, ARG(0));
+    return rc;
+}
+
+static int op_vehicle_remove(ovms_store_t *st, ovms_store_req_t *req)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "UPDATE vehicles SET deleted = 1, changed = ?1, origin = ?2, seq = ?3 "
+        "WHERE vehicleid = ?4 AND deleted = 0");
+    int rc;
+    if (!s)
+        return OVMS_EIO;
+    bind_change(st, s, 1, store_now());
+    sqlite3_bind_text(s, 4, ARG(0), -1, SQLITE_TRANSIENT);
+    rc = store_step_done(&st->w, s);
+    if (rc == 0 && sqlite3_changes(st->w.db) == 0)
+        return OVMS_ENOTFOUND;
+    store_mark_vehicle(st, ARG(0));
+    return rc;
+}
+
+/* ---- car data ----------------------------------------------------------------- */
+
+static int op_msg_put(ovms_store_t *st, ovms_store_req_t *req)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "INSERT INTO messages(vehicleid, code, payload, received, paranoid, ptoken, origin, seq) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(vehicleid, code) DO UPDATE SET "
+        "payload = excluded.payload, received = excluded.received, "
+        "paranoid = excluded.paranoid, ptoken = excluded.ptoken, "
+        "origin = excluded.origin, seq = excluded.seq");
+    if (!s)
+        return OVMS_EIO;
+    store_bind_text(s, 1, ARG(0), ARGN(0));
+    store_bind_text(s, 2, ARG(1), ARGN(1));
+    store_bind_text(s, 3, ARG(2), ARGN(2));
+    sqlite3_bind_int64(s, 4, req->i[1]);
+    sqlite3_bind_int(s, 5, req->i[0] ? 1 : 0);
+    store_bind_text(s, 6, ARG(3), ARGN(3));
+    sqlite3_bind_text(s, 7, st->node_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, next_seq(st));
+    return store_step_done(&st->w, s);
+}
+
+static int op_ptoken_set(ovms_store_t *st, ovms_store_req_t *req)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "UPDATE vehicles SET ptoken = ?1, ptoken_changed = ?2, ptoken_origin = ?3, "
+        "ptoken_seq = ?4 WHERE vehicleid = ?5 AND deleted = 0");
+    int rc;
+    if (!s)
+        return OVMS_EIO;
+    store_bind_text(s, 1, ARG(1), ARGN(1));
+    bind_change(st, s, 2, req->i[0]);
+    store_bind_text(s, 5, ARG(0), ARGN(0));
+    rc = store_step_done(&st->w, s);
+    if (rc == 0 && sqlite3_changes(st->w.db) == 0)
+        return OVMS_ENOTFOUND;
+    store_mark_vehicle(st, ARG(0));
+    return rc;
+}
+
+static int op_hist_put(ovms_store_t *st, ovms_store_req_t *req)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "INSERT INTO history(vehicleid, type, recno, ts, korigin, expires, data, origin, seq) "
+        "VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7, ?8) "
+        "ON CONFLICT(vehicleid, type, ts, recno, korigin) DO UPDATE SET "
+        "expires = excluded.expires, data = excluded.data, origin = excluded.origin, "
+        "seq = excluded.seq");
+    if (!s)
+        return OVMS_EIO;
+    store_bind_text(s, 1, ARG(0), ARGN(0));
+    store_bind_text(s, 2, ARG(1), ARGN(1));
+    sqlite3_bind_int64(s, 3, req->i[0]);
+    sqlite3_bind_int64(s, 4, req->i[1]);
+    sqlite3_bind_int64(s, 5, req->i[2]);
+    store_bind_text(s, 6, ARG(2), ARGN(2));
+    sqlite3_bind_text(s, 7, st->node_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, next_seq(st));
+    return store_step_done(&st->w, s);
+}
+
+static int op_util_add(ovms_store_t *st, ovms_store_req_t *req)
+{
+    int64_t day = req->i[0] - (req->i[0] % 86400);
+    for (int k = 0; k < 4; k++) {
+        sqlite3_stmt *s = store_stmt(&st->w,
+            "INSERT INTO history(vehicleid, type, recno, ts, korigin, expires, data, origin, seq) "
+            "VALUES (?1, '" UTIL_TYPE "', ?2, ?3, ?4, ?5, ?6, ?4, ?7) "
+            "ON CONFLICT(vehicleid, type, ts, recno, korigin) DO UPDATE SET "
+            "data = CAST(CAST(data AS INTEGER) + CAST(excluded.data AS INTEGER) AS TEXT), "
+            "origin = excluded.origin, seq = excluded.seq");
+        char count[24];
+        int rc;
+        if (!s)
+            return OVMS_EIO;
+        snprintf(count, sizeof count, "%lld", (long long)req->i[1 + k]);
+        store_bind_text(s, 1, ARG(0), ARGN(0));
+        sqlite3_bind_int(s, 2, k);
+        sqlite3_bind_int64(s, 3, day);
+        sqlite3_bind_text(s, 4, st->node_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 5, day + UTIL_KEEP_SECS);
+        sqlite3_bind_text(s, 6, count, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 7, next_seq(st));
+        if ((rc = store_step_done(&st->w, s)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int op_pushsub_put(ovms_store_t *st, ovms_store_req_t *req)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "INSERT INTO pushsubs(owner, vehicleid, appid, pushtype, keytype, keyvalue, created) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(owner, vehicleid, appid) DO UPDATE SET "
+        "pushtype = excluded.pushtype, keytype = excluded.keytype, keyvalue = excluded.keyvalue");
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_int64(s, 1, req->i[0]);
+    for (int k = 0; k < 5; k++)
+        store_bind_text(s, 2 + k, ARG(k), ARGN(k));
+    sqlite3_bind_int64(s, 7, store_now());
+    return store_step_done(&st->w, s);
+}
+
+static int op_prov_put(ovms_store_t *st, ovms_store_req_t *req)
+{
+    const char *sql = (req->flags & OVMS_STORE_CREATE)
+        ? "INSERT INTO provisioning(apkey, vehicleid, token, digest, record, created) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        : "INSERT INTO provisioning(apkey, vehicleid, token, digest, record, created) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(apkey) DO UPDATE SET "
+          "vehicleid = excluded.vehicleid, token = excluded.token, digest = excluded.digest, "
+          "record = excluded.record";
+    sqlite3_stmt *s = store_stmt(&st->w, sql);
+    if (!s)
+        return OVMS_EIO;
+    for (int k = 0; k < 5; k++)
+        store_bind_text(s, 1 + k, ARG(k), ARGN(k));
+    sqlite3_bind_int64(s, 6, store_now());
+    return store_step_done(&st->w, s);
+}
+
+static int op_prov_remove(ovms_store_t *st, ovms_store_req_t *req)
+{
+    sqlite3_stmt *s = store_stmt(&st->w, "DELETE FROM provisioning WHERE apkey = ?1");
+    int rc;
+    if (!s)
+        return OVMS_EIO;
+    store_bind_text(s, 1, ARG(0), ARGN(0));
+    rc = store_step_done(&st->w, s);
+    return rc == 0 && sqlite3_changes(st->w.db) == 0 ? OVMS_ENOTFOUND : rc;
+}
+
+/* ---- housekeeping ------------------------------------------------------------- */
+
+int store_expire_batch(ovms_store_t *st, int64_t now, int limit)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "DELETE FROM history WHERE id IN "
+        "(SELECT id FROM history WHERE expires < ?1 LIMIT ?2)");
+    int rc;
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, limit);
+    rc = store_step_done(&st->w, s);
+    return rc < 0 ? rc : sqlite3_changes(st->w.db);
+}
+
+int store_exec_write(ovms_store_t *st, ovms_store_req_t *req)
+{
+    switch (req->op) {
+    case OP_OWNER_PUT: return op_owner_put(st, req);
+    case OP_OWNER_REMOVE: return op_owner_remove(st, req);
+    case OP_VEHICLE_PUT: return op_vehicle_put(st, req);
+    case OP_VEHICLE_REMOVE: return op_vehicle_remove(st, req);
+    case OP_MSG_PUT: return op_msg_put(st, req);
+    case OP_PTOKEN_SET: return op_ptoken_set(st, req);
+    case OP_HIST_PUT: return op_hist_put(st, req);
+    case OP_UTIL_ADD: return op_util_add(st, req);
+    case OP_PUSHSUB_PUT: return op_pushsub_put(st, req);
+    case OP_PROV_PUT: return op_prov_put(st, req);
+    case OP_PROV_REMOVE: return op_prov_remove(st, req);
+    default: return OVMS_EINVAL;
+    }
+}

@@ -1,0 +1,684 @@
+/*
+ * test_storage.c -- storage/: every operation, group commit semantics,
+ * concurrent writers, expiry, migrations, bad database files, changes made
+ * by another process, and the replication change feed.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ovms_store.h"
+
+static char dir[256], path[300];
+
+static void make_path(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/ovms-store-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/node.db", dir);
+}
+
+static ovms_store_t *open_store(const char *node)
+{
+    ovms_store_config_t cfg = { .path = path, .node_id = node, .poll_ms = 50 };
+    ovms_store_t *st;
+    char err[256];
+    int rc = ovms_store_open(&st, &cfg, err, sizeof err);
+    cr_assert_eq(rc, 0, "open: %s (%s)", err, ovms_strerror(rc));
+    return st;
+}
+
+static int run(ovms_store_t *st, ovms_store_req_t *req)
+{
+    int rc = ovms_store_run(st, req);
+    return rc;
+}
+
+#define RUN_OK(st, req, prep)                                               \
+    do {                                                                    \
+        cr_assert_eq((prep), 0, "prep " #prep);                             \
+        int rc_ = run(st, req);                                             \
+        cr_assert_eq(rc_, 0, #prep ": %s", ovms_strerror(rc_));             \
+    } while (0)
+
+static void add_vehicle(ovms_store_t *st, const char *id, const char *pw)
+{
+    ovms_store_req_t req;
+    ovms_store_req_init(&req);
+    RUN_OK(st, &req, ovms_store_prep_vehicle_put(&req, id, NULL, pw, NULL, NULL, OVMS_STORE_CREATE));
+    ovms_store_req_cleanup(&req);
+}
+
+Test(storage, fresh_file_migrates_and_names_the_node)
+{
+    make_path();
+    ovms_store_t *st = open_store("node-a");
+    cr_assert_str_eq(ovms_store_node_id(st), "NODE-A");
+    ovms_store_close(st);
+
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    sqlite3_open(path, &db);
+    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(s, 0), ovms_store_schema_version());
+    sqlite3_finalize(s);
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL);
+    sqlite3_step(s);
+    cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    /* reopening keeps the node id; another id is refused clearly */
+    st = open_store(NULL);
+    cr_assert_str_eq(ovms_store_node_id(st), "NODE-A");
+    ovms_store_close(st);
+    ovms_store_config_t cfg = { .path = path, .node_id = "OTHER" };
+    char err[256];
+    cr_assert_eq(ovms_store_open(&st, &cfg, err, sizeof err), OVMS_ECONFIG);
+    cr_assert_null(st);
+    cr_assert(strstr(err, "belongs to node NODE-A"), "%s", err);
+}
+
+Test(storage, owners)
+{
+    ovms_store_req_t req;
+    ovms_owner_t o;
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    ovms_store_req_init(&req);
+
+    RUN_OK(st, &req, ovms_store_prep_owner_put(&req, "alice", "alice@example.org", NULL, 1, OVMS_STORE_CREATE));
+    int64_t id = req.value;
+    cr_assert_gt(id, 0);
+    cr_assert_eq(ovms_store_owner_get(st, "alice", &o), 0);
+    cr_assert_str_eq(o.mail, "alice@example.org");
+    cr_assert_eq(o.id, id);
+
+    ovms_store_prep_owner_put(&req, "alice", NULL, NULL, 1, OVMS_STORE_CREATE);
+    cr_assert_eq(run(st, &req), OVMS_EEXIST);
+    ovms_store_prep_owner_put(&req, "bob", "x", NULL, 1, OVMS_STORE_UPDATE);
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);
+    cr_assert_eq(ovms_store_prep_owner_put(&req, "a,b", NULL, NULL, 1, 0), OVMS_EINVAL);
+    cr_assert_eq(ovms_store_prep_owner_put(&req, "ab", "m,ail", NULL, 1, 0), OVMS_EINVAL);
+
+    char hash[128];
+    cr_assert_gt(ovms_password_hash("s3cret", hash, sizeof hash), 0);
+    RUN_OK(st, &req, ovms_store_prep_owner_put(&req, "alice", "new@example.org", hash, -1, OVMS_STORE_UPDATE));
+    cr_assert_eq(ovms_store_owner_get(st, "alice", &o), 0);
+    cr_assert_str_eq(o.mail, "new@example.org");
+    cr_assert_eq(ovms_password_check("s3cret", o.pwhash), 0);
+    cr_assert_eq(ovms_password_check("wrong", o.pwhash), OVMS_EDIGEST);
+
+    RUN_OK(st, &req, ovms_store_prep_owner_list(&req));
+    cr_assert_eq(req.rows.nrows, 1);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 1), "alice");
+
+    /* an owner with vehicles cannot go; without, it becomes a tombstone */
+    RUN_OK(st, &req, ovms_store_prep_vehicle_put(&req, "CAR1", "alice", "pw", NULL, NULL, OVMS_STORE_CREATE));
+    ovms_store_prep_owner_remove(&req, "alice");
+    cr_assert_eq(run(st, &req), OVMS_EBUSY);
+    RUN_OK(st, &req, ovms_store_prep_vehicle_remove(&req, "CAR1"));
+    RUN_OK(st, &req, ovms_store_prep_owner_remove(&req, "alice"));
+    cr_assert_eq(ovms_store_owner_get(st, "alice", &o), OVMS_ENOTFOUND);
+    RUN_OK(st, &req, ovms_store_prep_owner_list(&req));
+    cr_assert_eq(req.rows.nrows, 0);
+    /* the name is free again */
+    RUN_OK(st, &req, ovms_store_prep_owner_put(&req, "alice", NULL, NULL, 1, OVMS_STORE_CREATE));
+    cr_assert_neq(req.value, id);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
+
+Test(storage, vehicles_and_cache)
+{
+    ovms_store_req_t req;
+    ovms_vehicle_t v;
+    char ids[256];
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    ovms_store_req_init(&req);
+
+    /* no owner named: one is created after the vehicle */
+    RUN_OK(st, &req, ovms_store_prep_vehicle_put(&req, "testcar", NULL, "NETPASS", "TR", NULL, OVMS_STORE_CREATE));
+    int64_t owner = req.value;
+    cr_assert_eq(ovms_store_vehicle_get(st, "TESTCAR", &v), 0);
+    cr_assert_str_eq(v.id, "TESTCAR");
+    cr_assert_str_eq(v.carpass, "NETPASS");
+    cr_assert_str_eq(v.vtype, "TR");
+    cr_assert_str_eq(v.v_server, "*");
+    cr_assert_eq(v.owner, owner);
+    cr_assert_eq(ovms_store_vehicle_get(st, "TestCar", &v), 0);     /* any case */
+    ovms_owner_t o;
+    cr_assert_eq(ovms_store_owner_get(st, "testcar", &o), 0);
+
+    RUN_OK(st, &req, ovms_store_prep_vehicle_put(&req, "OTHERCAR", "testcar", "OTHERPW", NULL, NULL, OVMS_STORE_CREATE));
+    cr_assert_eq(req.value, owner);
+    cr_assert_eq(ovms_store_owner_vehicles(st, owner, ids, sizeof ids), 2);
+    cr_assert_str_eq(ids, "OTHERCAR TESTCAR");
+
+    ovms_store_prep_vehicle_put(&req, "TESTCAR", NULL, "X", NULL, NULL, OVMS_STORE_CREATE);
+    cr_assert_eq(run(st, &req), OVMS_EEXIST);
+    ovms_store_prep_vehicle_put(&req, "NOSUCH", NULL, "X", NULL, NULL, OVMS_STORE_UPDATE);
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);
+    ovms_store_prep_vehicle_put(&req, "NEWCAR", "nobody", "X", NULL, NULL, OVMS_STORE_CREATE);
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);
+    cr_assert_eq(ovms_store_prep_vehicle_put(&req, "A,B", NULL, "X", NULL, NULL, 0), OVMS_EINVAL);
+    cr_assert_eq(ovms_store_prep_vehicle_put(&req, "AB", NULL, "P,W", NULL, NULL, 0), OVMS_EINVAL);
+    cr_assert_eq(ovms_store_prep_vehicle_put(&req, "AB", NULL, "PW", NULL, "bad id!", 0), OVMS_EINVAL);
+
+    /* set-password updates the cache at once */
+    RUN_OK(st, &req, ovms_store_prep_vehicle_put(&req, "TESTCAR", NULL, "NEWPASS", NULL, NULL, OVMS_STORE_UPDATE));
+    cr_assert_eq(ovms_store_vehicle_get(st, "TESTCAR", &v), 0);
+    cr_assert_str_eq(v.carpass, "NEWPASS");
+    cr_assert_str_eq(v.vtype, "TR");
+
+    RUN_OK(st, &req, ovms_store_prep_vehicle_list(&req));
+    cr_assert_eq(req.rows.nrows, 2);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 0), "OTHERCAR");
+
+    /* removal is a tombstone; the id can come back */
+    RUN_OK(st, &req, ovms_store_prep_vehicle_remove(&req, "TESTCAR"));
+    cr_assert_eq(ovms_store_vehicle_get(st, "TESTCAR", &v), OVMS_ENOTFOUND);
+    ovms_store_prep_vehicle_remove(&req, "TESTCAR");
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);
+    RUN_OK(st, &req, ovms_store_prep_vehicle_put(&req, "TESTCAR", NULL, "AGAIN", NULL, NULL, OVMS_STORE_CREATE));
+    cr_assert_eq(ovms_store_vehicle_get(st, "TESTCAR", &v), 0);
+    cr_assert_str_eq(v.carpass, "AGAIN");
+    cr_assert_eq(ovms_store_vehicle_count(st), 2);
+
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+    /* the cache is rebuilt from disk on open */
+    st = open_store(NULL);
+    cr_assert_eq(ovms_store_vehicle_get(st, "TESTCAR", &v), 0);
+    cr_assert_str_eq(v.carpass, "AGAIN");
+    ovms_store_close(st);
+}
+
+Test(storage, stored_messages_in_replay_order)
+{
+    ovms_store_req_t req;
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    ovms_store_req_init(&req);
+    add_vehicle(st, "CAR", "pw");
+
+    const char *codes = "LDSWFa";
+    for (int i = 0; codes[i]; i++) {
+        char payload[32];
+        snprintf(payload, sizeof payload, "%c-payload,%d", codes[i], i);
+        RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "CAR", codes[i], payload, strlen(payload), 0, NULL, 1000 + i));
+    }
+    /* latest wins */
+    RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "CAR", 'S', "S2", 2, 0, NULL, 2000));
+    /* paranoid messages under the current token replay; others do not */
+    RUN_OK(st, &req, ovms_store_prep_ptoken_set(&req, "CAR", "TOKEN1", 2001));
+    RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "CAR", 'X', "b64x", 4, 1, "TOKEN1", 2002));
+    RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "CAR", 'Y', "b64y", 4, 1, "TOKEN0", 2003));
+    ovms_vehicle_t v;
+    ovms_store_vehicle_get(st, "CAR", &v);
+    cr_assert_str_eq(v.ptoken, "TOKEN1");
+
+    RUN_OK(st, &req, ovms_store_prep_msg_list(&req, "CAR"));
+    const char *want = "FSDLWXa";
+    cr_assert_eq(req.rows.nrows, (int)strlen(want));
+    for (int i = 0; want[i]; i++)
+        cr_assert_eq(ovms_store_cell(&req.rows, i, 0)[0], want[i], "row %d", i);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 1, 1), "S2");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 5, 2), "1");
+    cr_assert_eq(req.value, 2003);               /* last update: newest message */
+
+    /* a message up to the line limit is kept whole (decision f) */
+    char big[3067];
+    memset(big, 'q', sizeof big);
+    RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "CAR", 'Q', big, sizeof big, 0, NULL, 3000));
+    RUN_OK(st, &req, ovms_store_prep_msg_list(&req, "CAR"));
+    int found = 0;
+    for (int i = 0; i < req.rows.nrows; i++)
+        if (ovms_store_cell(&req.rows, i, 0)[0] == 'Q')
+            found = strlen(ovms_store_cell(&req.rows, i, 1)) == sizeof big;
+    cr_assert(found);
+
+    /* an unknown vehicle is refused */
+    ovms_store_prep_msg_put(&req, "NOSUCH", 'S', "x", 1, 0, NULL, 1);
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);
+    ovms_store_prep_msg_list(&req, "NOSUCH");
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
+
+Test(storage, history_summary_records_and_replacement)
+{
+    ovms_store_req_t req;
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    ovms_store_req_init(&req);
+    add_vehicle(st, "CAR", "pw");
+
+    /* 2026-01-01 00:00:00 = 1767225600 */
+    const int64_t t0 = 1767225600;
+    const char *data[] = { "a,b,c", "d", "e,f" };
+    for (int i = 0; i < 3; i++)
+        RUN_OK(st, &req, ovms_store_prep_hist_put(&req, "CAR", "*-LOG-Trip", i % 2, t0 + i * 60,
+                                                 t0 + 86400, data[i], strlen(data[i])));
+    RUN_OK(st, &req, ovms_store_prep_hist_put(&req, "CAR", "RT-PWR-Log", 0, t0, t0 + 86400, "x", 1));
+    /* same (vehicle, type, recno, timestamp): replaces */
+    RUN_OK(st, &req, ovms_store_prep_hist_put(&req, "CAR", "RT-PWR-Log", 0, t0, t0 + 86400, "yy", 2));
+
+    RUN_OK(st, &req, ovms_store_prep_hist_summary(&req, "CAR", INT64_MIN));
+    cr_assert_eq(req.rows.nrows, 2);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 0), "*-LOG-Trip");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 1), "2");   /* distinct recnos */
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 2), "3");   /* records */
+    /* size: sum of len(type) + len(data) + len(vehicle) + 20 */
+    char size[32];
+    snprintf(size, sizeof size, "%d", 3 * (10 + 3 + 20) + 5 + 1 + 3);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 3), size);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 4), "2026-01-01 00:00:00");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 5), "2026-01-01 00:02:00");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 1, 2), "1");
+
+    /* since is strict: only later records */
+    RUN_OK(st, &req, ovms_store_prep_hist_summary(&req, "CAR", t0));
+    cr_assert_eq(req.rows.nrows, 1);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 2), "2");
+
+    RUN_OK(st, &req, ovms_store_prep_hist_records(&req, "CAR", "*-LOG-Trip", -1));
+    cr_assert_eq(req.rows.nrows, 3);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 0), "2026-01-01 00:00:00");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 2), "a,b,c");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 2, 1), "0");
+    RUN_OK(st, &req, ovms_store_prep_hist_records(&req, "CAR", "*-LOG-Trip", t0 + 60));
+    cr_assert_eq(req.rows.nrows, 1);
+    RUN_OK(st, &req, ovms_store_prep_hist_records(&req, "CAR", "RT-PWR-Log", -1));
+    cr_assert_eq(req.rows.nrows, 1);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 2), "yy");
+    RUN_OK(st, &req, ovms_store_prep_hist_records(&req, "CAR", "nothing", -1));
+    cr_assert_eq(req.rows.nrows, 0);
+    RUN_OK(st, &req, ovms_store_prep_hist_list(&req, "CAR", NULL));
+    cr_assert_eq(req.rows.nrows, 4);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 3), "2026-01-02 00:00:00");
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
+
+Test(storage, utilisation_days)
+{
+    ovms_store_req_t req;
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    ovms_store_req_init(&req);
+    add_vehicle(st, "CAR", "pw");
+    const int64_t day = 1767225600;
+    RUN_OK(st, &req, ovms_store_prep_util_add(&req, "CAR", day + 100, 10, 20, 30, 40));
+    RUN_OK(st, &req, ovms_store_prep_util_add(&req, "CAR", day + 5000, 1, 2, 3, 4));
+    RUN_OK(st, &req, ovms_store_prep_util_add(&req, "CAR", day + 86400 + 5, 7, 0, 0, 0));
+    RUN_OK(st, &req, ovms_store_prep_util_list(&req, "CAR"));
+    cr_assert_eq(req.rows.nrows, 2);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 0), "2026-01-02");   /* newest first */
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 1), "7");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 1, 0), "2026-01-01");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 1, 1), "11");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 1, 4), "44");
+    /* kept as *-OVM-Utilisation records, expiring after 90 days */
+    RUN_OK(st, &req, ovms_store_prep_hist_list(&req, "CAR", "*-OVM-Utilisation"));
+    cr_assert_eq(req.rows.nrows, 8);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 3), "2026-04-01 00:00:00");
+    /* at most 90 days are listed */
+    for (int d = 2; d < 100; d++)
+        RUN_OK(st, &req, ovms_store_prep_util_add(&req, "CAR", day + d * 86400, 1, 1, 1, 1));
+    RUN_OK(st, &req, ovms_store_prep_util_list(&req, "CAR"));
+    cr_assert_eq(req.rows.nrows, 90);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
+
+Test(storage, expiry_deletes_only_expired_rows)
+{
+    ovms_store_req_t req;
+    make_path();
+    ovms_store_config_t cfg = { .path = path, .node_id = "N1", .expire_batch = 7,
+                                .expire_interval_ms = -1 };
+    ovms_store_t *st;
+    cr_assert_eq(ovms_store_open(&st, &cfg, NULL, 0), 0);
+    ovms_store_req_init(&req);
+    add_vehicle(st, "CAR", "pw");
+    for (int i = 0; i < 100; i++)
+        RUN_OK(st, &req, ovms_store_prep_hist_put(&req, "CAR", "T", i, 1000 + i, 5000 + i * 10, "d", 1));
+    /* expires < now: rows 0..49 have expires 5000..5490 */
+    RUN_OK(st, &req, ovms_store_prep_expire(&req, 5495));
+    cr_assert_eq(req.value, 50);
+    RUN_OK(st, &req, ovms_store_prep_hist_list(&req, "CAR", "T"));
+    cr_assert_eq(req.rows.nrows, 50);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 2), "50");
+    RUN_OK(st, &req, ovms_store_prep_expire(&req, 5495));
+    cr_assert_eq(req.value, 0);
+    ovms_store_stats_t stats;
+    ovms_store_get_stats(st, &stats);
+    cr_assert_eq(stats.expired, 50);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
+
+/* ---- group commit ----------------------------------------------------------- */
+
+typedef struct visibility {
+    pthread_mutex_t mu;
+    int done, visible;
+    sqlite3 *db;
+} visibility_t;
+
+/* Runs on the writer thread when a request completes: the record must be
+ * readable by an independent connection at that moment. */
+static void check_visible(void *ctx, ovms_store_req_t *req)
+{
+    visibility_t *v = ctx;
+    sqlite3_stmt *s;
+    pthread_mutex_lock(&v->mu);
+    sqlite3_prepare_v2(v->db, "SELECT count(*) FROM history WHERE recno = ?1", -1, &s, NULL);
+    sqlite3_bind_int64(s, 1, req->i[0]);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1 && req->status == 0)
+        v->visible++;
+    sqlite3_finalize(s);
+    v->done++;
+    pthread_mutex_unlock(&v->mu);
+}
+
+Test(storage, completion_only_after_commit)
+{
+    enum { N = 2000 };
+    static ovms_store_req_t reqs[N];
+    visibility_t vis = { PTHREAD_MUTEX_INITIALIZER, 0, 0, NULL };
+    ovms_store_sink_t sink = { check_visible, &vis };
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    add_vehicle(st, "CAR", "pw");
+    sqlite3_open(path, &vis.db);
+    for (int i = 0; i < N; i++) {
+        ovms_store_req_init(&reqs[i]);
+        ovms_store_prep_hist_put(&reqs[i], "CAR", "T", i, 1000, 99999999999, "x", 1);
+        cr_assert_eq(ovms_store_submit(st, &reqs[i], &sink, NULL), 0);
+    }
+    for (int tries = 0; tries < 1000; tries++) {
+        pthread_mutex_lock(&vis.mu);
+        int done = vis.done;
+        pthread_mutex_unlock(&vis.mu);
+        if (done == N)
+            break;
+        usleep(10000);
+    }
+    cr_assert_eq(vis.done, N);
+    cr_assert_eq(vis.visible, N, "%d of %d completions came before their commit was visible",
+                 N - vis.visible, N);
+    ovms_store_stats_t stats;
+    ovms_store_get_stats(st, &stats);
+    cr_assert_lt(stats.commits, (uint64_t)N, "requests were grouped: %llu commits",
+                 (unsigned long long)stats.commits);
+    cr_assert_gt(stats.max_batch, 1);
+    sqlite3_close(vis.db);
+    for (int i = 0; i < N; i++)
+        ovms_store_req_cleanup(&reqs[i]);
+    ovms_store_close(st);
+}
+
+typedef struct writer_arg {
+    ovms_store_t *st;
+    int first, count;
+} writer_arg_t;
+
+static void *history_writer(void *p)
+{
+    writer_arg_t *a = p;
+    ovms_store_req_t *reqs = calloc((size_t)a->count, sizeof *reqs);
+    int failures = 0;
+    /* submit all, then wait for each: a pipelined writer */
+    for (int i = 0; i < a->count; i++) {
+        ovms_store_prep_hist_put(&reqs[i], "CAR", "*-LOG-Many", a->first + i, 1000, 99999999999, "data,with,commas", 16);
+    }
+    for (int i = 0; i < a->count; i++)
+        failures += ovms_store_run(a->st, &reqs[i]) != 0;
+    for (int i = 0; i < a->count; i++)
+        ovms_store_req_cleanup(&reqs[i]);
+    free(reqs);
+    return (void *)(intptr_t)failures;
+}
+
+Test(storage, ten_thousand_records_from_several_threads)
+{
+    enum { THREADS = 8, PER = 1250 };
+    pthread_t t[THREADS];
+    writer_arg_t args[THREADS];
+    ovms_store_req_t req;
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    add_vehicle(st, "CAR", "pw");
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (writer_arg_t){ st, i * PER, PER };
+        pthread_create(&t[i], NULL, history_writer, &args[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        void *failures;
+        pthread_join(t[i], &failures);
+        cr_assert_eq((intptr_t)failures, 0);
+    }
+    ovms_store_req_init(&req);
+    RUN_OK(st, &req, ovms_store_prep_hist_summary(&req, "CAR", INT64_MIN));
+    cr_assert_eq(req.rows.nrows, 1);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 1), "10000");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 2), "10000");
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
+
+/* ---- bad files and other processes -------------------------------------------------- */
+
+Test(storage, corrupt_file_is_a_clear_error)
+{
+    make_path();
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 200; i++)
+        fputs("this is not a database, just text that happens to be here\n", f);
+    fclose(f);
+    ovms_store_config_t cfg = { .path = path };
+    ovms_store_t *st;
+    char err[256];
+    cr_assert_eq(ovms_store_open(&st, &cfg, err, sizeof err), OVMS_ECORRUPT);
+    cr_assert_null(st);
+    cr_assert(strstr(err, "not a usable SQLite database"), "%s", err);
+
+    /* a database whose pages were damaged after creation */
+    make_path();
+    st = open_store("N1");
+    add_vehicle(st, "CAR", "pw");
+    ovms_store_close(st);
+    f = fopen(path, "r+");
+    fseek(f, 0, SEEK_SET);
+    fputs("garbage header garbage", f);
+    fclose(f);
+    cr_assert_eq(ovms_store_open(&st, &cfg, err, sizeof err), OVMS_ECORRUPT, "%s", err);
+}
+
+Test(storage, missing_folder_is_a_clear_error)
+{
+    ovms_store_config_t cfg = { .path = "/nonexistent-folder/sub/node.db" };
+    ovms_store_t *st;
+    char err[256];
+    int rc = ovms_store_open(&st, &cfg, err, sizeof err);
+    cr_assert_lt(rc, 0);
+    cr_assert(strstr(err, "cannot open database"), "%s", err);
+}
+
+/* Read-only checks must not run as root (root ignores permissions). */
+static void become_nobody(void)
+{
+    if (getuid() == 0) {
+        cr_assert_eq(setgid(65534), 0);
+        cr_assert_eq(setuid(65534), 0);
+    }
+}
+
+Test(storage, read_only_file_is_a_clear_error)
+{
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    ovms_store_close(st);
+    chmod(dir, 0755);
+    chmod(path, 0444);
+    unlink(strcat(strcpy((char[400]){ 0 }, path), "-wal"));
+    unlink(strcat(strcpy((char[400]){ 0 }, path), "-shm"));
+    become_nobody();
+    ovms_store_config_t cfg = { .path = path };
+    char err[256];
+    int rc = ovms_store_open(&st, &cfg, err, sizeof err);
+    cr_assert(rc == OVMS_EREADONLY || rc == OVMS_EIO, "%s (%s)", ovms_strerror(rc), err);
+    cr_assert_null(st);
+    cr_assert(strstr(err, "read-only") || strstr(err, "cannot"), "%s", err);
+}
+
+Test(storage, changes_by_another_process_reach_the_cache)
+{
+    make_path();
+    ovms_store_t *server = open_store("N1");
+    ovms_vehicle_t v;
+    cr_assert_eq(ovms_store_vehicle_get(server, "LATE", &v), OVMS_ENOTFOUND);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* like ovms-admin: another process, the same file */
+        ovms_store_config_t cfg = { .path = path };
+        ovms_store_t *admin;
+        ovms_store_req_t req;
+        if (ovms_store_open(&admin, &cfg, NULL, 0) != 0)
+            _exit(1);
+        ovms_store_req_init(&req);
+        ovms_store_prep_vehicle_put(&req, "LATE", NULL, "pw", NULL, NULL, OVMS_STORE_CREATE);
+        int rc = ovms_store_run(admin, &req);
+        ovms_store_close(admin);
+        _exit(rc == 0 ? 0 : 2);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert_eq(WEXITSTATUS(status), 0);
+    int found = 0;
+    for (int i = 0; i < 200 && !found; i++) {
+        found = ovms_store_vehicle_get(server, "LATE", &v) == 0;
+        usleep(10000);
+    }
+    cr_assert(found, "the server's cache never saw the vehicle another process added");
+    ovms_store_close(server);
+}
+
+/* ---- push, provisioning, replication feed ------------------------------------- */
+
+Test(storage, push_subscriptions_and_provisioning)
+{
+    ovms_store_req_t req;
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    ovms_store_req_init(&req);
+    add_vehicle(st, "CAR", "pw");
+    ovms_vehicle_t v;
+    ovms_store_vehicle_get(st, "CAR", &v);
+    RUN_OK(st, &req, ovms_store_prep_pushsub_put(&req, v.owner, "CAR", "app1", "mail", "", "a@example.org"));
+    RUN_OK(st, &req, ovms_store_prep_pushsub_put(&req, v.owner, "CAR", "app1", "mail", "", "b@example.org"));
+    RUN_OK(st, &req, ovms_store_prep_pushsub_put(&req, v.owner, "CAR", "app2", "expo", "simple", "tok"));
+    RUN_OK(st, &req, ovms_store_prep_pushsub_list(&req, "CAR"));
+    cr_assert_eq(req.rows.nrows, 2);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 4), "b@example.org");
+
+    RUN_OK(st, &req, ovms_store_prep_prov_put(&req, "VIN1", "CAR", "tok", "dig", "rec"));
+    ovms_store_prep_prov_get(&req, "VIN1");
+    cr_assert_eq(run(st, &req), 0);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 4), "rec");
+    ovms_store_prep_prov_get(&req, "VIN2");
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);
+    RUN_OK(st, &req, ovms_store_prep_prov_list(&req));
+    cr_assert_eq(req.rows.nrows, 1);
+    RUN_OK(st, &req, ovms_store_prep_prov_remove(&req, "VIN1"));
+    ovms_store_prep_prov_remove(&req, "VIN1");
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
+
+Test(storage, changes_since_a_watermark)
+{
+    ovms_store_req_t req;
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    ovms_store_req_init(&req);
+    RUN_OK(st, &req, ovms_store_prep_vehicle_put(&req, "TESTCAR", NULL, "NETPASS", NULL, NULL, OVMS_STORE_CREATE));
+    RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "TESTCAR", 'S', "80.0,K,0", 8, 0, NULL, 1767323046));
+    RUN_OK(st, &req, ovms_store_prep_hist_put(&req, "TESTCAR", "*-LOG-Trip", 1, 1767323047, 1767409447, "a,b", 3));
+    RUN_OK(st, &req, ovms_store_prep_ptoken_set(&req, "TESTCAR", "Tok", 1767323048));
+
+    RUN_OK(st, &req, ovms_store_prep_changes(&req, "N1", 0, 100));
+    cr_assert_eq(req.rows.nrows, 5);    /* owner, vehicle, message, history, token */
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 0), "1");
+    cr_assert(strncmp(ovms_store_cell(&req.rows, 0, 1), "RO1,testcar,,,1,0,", 18) == 0,
+              "%s", ovms_store_cell(&req.rows, 0, 1));
+    cr_assert(strncmp(ovms_store_cell(&req.rows, 1, 1), "RVTESTCAR,1,NETPASS,*,0,", 24) == 0,
+              "%s", ovms_store_cell(&req.rows, 1, 1));
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 2, 1), "rN1,3,2026-01-02 03:04:06,TESTCAR,S,0,,80.0,K,0");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 3, 1),
+                     "rN1,4,2026-01-02 03:04:07,TESTCAR,H,*-LOG-Trip,1,2026-01-03 03:04:07,a,b");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 4, 1), "rN1,5,2026-01-02 03:04:08,TESTCAR,E,Tok");
+    /* each record parses back with proto */
+    for (int i = 0; i < req.rows.nrows; i++) {
+        const char *rec = ovms_store_cell(&req.rows, i, 1);
+        ovms_str_t p = { rec + 1, strlen(rec) - 1 };
+        ovms_repl_t r;
+        ovms_replmsg_t m;
+        int rc = rec[0] == 'R' ? ovms_repl_parse(p, &r) : ovms_replmsg_parse(p, &m);
+        cr_assert_eq(rc, 0, "%s", rec);
+    }
+    /* a newer version replaces the old one in the feed (compaction) */
+    RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "TESTCAR", 'S', "79.0,K,0", 8, 0, NULL, 1767323050));
+    RUN_OK(st, &req, ovms_store_prep_changes(&req, "N1", 2, 100));
+    cr_assert_eq(req.rows.nrows, 3);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 2, 0), "6");
+    RUN_OK(st, &req, ovms_store_prep_changes(&req, "N1", 0, 2));
+    cr_assert_eq(req.rows.nrows, 2);
+    RUN_OK(st, &req, ovms_store_prep_changes(&req, "OTHER", 0, 100));
+    cr_assert_eq(req.rows.nrows, 0);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+
+    /* the counter survives a restart */
+    st = open_store(NULL);
+    ovms_store_req_init(&req);
+    RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "TESTCAR", 'D', "1", 1, 0, NULL, 1767323060));
+    RUN_OK(st, &req, ovms_store_prep_changes(&req, "N1", 6, 100));
+    cr_assert_eq(req.rows.nrows, 1);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 0), "7");
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
+
+Test(storage, closed_store_refuses)
+{
+    make_path();
+    ovms_store_config_t cfg = { .path = path, .readonly = 0 };
+    ovms_store_t *st;
+    cr_assert_eq(ovms_store_open(&st, &cfg, NULL, 0), 0);
+    ovms_store_close(st);
+    /* read-only mode: reads work, writes are refused */
+    cfg.readonly = 1;
+    cr_assert_eq(ovms_store_open(&st, &cfg, NULL, 0), 0);
+    ovms_store_req_t req;
+    ovms_store_req_init(&req);
+    ovms_store_prep_vehicle_list(&req);
+    cr_assert_eq(ovms_store_run(st, &req), 0);
+    ovms_store_prep_owner_put(&req, "x", NULL, NULL, 1, 0);
+    cr_assert_eq(ovms_store_run(st, &req), OVMS_EREADONLY);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
