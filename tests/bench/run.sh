@@ -9,3 +9,4 @@ seconds=${1:-3}
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j"$(nproc)" >/dev/null
 "$top/build/tests/bench/bench_proto" --seconds "$seconds" --report "$top/docs/benchmarks.md"
+"$top/build/tests/bench/bench_store" --report "$top/docs/benchmarks.md"
