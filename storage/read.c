@@ -422,7 +422,8 @@ static int op_changes(store_conn_t *c, ovms_store_req_t *req)
                         "FROM history WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
                      fmt_history, req, &cs);
     if (rc == 0) {
-        qsort(cs.v, cs.n, sizeof *cs.v, by_seq);
+        if (cs.n)
+            qsort(cs.v, cs.n, sizeof *cs.v, by_seq);
         store_rows_begin(&b, &req->rows, 2);
         for (size_t i = 0; i < cs.n && i < (size_t)req->i[1]; i++) {
             char seq[24];

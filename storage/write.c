@@ -145,16 +145,17 @@ static int op_owner_remove(ovms_store_t *st, ovms_store_req_t *req)
 
 /* ---- vehicles -------------------------------------------------------------- */
 
-/* 1 live, 0 tombstone or absent. */
-static int vehicle_live(ovms_store_t *st, const char *id, int *live)
+/* live: 1 when the vehicle exists and is not a tombstone; owner: its owner. */
+static int vehicle_live(ovms_store_t *st, const char *id, int *live, int64_t *owner)
 {
-    sqlite3_stmt *s = store_stmt(&st->w, "SELECT deleted FROM vehicles WHERE vehicleid = ?1");
+    sqlite3_stmt *s = store_stmt(&st->w, "SELECT deleted, owner FROM vehicles WHERE vehicleid = ?1");
     int rc;
     if (!s)
         return OVMS_EIO;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(s);
     *live = rc == SQLITE_ROW && sqlite3_column_int(s, 0) == 0;
+    *owner = rc == SQLITE_ROW ? sqlite3_column_int64(s, 1) : -1;
     sqlite3_reset(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sql_error(st->w.db, rc);
 }
@@ -222,8 +223,8 @@ static int vehicle_update(ovms_store_t *st, ovms_store_req_t *req, int64_t owner
 
 static int op_vehicle_put(ovms_store_t *st, ovms_store_req_t *req)
 {
-    int live, rc = vehicle_live(st, ARG(0), &live);
-    int64_t owner;
+    int64_t owner, current;
+    int live, rc = vehicle_live(st, ARG(0), &live, &current);
 
     if (rc < 0)
         return rc;
@@ -235,7 +236,7 @@ static int op_vehicle_put(ovms_store_t *st, ovms_store_req_t *req)
     if (rc < 0)
         return rc;
     rc = live ? vehicle_update(st, req, owner) : vehicle_create(st, req, owner);
-    req->value = owner;
+    req->value = owner >= 0 ? owner : current;
     store_mark_vehicle(st, ARG(0));
     return rc;
 }

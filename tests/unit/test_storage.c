@@ -43,9 +43,9 @@ static int run(ovms_store_t *st, ovms_store_req_t *req)
 
 #define RUN_OK(st, req, prep)                                               \
     do {                                                                    \
-        cr_assert_eq((prep), 0, "prep " #prep);                             \
+        cr_assert_eq((prep), 0, "prep %s", #prep);                          \
         int rc_ = run(st, req);                                             \
-        cr_assert_eq(rc_, 0, #prep ": %s", ovms_strerror(rc_));             \
+        cr_assert_eq(rc_, 0, "%s: %s", #prep, ovms_strerror(rc_));          \
     } while (0)
 
 static void add_vehicle(ovms_store_t *st, const char *id, const char *pw)
