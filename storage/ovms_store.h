@@ -163,6 +163,11 @@ int ovms_store_run(ovms_store_t *st, ovms_store_req_t *req);
 #define OVMS_STORE_CREATE 1     /* fail with OVMS_EEXIST if it exists */
 #define OVMS_STORE_UPDATE 2     /* fail with OVMS_ENOTFOUND if it does not */
 
+/* Make a prepared read *ordered*: it runs on the writer, after every write
+ * submitted before it, so it sees them (read-your-writes). Plain reads run
+ * on the reader thread and see what has been committed when they run. */
+void ovms_store_req_ordered(ovms_store_req_t *req);
+
 /*
  * Preparing requests. Each copies its arguments into the request. Writes:
  */

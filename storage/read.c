@@ -457,6 +457,11 @@ static int dispatch(store_conn_t *c, ovms_store_req_t *req)
     }
 }
 
+int store_exec_read_here(store_conn_t *c, ovms_store_req_t *req)
+{
+    return dispatch(c, req);
+}
+
 int store_exec_read(ovms_store_t *st, store_conn_t *c, ovms_store_req_t *req)
 {
     (void)st;

@@ -148,6 +148,10 @@ static int needs_savepoint(int op)
 
 static void run_one(ovms_store_t *st, ovms_store_req_t *req)
 {
+    if (!STORE_IS_WRITE(req->op)) {
+        req->status = store_exec_read_here(&st->w, req);   /* an ordered read */
+        return;
+    }
     if (!needs_savepoint(req->op)) {
         req->status = store_exec_write(st, req);    /* a failed statement undoes itself */
         return;
@@ -521,6 +525,11 @@ void ovms_store_req_init(ovms_store_req_t *req)
     memset(req, 0, sizeof *req);
 }
 
+void ovms_store_req_ordered(ovms_store_req_t *req)
+{
+    req->flags |= STORE_ORDERED;
+}
+
 void ovms_store_req_cleanup(ovms_store_req_t *req)
 {
     free(req->args);
@@ -538,9 +547,9 @@ int ovms_store_submit(ovms_store_t *st, ovms_store_req_t *req, const ovms_store_
     req->done = done;
     req->status = 0;
     req->submitted = store_now_mono();
-    if (STORE_IS_WRITE(req->op)) {
+    if (STORE_IS_WRITE(req->op) || (req->flags & STORE_ORDERED)) {
         if (st->cfg.readonly)
-            return OVMS_EREADONLY;
+            return STORE_IS_WRITE(req->op) ? OVMS_EREADONLY : queue_push(&st->rq, req);
         return queue_push(&st->wq, req);
     }
     return queue_push(&st->rq, req);

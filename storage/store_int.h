@@ -23,6 +23,7 @@ enum store_op {
 };
 
 #define STORE_IS_WRITE(op) ((op) <= OP_LAST_WRITE)
+#define STORE_ORDERED 0x100     /* req->flags: a read that goes through the writer */
 
 typedef struct store_queue {
     pthread_mutex_t mu;
@@ -96,6 +97,8 @@ void store_mark_vehicle(ovms_store_t *st, const char *id);
 
 /* read.c */
 int store_exec_read(ovms_store_t *st, store_conn_t *c, ovms_store_req_t *req);
+/* The same, inside a transaction the caller already holds. */
+int store_exec_read_here(store_conn_t *c, ovms_store_req_t *req);
 
 /* util.c */
 int store_sql_error(sqlite3 *db, int rc);

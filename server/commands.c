@@ -1,0 +1,214 @@
+/*
+ * commands.c -- commands and their responses (PROTOCOL 6.4).
+ *
+ * A command from a client goes to the car, and the client joins the car's
+ * requester FIFO; the car's responses are matched to requesters by order.
+ * Multi-line replies to commands 1 and 3 keep their requester at the head
+ * until the last line (or an error line, as the reference does). A
+ * requester that disconnects leaves an empty slot, so the order holds and
+ * its replies are dropped. With the car offline the client is told at once
+ * (decision a). Commands 30, 31 and 32 are answered here from the store,
+ * with ordered reads so that what the car just sent is included.
+ * Threading: the vehicle's home worker.
+ */
+#include "server_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the requester FIFO ---------------------------------------------------------------- */
+
+static int queue_push(vehicle_t *v, conn_t *c)
+{
+    if (v->qlen == v->qcap) {
+        int cap = v->qcap ? v->qcap * 2 : 8;
+        conn_t **q = malloc((size_t)cap * sizeof *q);
+        if (!q)
+            return -1;
+        for (int i = 0; i < v->qlen; i++)
+            q[i] = v->cmdq[(v->qhead + i) % v->qcap];
+        free(v->cmdq);
+        v->cmdq = q;
+        v->qcap = cap;
+        v->qhead = 0;
+    }
+    v->cmdq[(v->qhead + v->qlen) % v->qcap] = c;
+    v->qlen++;
+    return 0;
+}
+
+static conn_t *queue_pop(vehicle_t *v)
+{
+    conn_t *c = v->cmdq[v->qhead];
+    v->qhead = (v->qhead + 1) % v->qcap;
+    v->qlen--;
+    return c;
+}
+
+void cmd_forget(vehicle_t *v, conn_t *c)
+{
+    for (int i = 0; i < v->qlen; i++)
+        if (v->cmdq[(v->qhead + i) % v->qcap] == c)
+            v->cmdq[(v->qhead + i) % v->qcap] = NULL;
+}
+
+void cmd_clear(vehicle_t *v)
+{
+    v->qlen = 0;
+    v->qhead = 0;
+}
+
+/* ---- server-handled commands 30, 31, 32 -------------------------------------------------- */
+
+static void reply_rows(sreq_t *r, int cmd, const char *none, void (*line)(sreq_t *, int, int, char *, size_t))
+{
+    conn_t *c = r->conn;
+    char buf[OVMS_LINE_MAX + 512];
+    int n = r->req.status == 0 ? r->req.rows.nrows : 0;
+
+    if (c->state != CS_ACTIVE)
+        return;
+    if (r->req.status < 0)
+        LOG_ERROR(c, "command %d: store read failed: %s", cmd, ovms_strerror(r->req.status));
+    if (n == 0) {
+        conn_sendf(c, "c%d,1,%s", cmd, none);
+        return;
+    }
+    for (int k = 0; k < n; k++) {
+        line(r, k, n, buf, sizeof buf);
+        conn_send(c, buf, strlen(buf));
+    }
+}
+
+static void c30_line(sreq_t *r, int k, int n, char *buf, size_t cap)
+{
+    const ovms_store_rows_t *rows = &r->req.rows;
+    snprintf(buf, cap, "c30,0,%d,%d,%s,%s,%s,%s,%s", k + 1, n, ovms_store_cell(rows, k, 0),
+             ovms_store_cell(rows, k, 1), ovms_store_cell(rows, k, 2),
+             ovms_store_cell(rows, k, 3), ovms_store_cell(rows, k, 4));
+}
+
+static void c31_line(sreq_t *r, int k, int n, char *buf, size_t cap)
+{
+    const ovms_store_rows_t *rows = &r->req.rows;
+    snprintf(buf, cap, "c31,0,%d,%d,%s,%s,%s,%s,%s,%s", k + 1, n, ovms_store_cell(rows, k, 0),
+             ovms_store_cell(rows, k, 1), ovms_store_cell(rows, k, 2),
+             ovms_store_cell(rows, k, 3), ovms_store_cell(rows, k, 4),
+             ovms_store_cell(rows, k, 5));
+}
+
+static void c32_line(sreq_t *r, int k, int n, char *buf, size_t cap)
+{
+    const ovms_store_rows_t *rows = &r->req.rows;
+    snprintf(buf, cap, "c32,0,%d,%d,%s,%s,%s,%s", k + 1, n, r->text, ovms_store_cell(rows, k, 0),
+             ovms_store_cell(rows, k, 1), ovms_store_cell(rows, k, 2));
+}
+
+static void c30_done(sreq_t *r)
+{
+    reply_rows(r, 30, "No GPRS utilisation data available", c30_line);
+}
+
+static void c31_done(sreq_t *r)
+{
+    reply_rows(r, 31, "No historical data available", c31_line);
+}
+
+static void c32_done(sreq_t *r)
+{
+    reply_rows(r, 32, "No historical data available", c32_line);
+}
+
+/* "since" is a date or a timestamp; missing or unreadable means all records. */
+static int64_t parse_since(ovms_str_t s)
+{
+    int64_t t;
+    return s.len && ovms_timestamp_parse(s, &t) == 0 ? t : INT64_MIN;
+}
+
+static void server_command(conn_t *c, const ovms_command_t *cmd)
+{
+    vehicle_t *v = c->vehicle;
+    sreq_t *r;
+    ovms_str_t f[2] = { { "", 0 }, { "", 0 } };
+    int nf = cmd->has_params ? ovms_fields_split(cmd->params, f, 2) : 0;
+
+    if (cmd->cmd == 30) {
+        hub_flush_util(v);          /* so that today's counters are in */
+        r = sreq_new(c->w, c, NULL, c30_done);
+        if (r)
+            ovms_store_prep_util_list(&r->req, v->id);
+    } else if (cmd->cmd == 31) {
+        r = sreq_new(c->w, c, NULL, c31_done);
+        if (r)
+            ovms_store_prep_hist_summary(&r->req, v->id, nf > 0 ? parse_since(f[0]) : INT64_MIN);
+    } else {
+        if (nf < 1 || f[0].len == 0 || f[0].len >= sizeof r->text) {
+            conn_send(c, "c32,1,No historical data available", 34);
+            return;
+        }
+        r = sreq_new(c->w, c, NULL, c32_done);
+        if (r) {
+            ovms_str_copy(f[0], r->text, sizeof r->text);
+            ovms_store_prep_hist_records(&r->req, v->id, r->text, nf > 1 ? parse_since(f[1]) : -1);
+        }
+    }
+    if (!r)
+        return;
+    ovms_store_req_ordered(&r->req);
+    sreq_submit(r);
+}
+
+/* ---- routing ------------------------------------------------------------------------------- */
+
+void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *raw, size_t rawlen)
+{
+    vehicle_t *v = c->vehicle;
+    ovms_command_t cmd = { 0 };
+
+    if (!paranoid) {
+        ovms_command_parse(payload, &cmd);
+        if (cmd.wellformed && cmd.cmd >= 30 && cmd.cmd <= 32) {
+            server_command(c, &cmd);
+            return;
+        }
+    }
+    if (!v->car) {
+        if (!paranoid && cmd.has_cmd)
+            conn_sendf(c, "c%d,1,vehicle not connected", cmd.cmd);
+        return;                       /* a paranoid command cannot be answered */
+    }
+    if (v->qlen >= c->w->srv->cfg->max_pending_commands) {
+        LOG_WARN(c, "%d commands waiting for the car: refused", v->qlen);
+        if (!paranoid && cmd.has_cmd)
+            conn_sendf(c, "c%d,1,too many commands waiting for the vehicle", cmd.cmd);
+        return;
+    }
+    if (queue_push(v, c) < 0)
+        return;
+    conn_send(v->car, raw, rawlen);
+}
+
+void cmd_reply_from_car(conn_t *car, ovms_str_t payload, int paranoid, const char *raw,
+                        size_t rawlen)
+{
+    vehicle_t *v = car->vehicle;
+    conn_t *target;
+
+    if (v->qlen == 0) {
+        hub_to_clients(v, raw, rawlen);   /* unsolicited: everyone */
+        return;
+    }
+    if (paranoid) {
+        target = queue_pop(v);            /* unreadable, so it always pops */
+    } else {
+        ovms_cmdreply_t r;
+        ovms_cmdreply_parse(payload, &r);
+        target = ovms_cmdreply_continues(&r) ? v->cmdq[v->qhead] : queue_pop(v);
+    }
+    if (target)
+        conn_send(target, raw, rawlen);
+    else
+        LOG_DEBUG(car, "reply for a requester that left: dropped");
+}

@@ -1,0 +1,368 @@
+/*
+ * config.c -- ovmsd's configuration: defaults, an INI file read with inih
+ * (sections in the spirit of the reference's ovms_server.conf), then
+ * command-line flags, which override the file.
+ *
+ * Every setting is one row of KEYS: its section, its name, its type and
+ * where it lives. The file uses "name = value" in [section]; the command
+ * line uses --name-with-dashes VALUE (listen addresses may repeat). A bad
+ * file or flag is one line naming the file, line and key, and exit code 2.
+ * Threading: main thread only.
+ */
+#include "server_int.h"
+
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum ktype { K_STR, K_INT, K_SIZE, K_LISTEN, K_TLS_LISTEN, K_LEVEL, K_SYNC };
+
+typedef struct key {
+    const char *section, *name;
+    enum ktype type;
+    size_t offset, size;            /* size: for strings */
+    long min, max;                  /* for numbers */
+    int reloadable;
+} key_t_;
+
+#define F(field) offsetof(ovms_config_t, field), sizeof(((ovms_config_t *)0)->field)
+static const key_t_ KEYS[] = {
+    { "server", "node_id", K_STR, F(node_id), 0, 0, 0 },
+    { "server", "listen", K_LISTEN, F(listen), 0, 0, 0 },
+    { "server", "tls_listen", K_TLS_LISTEN, F(tls_listen), 0, 0, 0 },
+    { "server", "tls_cert", K_STR, F(tls_cert), 0, 0, 0 },
+    { "server", "tls_key", K_STR, F(tls_key), 0, 0, 0 },
+    { "server", "workers", K_INT, F(workers), 0, 64, 0 },
+    { "db", "path", K_STR, F(db_path), 0, 0, 0 },
+    { "db", "sync", K_SYNC, F(db_sync_normal), 0, 0, 0 },
+    { "timeouts", "welcome", K_INT, F(welcome_timeout), 1, 86400, 1 },
+    { "timeouts", "car_idle", K_INT, F(car_idle), 1, 86400, 1 },
+    { "timeouts", "app_idle", K_INT, F(app_idle), 1, 86400, 1 },
+    { "timeouts", "batch_idle", K_INT, F(batch_idle), 1, 86400, 1 },
+    { "timeouts", "ping_after", K_INT, F(ping_after), 1, 86400, 1 },
+    { "timeouts", "ping_interval", K_INT, F(ping_interval), 1, 86400, 1 },
+    { "timeouts", "util_flush", K_INT, F(util_flush), 1, 3600, 1 },
+    { "timeouts", "expire_interval", K_INT, F(expire_interval), 1, 86400, 0 },
+    { "limits", "max_connections", K_INT, F(max_connections), 1, 1000000, 1 },
+    { "limits", "output_limit", K_SIZE, F(output_limit), 4096, 1L << 30, 1 },
+    { "limits", "max_pending_commands", K_INT, F(max_pending_commands), 1, 10000, 1 },
+    { "push", "notification_days", K_INT, F(notification_days), 1, 3650, 1 },
+    { "log", "level", K_LEVEL, F(log_level), 0, 0, 1 },
+};
+#define NKEYS (sizeof KEYS / sizeof KEYS[0])
+
+static const char USAGE[] =
+    "usage: ovmsd [--config FILE] [--db PATH] [--listen HOST:PORT]... [options]\n"
+    "\n"
+    "Runs one OVMS v2 server node in the foreground until SIGTERM or SIGINT\n"
+    "(SIGHUP re-reads the log level, timeouts and limits from the file).\n"
+    "\n"
+    "Every setting of the config file can be given as a flag, overriding it:\n"
+    "  --node-id ID              this node's server id (default: the database's, or the host name)\n"
+    "  --listen HOST:PORT        plain listener, repeatable (default 0.0.0.0:6867)\n"
+    "  --tls-listen HOST:PORT    TLS listener, repeatable (needs --tls-cert and --tls-key)\n"
+    "  --tls-cert FILE, --tls-key FILE\n"
+    "  --workers N               worker threads (default: number of cores)\n"
+    "  --db PATH                 the node's SQLite database (created when missing)\n"
+    "  --sync full|normal        fsync every commit (full, default) or at checkpoints\n"
+    "  --welcome N --car-idle N --app-idle N --batch-idle N   timeouts, seconds\n"
+    "  --ping-after N --ping-interval N   server ping to idle cars, seconds\n"
+    "  --util-flush N --expire-interval N\n"
+    "  --max-connections N       refuse connections beyond this\n"
+    "  --output-limit BYTES      close a connection whose unsent output exceeds this\n"
+    "  --max-pending-commands N  per car\n"
+    "  --notification-days N     how long push notifications are kept in history\n"
+    "  --level error|warn|info|debug   log level (also --log-level)\n"
+    "  --help, --version\n"
+    "\n"
+    "A commented sample configuration is deploy/ovmsd.conf.\n";
+
+static void defaults(ovms_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->welcome_timeout = 30;
+    cfg->car_idle = 960;
+    cfg->app_idle = 1200;
+    cfg->batch_idle = 300;
+    cfg->ping_after = 900;
+    cfg->ping_interval = 300;
+    cfg->util_flush = 60;
+    cfg->expire_interval = 60;
+    cfg->max_connections = 19000;
+    cfg->output_limit = 1 << 20;
+    cfg->max_pending_commands = 64;
+    cfg->notification_days = 30;
+    cfg->log_level = OVMS_LOG_INFO;
+}
+
+/* "host:port", "[v6]:port" or ":port" / "port" (all interfaces). */
+static int parse_listen(const char *v, ovms_listen_t *out)
+{
+    const char *colon = strrchr(v, ':');
+    const char *host = v;
+    size_t hlen;
+    char *end;
+
+    if (!colon) {
+        host = "0.0.0.0";
+        hlen = strlen(host);
+        colon = v - 1;
+    } else {
+        hlen = (size_t)(colon - v);
+        if (hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']') {
+            host = v + 1;
+            hlen -= 2;
+        }
+        if (hlen == 0) {
+            host = "0.0.0.0";
+            hlen = strlen(host);
+        }
+    }
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 1 || port > 65535 || hlen >= sizeof out->host)
+        return -1;
+    memcpy(out->host, host, hlen);
+    out->host[hlen] = '\0';
+    out->port = (int)port;
+    return 0;
+}
+
+static int parse_level(const char *v, ovms_log_level_t *out)
+{
+    static const char *names[] = { "error", "warn", "info", "debug" };
+    for (int i = 0; i < 4; i++)
+        if (!strcasecmp(v, names[i])) {
+            *out = (ovms_log_level_t)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* The listen lists are replaced by the first value from each source. */
+typedef struct source {
+    ovms_config_t *cfg;
+    int listen_seen, tls_seen;
+    int reload_only;
+    char err[512];
+    const char *where;
+} source_t;
+
+static int set_value(source_t *src, const key_t_ *k, const char *v, int line)
+{
+    char *at = (char *)src->cfg + k->offset, *end;
+    long n;
+
+    if (src->reload_only && !k->reloadable)
+        return 0;
+    switch (k->type) {
+    case K_STR:
+        if (strlen(v) >= k->size)
+            goto bad;
+        snprintf(at, k->size, "%s", v);
+        return 0;
+    case K_INT:
+    case K_SIZE:
+        n = strtol(v, &end, 10);
+        if (*end || end == v || n < k->min || n > k->max)
+            goto bad;
+        if (k->type == K_INT)
+            *(int *)at = (int)n;
+        else
+            *(size_t *)at = (size_t)n;
+        return 0;
+    case K_LISTEN:
+    case K_TLS_LISTEN: {
+        int *count = k->type == K_LISTEN ? &src->cfg->nlisten : &src->cfg->ntls_listen;
+        int *seen = k->type == K_LISTEN ? &src->listen_seen : &src->tls_seen;
+        ovms_listen_t *list = (ovms_listen_t *)at;
+        if (!*seen) {
+            *count = 0;
+            *seen = 1;
+        }
+        /* a file value may list several, comma or space separated */
+        char copy[512], *save = NULL;
+        snprintf(copy, sizeof copy, "%s", v);
+        for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+            if (*count == OVMS_MAX_LISTEN || parse_listen(tok, &list[*count]) < 0)
+                goto bad;
+            (*count)++;
+        }
+        return 0;
+    }
+    case K_LEVEL:
+        if (parse_level(v, (ovms_log_level_t *)at) < 0)
+            goto bad;
+        return 0;
+    case K_SYNC:
+        if (!strcmp(v, "full"))
+            *(int *)at = 0;
+        else if (!strcmp(v, "normal"))
+            *(int *)at = 1;
+        else
+            goto bad;
+        return 0;
+    }
+bad:
+    if (line)
+        snprintf(src->err, sizeof src->err, "%s:%d: bad value '%s' for %s in [%s]", src->where,
+                 line, v, k->name, k->section);
+    else
+        snprintf(src->err, sizeof src->err, "bad value '%s' for --%s", v, k->name);
+    return -1;
+}
+
+static const key_t_ *find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!strcmp(KEYS[i].section, section) && !strcmp(KEYS[i].name, name))
+            return &KEYS[i];
+    return NULL;
+}
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value)
+{
+    source_t *src = user;
+    const key_t_ *k = find_key(section, name);
+    if (src->err[0])
+        return 0;
+    if (!k) {
+        snprintf(src->err, sizeof src->err, "%s: unknown setting '%s' in [%s]", src->where, name,
+                 section);
+        return 0;
+    }
+    return set_value(src, k, value, -1) == 0;
+}
+
+static int read_file(source_t *src, const char *file)
+{
+    src->where = file;
+    int rc = ini_parse(file, on_ini_value, src);
+    if (rc == -1) {
+        snprintf(src->err, sizeof src->err, "cannot read config file %s", file);
+        return -1;
+    }
+    if (rc > 0 && !src->err[0])
+        snprintf(src->err, sizeof src->err, "%s:%d: syntax error", file, rc);
+    if (rc != 0 || src->err[0]) {
+        /* inih reports the line of the first error; put it in the message */
+        char *p = strstr(src->err, ":-1:");
+        if (p && rc > 0) {
+            char fixed[512];
+            snprintf(fixed, sizeof fixed, "%.*s:%d:%s", (int)(p - src->err), src->err, rc, p + 4);
+            snprintf(src->err, sizeof src->err, "%s", fixed);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* --name-with-dashes -> the key whose name has underscores. */
+static const key_t_ *flag_key(const char *flag)
+{
+    char name[64];
+    size_t i;
+    if (strncmp(flag, "--", 2) != 0)
+        return NULL;
+    for (i = 0; flag[2 + i] && i + 1 < sizeof name; i++)
+        name[i] = flag[2 + i] == '-' ? '_' : flag[2 + i];
+    name[i] = '\0';
+    if (!strcmp(name, "log_level"))
+        strcpy(name, "level");
+    if (!strcmp(name, "db"))
+        strcpy(name, "path");
+    for (size_t k = 0; k < NKEYS; k++)
+        if (!strcmp(KEYS[k].name, name))
+            return &KEYS[k];
+    return NULL;
+}
+
+static int validate(const ovms_config_t *cfg, char *err, size_t errlen)
+{
+    if (!cfg->db_path[0]) {
+        snprintf(err, errlen, "no database given: use --db PATH or [db] path");
+        return -1;
+    }
+    if (cfg->node_id[0] && ovms_serverid_check(ovms_str_c(cfg->node_id)) < 0) {
+        snprintf(err, errlen, "node id '%s' must be 1-32 of A-Z 0-9 _ -", cfg->node_id);
+        return -1;
+    }
+    if (cfg->ntls_listen && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
+        snprintf(err, errlen, "tls_listen needs tls_cert and tls_key");
+        return -1;
+    }
+    if (cfg->nlisten + cfg->ntls_listen == 0) {
+        snprintf(err, errlen, "nothing to listen on");
+        return -1;
+    }
+    return 0;
+}
+
+int ovms_config_load(ovms_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    source_t src = { .cfg = cfg };
+
+    defaults(cfg);
+    cfg->nlisten = 1;
+    parse_listen("0.0.0.0:6867", &cfg->listen[0]);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(USAGE, stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("ovmsd %s\n", OVMS_VERSION);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--config needs a file");
+                return 2;
+            }
+            snprintf(cfg->config_file, sizeof cfg->config_file, "%s", argv[++i]);
+        }
+    }
+    if (cfg->config_file[0] && read_file(&src, cfg->config_file) < 0) {
+        snprintf(err, errlen, "%s", src.err);
+        return 2;
+    }
+    src.listen_seen = src.tls_seen = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config")) {
+            i++;
+            continue;
+        }
+        const key_t_ *k = flag_key(argv[i]);
+        if (!k) {
+            snprintf(err, errlen, "unknown option %s (ovmsd --help lists them)", argv[i]);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, errlen, "%s needs a value", argv[i]);
+            return 2;
+        }
+        if (set_value(&src, k, argv[++i], 0) < 0) {
+            snprintf(err, errlen, "%s", src.err);
+            return 2;
+        }
+    }
+    if (validate(cfg, err, errlen) < 0)
+        return 2;
+    return 0;
+}
+
+int ovms_config_reload(ovms_config_t *cfg, char *err, size_t errlen)
+{
+    ovms_config_t next = *cfg;
+    source_t src = { .cfg = &next, .reload_only = 1 };
+
+    if (!cfg->config_file[0])
+        return 0;
+    if (read_file(&src, cfg->config_file) < 0) {
+        snprintf(err, errlen, "%s", src.err);
+        return -1;
+    }
+    *cfg = next;
+    return 0;
+}

@@ -1,0 +1,455 @@
+/*
+ * conn.c -- one client connection: reading and framing lines, encrypting
+ * and queueing output, flushing, closing.
+ *
+ * Reads land in the worker's one read buffer; complete lines are handled in
+ * place and only an unfinished line is kept (proto's splitter), so an idle
+ * connection holds no buffers. Output is encoded straight into the
+ * connection's out buffer and written once per loop turn (the worker's
+ * check phase): uv_try_write first, and only what the kernel does not take
+ * goes to a uv_write, which then owns that buffer. A connection whose
+ * unsent output passes the configured limit (a client that stopped reading)
+ * is closed at the next flush, so memory never grows without bound.
+ *
+ * Lifetime: a reference for being open, plus one per pending store request;
+ * the memory goes when the last is dropped. conn_close runs the disconnect
+ * effects at once; the handle closes asynchronously.
+ * Threading: the owning worker's thread only.
+ */
+#include "server_int.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+conn_t *conn_new(worker_t *w)
+{
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (uv_tcp_init(&w->loop, &c->tcp) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->tcp.data = c;
+    c->w = w;
+    c->id = (++w->next_id << 8) | (uint64_t)w->index;
+    c->refs = 1;
+    link_init(&c->wlink);
+    link_init(&c->vlink);
+    ovms_linesplit_init(&c->ls, OVMS_LINE_MAX, NULL, 0);
+    c->accepted = c->last_rx = c->last_tx = worker_now(w);
+    snprintf(c->peer_text, sizeof c->peer_text, "-");
+    worker_track_conn(w, c);
+    return c;
+}
+
+const char *conn_vehicle_id(const conn_t *c)
+{
+    if (c->vehicle)
+        return c->vehicle->id;
+    if (c->moving)
+        return c->moving->vehicle;
+    return "-";
+}
+
+void conn_format_peer(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    char addr[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
+        port = ntohs(in->sin_port);
+        snprintf(out, cap, "%s:%d", addr, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
+        port = ntohs(in6->sin6_port);
+        snprintf(out, cap, "[%s]:%d", addr, port);
+    } else {
+        snprintf(out, cap, "-");
+    }
+}
+
+/* ---- lifetime ------------------------------------------------------------------------- */
+
+void conn_ref(conn_t *c)
+{
+    c->refs++;
+}
+
+void conn_unref(conn_t *c)
+{
+    if (--c->refs > 0)
+        return;
+    worker_untrack_conn(c->w, c);
+    ovms_linesplit_free(&c->ls);
+    free(c->out);
+    free(c->held);
+    free(c->moving);
+    free(c);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    conn_unref(h->data);
+}
+
+void conn_close(conn_t *c, const char *why)
+{
+    worker_t *w = c->w;
+
+    if (c->state == CS_CLOSING)
+        return;
+    int was_counted = c->state != 0 && !(c->flags & CF_MOVED);
+    c->state = CS_CLOSING;
+    if (why && !(c->flags & CF_MOVED))
+        LOG_INFO(c, "closed: %s", why);
+    if (c->vehicle)
+        hub_detach(c);
+    if (c->flags & CF_GROUPS)
+        groups_conn_gone(c);
+    if (!link_empty(&c->wlink)) {
+        link_del(&c->wlink);
+        w->nconns--;
+    }
+    if (was_counted)
+        __atomic_sub_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    if (w->stopping && w->nconns == 0 && w->pending_sreqs == 0 &&
+        !uv_is_closing((uv_handle_t *)&w->wake))
+        uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    conn_t *c = h->data;
+    (void)suggested;
+    /* one buffer per worker: lines are handled before the next read */
+    *buf = uv_buf_init(c->w->rbuf, RBUF_SIZE);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = s->data;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->last_rx = worker_now(c->w);
+    conn_feed(c, buf->base, (size_t)nread);
+}
+
+static int start_reading(conn_t *c)
+{
+    if (c->flags & CF_READING)
+        return 0;
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc == 0)
+        c->flags |= CF_READING;
+    return rc;
+}
+
+static void stop_reading(conn_t *c)
+{
+    if (c->flags & CF_READING) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->flags &= (uint8_t)~CF_READING;
+    }
+}
+
+static void set_keepalive(conn_t *c)
+{
+    uv_os_fd_t fd;
+    int on = 1, intvl = 240, cnt = 9;
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, 240);
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    }
+}
+
+int conn_start(conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+
+    set_keepalive(c);
+    if (!strcmp(c->peer_text, "-") &&
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        conn_format_peer(&ss, c->peer_text, sizeof c->peer_text);
+    link_add(&c->w->conns, &c->wlink);
+    c->w->nconns++;
+    LOG_DEBUG(c, "connected");
+    return c->state == CS_PARKED ? 0 : start_reading(c);
+}
+
+/* Keep what cannot be handled yet (while parked, busy or moving). */
+static void hold(conn_t *c, const char *data, size_t len)
+{
+    if (len == 0)
+        return;
+    char *grown = realloc(c->held, c->held_len + len);
+    if (!grown) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    memcpy(grown + c->held_len, data, len);
+    c->held = grown;
+    c->held_len += (uint32_t)len;
+}
+
+static void count_rx(conn_t *c, size_t bytes)
+{
+    if (c->vehicle && c->role == 'C')
+        hub_count(c->vehicle, UTIL_CAR_TX, bytes);
+    else if (c->vehicle && c->role == 'A')
+        hub_count(c->vehicle, UTIL_APP_TX, bytes);
+}
+
+static void message_line(conn_t *c, ovms_str_t line)
+{
+    ovms_msg_t m;
+    int rc = ovms_session_decode(&c->session, line.ptr, line.len, c->w->scratch,
+                                 sizeof c->w->scratch, &m);
+    count_rx(c, line.len + 2);
+    if (rc < 0) {
+        conn_close(c, "undecodable line");
+        return;
+    }
+    LOG_DEBUG(c, "rx %c%.*s", m.code, (int)(m.payload.len > 200 ? 200 : m.payload.len),
+              m.payload.ptr);
+    if (c->role == 'C')
+        car_message(c, &m);
+    else
+        client_message(c, &m);
+}
+
+void conn_feed(conn_t *c, const char *data, size_t len)
+{
+    ovms_str_t line;
+
+    for (;;) {
+        if (c->state == CS_CLOSING)
+            return;
+        if (c->state == CS_PARKED || c->state == CS_MOVING || (c->flags & CF_BUSY)) {
+            hold(c, data, len);
+            stop_reading(c);
+            if (c->state == CS_MOVING)
+                login_hand_over(c);
+            return;
+        }
+        /* with len 0 this only lets the splitter free a finished tail */
+        int rc = ovms_linesplit_next(&c->ls, &data, &len, &line);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            conn_close(c, rc == OVMS_ELINE ? "line longer than 4096 bytes" : "out of memory");
+            return;
+        }
+        if (c->state == CS_WELCOME)
+            login_line(c, line);
+        else
+            message_line(c, line);
+    }
+}
+
+void conn_park(conn_t *c)
+{
+    c->state = CS_PARKED;
+    stop_reading(c);
+}
+
+/* Resume: first what was held, then the socket. */
+void conn_unpark(conn_t *c)
+{
+    if (c->state == CS_CLOSING)
+        return;
+    if (c->state == CS_PARKED)
+        c->state = c->role ? CS_ACTIVE : CS_WELCOME;
+    char *held = c->held;
+    uint32_t n = c->held_len;
+    c->held = NULL;
+    c->held_len = 0;
+    conn_ref(c);
+    if (n)
+        conn_feed(c, held, n);
+    free(held);
+    if (c->state != CS_CLOSING && c->state != CS_PARKED && c->state != CS_MOVING &&
+        !(c->flags & CF_BUSY))
+        start_reading(c);
+    conn_unref(c);
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+static void schedule_flush(conn_t *c)
+{
+    if (!(c->flags & CF_IN_FLUSH)) {
+        c->flags |= CF_IN_FLUSH;
+        c->flush_next = c->w->flush_head;
+        c->w->flush_head = c;
+        conn_ref(c);
+    }
+}
+
+static int reserve(conn_t *c, size_t more)
+{
+    size_t need = (size_t)c->out_len + more;
+    if (need <= c->out_cap)
+        return 0;
+    size_t cap = c->out_cap ? c->out_cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *grown = realloc(c->out, cap);
+    if (!grown)
+        return -1;
+    c->out = grown;
+    c->out_cap = (uint32_t)cap;
+    return 0;
+}
+
+static void over_limit_check(conn_t *c)
+{
+    if ((size_t)c->out_len + c->inflight > c->w->srv->cfg->output_limit && !(c->flags & CF_KILL)) {
+        c->flags |= CF_KILL;
+        LOG_WARN(c, "output queue over %zu bytes: the client is not reading",
+                 c->w->srv->cfg->output_limit);
+    }
+}
+
+void conn_send(conn_t *c, const char *msg, size_t len)
+{
+    if (c->state == CS_CLOSING || (c->flags & CF_KILL))
+        return;
+    if (reserve(c, OVMS_WIRE_LEN(len)) < 0) {
+        c->flags |= CF_KILL;
+        schedule_flush(c);
+        return;
+    }
+    int n = ovms_session_encode(&c->session, msg, len, c->out + c->out_len, c->out_cap - c->out_len);
+    if (n < 0)
+        return;
+    c->out_len += (uint32_t)n;
+    c->last_tx = worker_now(c->w);
+    if (c->vehicle && c->role == 'C')
+        hub_count(c->vehicle, UTIL_CAR_RX, (size_t)n);
+    else if (c->vehicle && c->role == 'A')
+        hub_count(c->vehicle, UTIL_APP_RX, (size_t)n);
+    LOG_DEBUG(c, "tx %.*s", (int)(len > 200 ? 200 : len), msg);
+    over_limit_check(c);
+    schedule_flush(c);
+}
+
+void conn_sendf(conn_t *c, const char *fmt, ...)
+{
+    char buf[OVMS_LINE_MAX + 512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        conn_send(c, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+int conn_send_raw(conn_t *c, const char *data, size_t len)
+{
+    if (c->state == CS_CLOSING)
+        return -1;
+    if (reserve(c, len) < 0)
+        return -1;
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += (uint32_t)len;
+    schedule_flush(c);
+    return 0;
+}
+
+typedef struct write_req {
+    uv_write_t req;
+    conn_t *conn;
+    char *buffer;
+} write_req_t;
+
+static void on_written(uv_write_t *req, int status)
+{
+    write_req_t *wr = (write_req_t *)req;
+    conn_t *c = wr->conn;
+    free(wr->buffer);
+    free(wr);
+    c->inflight = 0;
+    if (status < 0 && c->state != CS_CLOSING)
+        conn_close(c, uv_strerror(status));
+    else if (c->out_len && c->state != CS_CLOSING)
+        schedule_flush(c);
+    conn_unref(c);
+}
+
+static void flush_one(conn_t *c)
+{
+    if (c->flags & CF_KILL) {
+        conn_close(c, "output queue limit exceeded (slow reader)");
+        return;
+    }
+    if (c->state == CS_CLOSING || c->inflight || !c->out_len)
+        return;
+    uv_buf_t b = uv_buf_init(c->out, c->out_len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS)
+        n = 0;
+    if (n < 0) {
+        conn_close(c, uv_strerror(n));
+        return;
+    }
+    if ((uint32_t)n == c->out_len) {
+        /* all taken: an idle connection keeps no output buffer */
+        free(c->out);
+        c->out = NULL;
+        c->out_len = c->out_cap = 0;
+        return;
+    }
+    write_req_t *wr = malloc(sizeof *wr);
+    if (!wr) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    wr->conn = c;
+    wr->buffer = c->out;
+    b = uv_buf_init(c->out + n, c->out_len - (uint32_t)n);
+    c->inflight = c->out_len - (uint32_t)n;
+    c->out = NULL;
+    c->out_len = c->out_cap = 0;
+    conn_ref(c);
+    int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    if (rc < 0) {
+        c->inflight = 0;
+        free(wr->buffer);
+        free(wr);
+        conn_unref(c);
+        conn_close(c, uv_strerror(rc));
+    }
+}
+
+void conn_flush_all(worker_t *w)
+{
+    while (w->flush_head) {
+        conn_t *c = w->flush_head;
+        w->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flags &= (uint8_t)~CF_IN_FLUSH;
+        flush_one(c);
+        conn_unref(c);
+    }
+}

@@ -1,0 +1,336 @@
+/*
+ * hub.c -- the vehicle hub: for each vehicle homed on this worker, who is
+ * connected (the car, its apps and batch clients), the Z counts, the
+ * stored-message cache used for login replay, and utilisation counters.
+ *
+ * A vehicle entry exists while a connection or a pending store request
+ * refers to it. Its stored messages are held in memory only while clients
+ * are connected: the first client's login loads them with an *ordered* read
+ * (it runs after every write already queued, so it sees the car's latest
+ * message), and clients wait, parked, until it is in. Live messages that
+ * arrive during the load override what the load brings. So an app's login
+ * burst is always Z, then the latest state, then T, with nothing live in
+ * between, and without a disk read per login once the cache is warm.
+ * Threading: the home worker's thread only.
+ */
+#include "server_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the vehicle table ---------------------------------------------------------------- */
+
+static uint64_t vehicle_hash(const void *item)
+{
+    return hash_str(((const vehicle_t *)item)->id);
+}
+
+static int vehicle_match(const void *item, const void *key)
+{
+    return strcmp(((const vehicle_t *)item)->id, key) == 0;
+}
+
+static int64_t today(void)
+{
+    int64_t now = wall_now();
+    return now - now % 86400;
+}
+
+vehicle_t *hub_get(worker_t *w, const char *id)
+{
+    vehicle_t *v = table_find(&w->vehicles, hash_str(id), vehicle_match, id);
+    ovms_vehicle_t rec;
+
+    if (v)
+        return v;
+    if (ovms_store_vehicle_get(w->srv->store, id, &rec) < 0 || !(v = calloc(1, sizeof *v)))
+        return NULL;
+    snprintf(v->id, sizeof v->id, "%s", rec.id);
+    v->w = w;
+    link_init(&v->clients);
+    link_init(&v->waiting);
+    snprintf(v->ptoken, sizeof v->ptoken, "%s", rec.ptoken);
+    v->last_update = rec.created;
+    v->owner = rec.owner;
+    v->util_day = today();
+    w->vehicles.hash_item = vehicle_hash;
+    if (table_insert(&w->vehicles, v) < 0) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+static void drop_cache(vehicle_t *v)
+{
+    for (int i = 0; i < v->ncache; i++)
+        free(v->cache[i].payload);
+    free(v->cache);
+    v->cache = NULL;
+    v->ncache = v->cache_cap = 0;
+    v->cache_state = CACHE_NONE;
+}
+
+void hub_ref(vehicle_t *v)
+{
+    v->refs++;
+}
+
+void hub_unref(vehicle_t *v)
+{
+    if (--v->refs > 0)
+        return;
+    hub_flush_util(v);
+    drop_cache(v);
+    free(v->cmdq);
+    table_remove(&v->w->vehicles, v);
+    free(v);
+}
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+void hub_to_clients(vehicle_t *v, const char *msg, size_t len)
+{
+    link_each(pos, &v->clients)
+        conn_send(container_of(pos, conn_t, vlink), msg, len);
+}
+
+/* "<prefix><code><payload>" to one connection. */
+static void send_coded(conn_t *c, const char *prefix, char code, const char *payload, size_t len)
+{
+    char buf[OVMS_LINE_MAX + 8];
+    size_t p = strlen(prefix);
+    if (p + 1 + len > sizeof buf)
+        return;
+    memcpy(buf, prefix, p);
+    buf[p] = code;
+    memcpy(buf + p + 1, payload, len);
+    conn_send(c, buf, p + 1 + len);
+}
+
+/* ---- the stored-message cache --------------------------------------------------------------- */
+
+/* Replay order (PROTOCOL 6.3): F, S, then ascending code byte. */
+static int replay_key(char code)
+{
+    return code == 'F' ? 0 : code == 'S' ? 1 : 2 + (uint8_t)code;
+}
+
+static cached_msg_t *cache_slot(vehicle_t *v, char code)
+{
+    int i, key = replay_key(code);
+    for (i = 0; i < v->ncache; i++) {
+        if (v->cache[i].code == code)
+            return &v->cache[i];
+        if (replay_key(v->cache[i].code) > key)
+            break;
+    }
+    if (v->ncache == v->cache_cap) {
+        int cap = v->cache_cap ? v->cache_cap * 2 : 8;
+        cached_msg_t *grown = realloc(v->cache, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        v->cache = grown;
+        v->cache_cap = cap;
+    }
+    memmove(&v->cache[i + 1], &v->cache[i], (size_t)(v->ncache - i) * sizeof *v->cache);
+    v->ncache++;
+    memset(&v->cache[i], 0, sizeof v->cache[i]);
+    v->cache[i].code = code;
+    return &v->cache[i];
+}
+
+static void cache_set(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
+                      const char *ptoken, int64_t when, int live)
+{
+    cached_msg_t *e = cache_slot(v, code);
+    char *copy = malloc(len + 1);
+    if (!e || !copy) {
+        free(copy);
+        return;
+    }
+    memcpy(copy, payload, len);
+    copy[len] = '\0';
+    free(e->payload);
+    e->payload = copy;
+    e->len = len;
+    e->paranoid = (uint8_t)paranoid;
+    e->live = (uint8_t)live;
+    snprintf(e->ptoken, sizeof e->ptoken, "%s", ptoken);
+    e->received = when;
+}
+
+void hub_cache_put(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
+                   int64_t when)
+{
+    if (when > v->last_update)
+        v->last_update = when;
+    if (v->cache_state != CACHE_NONE)
+        cache_set(v, code, payload, len, paranoid, paranoid ? v->ptoken : "", when,
+                  v->cache_state == CACHE_LOADING);
+}
+
+static void client_burst(vehicle_t *v, conn_t *c)
+{
+    int et_sent = 0;
+
+    link_add(&v->clients, &c->vlink);
+    c->flags |= CF_REPLAYED;
+    if (c->role == 'A') {
+        v->napps++;
+        if (v->car)
+            conn_sendf(v->car, "Z%d", v->napps);
+    }
+    conn_send(c, v->car ? "Z1" : "Z0", 2);
+    for (int i = 0; i < v->ncache; i++) {
+        const cached_msg_t *e = &v->cache[i];
+        if (!e->paranoid) {
+            send_coded(c, "", e->code, e->payload, e->len);
+            continue;
+        }
+        if (strcmp(e->ptoken, v->ptoken) != 0)
+            continue;                     /* made under an older token: invalid */
+        if (!et_sent) {
+            conn_sendf(c, "ET%s", v->ptoken);
+            et_sent = 1;
+        }
+        send_coded(c, "EM", e->code, e->payload, e->len);
+    }
+    int64_t age = wall_now() - v->last_update;
+    conn_sendf(c, "T%lld", (long long)(age > 0 ? age : 0));
+}
+
+static void maybe_drop_cache(vehicle_t *v)
+{
+    if (v->cache_state == CACHE_READY && link_empty(&v->clients) && link_empty(&v->waiting))
+        drop_cache(v);
+}
+
+static void cache_loaded(sreq_t *r)
+{
+    vehicle_t *v = r->vehicle;
+    const ovms_store_rows_t *rows = &r->req.rows;
+
+    if (r->req.status < 0)
+        LOG_ERROR(NULL, "%s: cannot load stored messages: %s", v->id, ovms_strerror(r->req.status));
+    for (int i = 0; r->req.status == 0 && i < rows->nrows; i++) {
+        char code = ovms_store_cell(rows, i, 0)[0];
+        cached_msg_t *e = NULL;
+        for (int k = 0; k < v->ncache; k++)
+            if (v->cache[k].code == code)
+                e = &v->cache[k];
+        if (e && e->live)
+            continue;                    /* a live message arrived meanwhile: it is newer */
+        const char *payload = ovms_store_cell(rows, i, 1);
+        cache_set(v, code, payload, strlen(payload), ovms_store_cell(rows, i, 2)[0] == '1',
+                  ovms_store_cell(rows, i, 3), atoll(ovms_store_cell(rows, i, 4)), 0);
+    }
+    if (r->req.status == 0 && r->req.value > v->last_update)
+        v->last_update = r->req.value;
+    for (int k = 0; k < v->ncache; k++)
+        v->cache[k].live = 0;
+    v->cache_state = CACHE_READY;
+    while (!link_empty(&v->waiting)) {
+        conn_t *c = container_of(v->waiting.next, conn_t, vlink);
+        link_del(&c->vlink);
+        client_burst(v, c);
+        conn_unpark(c);
+    }
+    maybe_drop_cache(v);
+}
+
+static void load_cache(vehicle_t *v)
+{
+    sreq_t *r = sreq_new(v->w, NULL, v, cache_loaded);
+    if (!r) {
+        v->cache_state = CACHE_READY;    /* replay what we have rather than hang */
+        return;
+    }
+    v->cache_state = CACHE_LOADING;
+    ovms_store_prep_msg_list(&r->req, v->id);
+    ovms_store_req_ordered(&r->req);
+    sreq_submit(r);
+}
+
+/* ---- logins and disconnects ------------------------------------------------------------------- */
+
+void hub_car_login(vehicle_t *v, conn_t *c)
+{
+    if (v->car && v->car != c)
+        conn_close(v->car, "replaced by a new login of the same car");
+    v->car = c;
+    cmd_clear(v);
+    c->last_ping = worker_now(c->w);
+    hub_to_clients(v, "Z1", 2);
+    conn_sendf(c, "Z%d", v->napps);
+}
+
+void hub_client_login(vehicle_t *v, conn_t *c)
+{
+    if (v->cache_state == CACHE_READY) {
+        client_burst(v, c);
+        return;
+    }
+    link_add(&v->waiting, &c->vlink);
+    conn_park(c);
+    if (v->cache_state == CACHE_NONE)
+        load_cache(v);
+}
+
+void hub_detach(conn_t *c)
+{
+    vehicle_t *v = c->vehicle;
+
+    if (v->car == c) {
+        v->car = NULL;
+        cmd_clear(v);
+        hub_to_clients(v, "Z0", 2);
+        groups_car_gone(v->id);
+    } else if (!link_empty(&c->vlink)) {
+        link_del(&c->vlink);
+        if (c->flags & CF_REPLAYED) {
+            cmd_forget(v, c);
+            if (c->role == 'A') {
+                v->napps--;
+                if (v->car)
+                    conn_sendf(v->car, "Z%d", v->napps);
+            }
+        }
+    }
+    c->vehicle = NULL;
+    maybe_drop_cache(v);
+    hub_unref(v);
+}
+
+/* ---- utilisation ------------------------------------------------------------------------------ */
+
+void hub_flush_util(vehicle_t *v)
+{
+    if (!v->util[0] && !v->util[1] && !v->util[2] && !v->util[3])
+        return;
+    sreq_t *r = sreq_new(v->w, NULL, NULL, NULL);
+    if (!r)
+        return;
+    ovms_store_prep_util_add(&r->req, v->id, v->util_day, v->util[0], v->util[1], v->util[2],
+                             v->util[3]);
+    memset(v->util, 0, sizeof v->util);
+    sreq_submit(r);
+}
+
+void hub_count(vehicle_t *v, int slot, size_t bytes)
+{
+    int64_t day = today();
+    if (day != v->util_day) {
+        hub_flush_util(v);
+        v->util_day = day;
+    }
+    v->util[slot] += (int64_t)bytes;
+}
+
+void hub_flush_all_util(worker_t *w)
+{
+    for (size_t i = 0; i < w->vehicles.cap; i++)
+        if (w->vehicles.slot[i])
+            hub_flush_util(w->vehicles.slot[i]);
+}

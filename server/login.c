@@ -1,0 +1,415 @@
+/*
+ * login.c -- the first lines of a connection (PROTOCOL 2): scheme 0 and
+ * scheme 1 logins, AP-C auto-provisioning, and the handoff of a logged-in
+ * connection to its vehicle's home worker.
+ *
+ * Anything a server must refuse is closed without a reply, as cars expect
+ * (a V3 car stops retrying after an authentication close). The server
+ * welcome is queued before the handoff and written with the socket still
+ * here when the kernel takes it (it nearly always does); what it does not
+ * take travels with the connection. The socket itself moves as a dup'ed fd:
+ * the old handle closes, the new worker opens the copy.
+ * Threading: login_line and login_hand_over on the accepting worker;
+ * login_arrive on the home worker; the scheme 1 password check runs on the
+ * libuv thread pool.
+ */
+#include "server_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- failed-authentication alerts (PROTOCOL 2.4.2) ------------------------------------ */
+
+/* failed: a car's digest did not match; else a car logged in. The owner is
+ * alerted on the first failure and on the first success after failures. */
+static void auth_alert(conn_t *c, const char *vehicle, int failed)
+{
+    server_t *srv = c->w->srv;
+    int alert = 0;
+
+    pthread_mutex_lock(&srv->auth_mu);
+    size_t i;
+    for (i = 0; i < srv->nauth_failed; i++)
+        if (!strcmp(srv->auth_failed[i], vehicle))
+            break;
+    int known = i < srv->nauth_failed;
+    if (failed && !known) {
+        char (*grown)[33] = realloc(srv->auth_failed, (srv->nauth_failed + 1) * sizeof *grown);
+        if (grown) {
+            srv->auth_failed = grown;
+            snprintf(srv->auth_failed[srv->nauth_failed++], 33, "%s", vehicle);
+            alert = 1;
+        }
+    } else if (!failed && known) {
+        srv->auth_failed[i][0] = '\0';
+        memmove(&srv->auth_failed[i], &srv->auth_failed[i + 1],
+                (srv->nauth_failed - i - 1) * sizeof *srv->auth_failed);
+        srv->nauth_failed--;
+        alert = 1;
+    }
+    pthread_mutex_unlock(&srv->auth_mu);
+    if (alert) {
+        char text[128];
+        snprintf(text, sizeof text, "Vehicle authentication %s (%s)",
+                 failed ? "failed" : "successful", c->peer_text);
+        push_notify(srv, c->w, vehicle, 'A', text);
+    }
+}
+
+/* ---- moving to the home worker ------------------------------------------------------------ */
+
+static void begin_move(conn_t *c, const char *vehicle)
+{
+    handoff_t *ho = calloc(1, sizeof *ho);
+    if (!ho) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    ho->mail.type = MAIL_HANDOFF;
+    ho->fd = -1;
+    ho->id = c->id;
+    ho->role = c->role;
+    ho->scheme = c->scheme;
+    ho->apc_done = (c->flags & CF_APC_DONE) != 0;
+    ho->session = c->session;
+    snprintf(ho->vehicle, sizeof ho->vehicle, "%s", vehicle);
+    snprintf(ho->peer_text, sizeof ho->peer_text, "%s", c->peer_text);
+    ho->welcome_rx = c->welcome_rx;
+    ho->welcome_tx = c->welcome_tx;
+    c->moving = ho;
+    c->state = CS_MOVING;
+}
+
+void login_hand_over(conn_t *c)
+{
+    worker_t *home = worker_home(c->w->srv, c->moving->vehicle);
+    handoff_t *ho = c->moving;
+    uv_os_fd_t fd;
+    size_t nout = 0;
+
+    /* the welcome goes out from here when the kernel takes it now */
+    if (c->out_len) {
+        uv_buf_t b = uv_buf_init(c->out, c->out_len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        nout = c->out_len - (n > 0 ? (uint32_t)n : 0);
+        if (nout)
+            memmove(c->out, c->out + (c->out_len - nout), nout);
+        c->out_len = 0;
+    }
+    handoff_t *full = realloc(ho, sizeof *ho + nout + c->held_len);
+    if (!full || uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0 || (full->fd = dup(fd)) < 0) {
+        c->moving = full ? full : ho;
+        conn_close(c, "cannot hand the connection over");
+        return;
+    }
+    c->moving = NULL;
+    memcpy(full->bytes, c->out, nout);
+    memcpy(full->bytes + nout, c->held, c->held_len);
+    full->nout = nout;
+    full->nin = c->held_len;
+    LOG_DEBUG(c, "logged in for %s, moving to worker %d", full->vehicle, home->index);
+    c->flags |= CF_MOVED;
+    conn_close(c, NULL);
+    worker_post(home, &full->mail);
+}
+
+void login_arrive(worker_t *w, handoff_t *ho)
+{
+    conn_t *c = conn_new(w);
+    vehicle_t *v = NULL;
+
+    if (!c || uv_tcp_open(&c->tcp, ho->fd) < 0 || !(v = hub_get(w, ho->vehicle))) {
+        LOG_ERROR(NULL, "cannot take over connection #%llu", (unsigned long long)ho->id);
+        if (c) {
+            c->state = CS_ACTIVE;
+            conn_close(c, "cannot take it over");
+        } else {
+            close(ho->fd);
+            __atomic_sub_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
+        }
+        free(ho);
+        return;
+    }
+    worker_untrack_conn(w, c);
+    c->id = ho->id;                    /* the same connection, for the logs */
+    worker_track_conn(w, c);
+    c->role = ho->role;
+    c->scheme = ho->scheme;
+    c->session = ho->session;
+    if (ho->apc_done)
+        c->flags |= CF_APC_DONE;
+    snprintf(c->peer_text, sizeof c->peer_text, "%s", ho->peer_text);
+    c->vehicle = v;
+    hub_ref(v);
+    c->state = CS_ACTIVE;
+    if (ho->nout)
+        conn_send_raw(c, ho->bytes, ho->nout);
+    if (ho->nin) {
+        c->held = malloc(ho->nin);
+        if (c->held) {
+            memcpy(c->held, ho->bytes + ho->nout, ho->nin);
+            c->held_len = (uint32_t)ho->nin;
+        }
+    }
+    if (c->role == 'C') {
+        hub_count(v, UTIL_CAR_TX, ho->welcome_rx);
+        hub_count(v, UTIL_CAR_RX, ho->welcome_tx);
+    } else if (c->role == 'A') {
+        hub_count(v, UTIL_APP_TX, ho->welcome_rx);
+        hub_count(v, UTIL_APP_RX, ho->welcome_tx);
+    }
+    free(ho);
+    conn_start(c);
+    LOG_INFO(c, "%s logged in", c->role == 'C' ? "car" : c->role == 'A' ? "app" : "batch client");
+    if (c->role == 'C') {
+        hub_car_login(v, c);
+        conn_unpark(c);
+    } else {
+        hub_client_login(v, c);          /* parks it while the stored messages load */
+        if (c->state == CS_ACTIVE)
+            conn_unpark(c);
+    }
+}
+
+/* ---- scheme 0 --------------------------------------------------------------------------------- */
+
+static int in_scope(server_t *srv, const ovms_vehicle_t *v)
+{
+    return !strcmp(v->v_server, "*") || !strcasecmp(v->v_server, ovms_store_node_id(srv->store));
+}
+
+static void scheme0(conn_t *c, const ovms_welcome_t *wl)
+{
+    server_t *srv = c->w->srv;
+    ovms_vehicle_t v;
+    char id[33], client_token[65], server_token[OVMS_TOKEN_LEN + 1];
+    char digest[OVMS_DIGEST_B64_LEN + 1], line[128];
+
+    if (ovms_vehicleid_normalize(wl->vehicle, id, sizeof id) < 0 ||
+        ovms_store_vehicle_get(srv->store, id, &v) < 0 || !in_scope(srv, &v)) {
+        conn_close(c, "login for an unknown vehicle");
+        return;
+    }
+    if (wl->token.len >= sizeof client_token) {
+        conn_close(c, "client token too long");
+        return;
+    }
+    ovms_str_copy(wl->token, client_token, sizeof client_token);
+    c->role = wl->role;
+    if (ovms_digest_check(v.carpass, strlen(v.carpass), wl->token.ptr, wl->token.len,
+                          wl->digest.ptr, wl->digest.len) < 0) {
+        LOG_WARN(c, "authentication failed for %s", id);
+        if (c->role == 'C')
+            auth_alert(c, id, 1);
+        c->role = 0;
+        conn_close(c, "bad digest");
+        return;
+    }
+    if (c->role == 'C')
+        auth_alert(c, id, 0);
+    do {
+        if (ovms_token_generate(server_token) < 0) {
+            conn_close(c, "no random bytes");
+            return;
+        }
+    } while (!strcmp(server_token, client_token));
+    ovms_digest_b64(v.carpass, strlen(v.carpass), server_token, OVMS_TOKEN_LEN, digest);
+    int n = ovms_welcome_format_server(line, sizeof line, server_token, digest);
+    if (n < 0 || ovms_session_init(&c->session, v.carpass, strlen(v.carpass), server_token,
+                                   OVMS_TOKEN_LEN, client_token, strlen(client_token)) < 0) {
+        conn_close(c, "cannot set up the session");
+        return;
+    }
+    conn_send_raw(c, line, (size_t)n);
+    c->welcome_tx = (uint16_t)n;
+    c->scheme = 0;
+    begin_move(c, id);
+}
+
+/* ---- scheme 1: owner name and password --------------------------------------------------- */
+
+typedef struct pw_work {
+    uv_work_t work;
+    conn_t *conn;
+    ovms_owner_t owner;
+    char password[129];
+    char vehicle[33];
+    int ok;
+} pw_work_t;
+
+static void pw_check(uv_work_t *req)
+{
+    pw_work_t *pw = container_of(req, pw_work_t, work);
+    pw->ok = ovms_password_check(pw->password, pw->owner.pwhash) == 0;
+}
+
+/* The vehicle the login asked for ("*": the owner's first), if the owner has it. */
+static int pick_vehicle(const char *want, const char *ids, char *out, size_t cap)
+{
+    const char *p = ids;
+    while (*p) {
+        const char *sp = strchr(p, ' ');
+        size_t n = sp ? (size_t)(sp - p) : strlen(p);
+        if (!strcmp(want, "*") || (strlen(want) == n && !strncmp(want, p, n))) {
+            snprintf(out, cap, "%.*s", (int)n, p);
+            return 0;
+        }
+        p += n + (sp ? 1 : 0);
+    }
+    return -1;
+}
+
+static void pw_checked(uv_work_t *req, int status)
+{
+    pw_work_t *pw = container_of(req, pw_work_t, work);
+    conn_t *c = pw->conn;
+    server_t *srv = c->w->srv;
+    char ids[4096], vehicle[33], line[4300];
+    ovms_vehicle_t v;
+
+    c->flags &= (uint8_t)~CF_BUSY;
+    if (c->state != CS_CLOSING) {
+        if (status < 0 || !pw->ok) {
+            conn_close(c, "scheme 1 login: wrong password");
+        } else if (ovms_store_owner_vehicles(srv->store, pw->owner.id, ids, sizeof ids) < 0 ||
+                   pick_vehicle(pw->vehicle, ids, vehicle, sizeof vehicle) < 0 ||
+                   ovms_store_vehicle_get(srv->store, vehicle, &v) < 0 || !in_scope(srv, &v)) {
+            conn_close(c, "scheme 1 login: no such vehicle for this owner");
+        } else {
+            int n = snprintf(line, sizeof line, "MP-S 1 %s %s %s\r\n", pw->owner.name, vehicle, ids);
+            conn_send_raw(c, line, (size_t)n);
+            c->welcome_tx = (uint16_t)n;
+            ovms_session_init_plain(&c->session);
+            c->scheme = 1;
+            begin_move(c, vehicle);
+            if (c->state == CS_MOVING)
+                login_hand_over(c);
+        }
+    }
+    conn_unref(c);
+    free(pw);
+}
+
+static void scheme1(conn_t *c, const ovms_welcome_t *wl)
+{
+    server_t *srv = c->w->srv;
+    char user[65];
+    pw_work_t *pw;
+
+    if (wl->token.len >= sizeof user || wl->digest.len >= sizeof pw->password) {
+        conn_close(c, "scheme 1 login: name or password too long");
+        return;
+    }
+    ovms_str_copy(wl->token, user, sizeof user);
+    pw = calloc(1, sizeof *pw);
+    if (!pw) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    if (ovms_store_owner_get(srv->store, user, &pw->owner) < 0 || !pw->owner.pwhash[0]) {
+        free(pw);
+        conn_close(c, "scheme 1 login: unknown owner");
+        return;
+    }
+    ovms_str_copy(wl->digest, pw->password, sizeof pw->password);
+    if (ovms_str_eq(wl->vehicle, "*"))
+        strcpy(pw->vehicle, "*");
+    else if (ovms_vehicleid_normalize(wl->vehicle, pw->vehicle, sizeof pw->vehicle) < 0) {
+        free(pw);
+        conn_close(c, "scheme 1 login: bad vehicle id");
+        return;
+    }
+    pw->conn = c;
+    c->role = wl->role;
+    c->flags |= CF_BUSY;
+    conn_ref(c);
+    if (uv_queue_work(&c->w->loop, &pw->work, pw_check, pw_checked) < 0) {
+        c->flags &= (uint8_t)~CF_BUSY;
+        conn_unref(c);
+        free(pw);
+        conn_close(c, "cannot check the password");
+    }
+}
+
+/* ---- AP-C ------------------------------------------------------------------------------------ */
+
+static void apc_found(sreq_t *r)
+{
+    conn_t *c = r->conn;
+    char line[1024];
+
+    if (c->state == CS_CLOSING)
+        return;
+    c->flags &= (uint8_t)~CF_BUSY;
+    const ovms_store_rows_t *rows = &r->req.rows;
+    if (r->req.status == 0 && rows->nrows == 1 &&
+        ovms_aps_format(line, sizeof line, ovms_store_cell(rows, 0, 2), ovms_store_cell(rows, 0, 3),
+                        ovms_store_cell(rows, 0, 4)) > 0) {
+        LOG_INFO(c, "AP-C %s: provisioning record sent (vehicle %s)", r->text,
+                 ovms_store_cell(rows, 0, 1));
+        conn_send_raw(c, line, strlen(line));
+    } else {
+        LOG_INFO(c, "AP-C %s: no provisioning record", r->text);
+        conn_send_raw(c, OVMS_APX_LINE, strlen(OVMS_APX_LINE));
+    }
+    conn_unpark(c);
+}
+
+static void apc_request(conn_t *c, const ovms_welcome_t *wl)
+{
+    if (!ovms_str_eq(wl->scheme, "0")) {
+        conn_close(c, "AP-C with an unknown scheme");
+        return;
+    }
+    if ((c->flags & CF_APC_DONE) || wl->token.len >= 64) {
+        conn_send_raw(c, OVMS_APX_LINE, strlen(OVMS_APX_LINE));
+        c->flags |= CF_APC_DONE;
+        return;
+    }
+    sreq_t *r = sreq_new(c->w, c, NULL, apc_found);
+    if (!r) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    c->flags |= CF_APC_DONE | CF_BUSY;
+    ovms_str_copy(wl->token, r->text, sizeof r->text);
+    ovms_store_prep_prov_get(&r->req, r->text);
+    sreq_submit(r);
+}
+
+/* ---- the first line ---------------------------------------------------------------------------- */
+
+void login_line(conn_t *c, ovms_str_t line)
+{
+    ovms_welcome_t wl;
+
+    c->welcome_rx = (uint16_t)(line.len + 2);
+    if (ovms_welcome_parse(line.ptr, line.len, &wl) < 0) {
+        conn_close(c, "garbage first line");
+        return;
+    }
+    if (wl.kind == OVMS_WELCOME_APC) {
+        apc_request(c, &wl);
+        return;
+    }
+    if (wl.kind == OVMS_WELCOME_HTTP) {
+        conn_close(c, "WebSocket upgrade requested: not supported");
+        return;
+    }
+    if (wl.role == 'S') {
+        conn_close(c, "MP-S peer login: no peers configured");
+        return;
+    }
+    if (wl.role != 'C' && wl.role != 'A' && wl.role != 'B') {
+        conn_close(c, "login with an unknown role");
+        return;
+    }
+    if (ovms_str_eq(wl.scheme, "0"))
+        scheme0(c, &wl);
+    else if (ovms_str_eq(wl.scheme, "1") && wl.role != 'C')
+        scheme1(c, &wl);
+    else
+        conn_close(c, "login with an unknown scheme");
+}

@@ -1,0 +1,65 @@
+/*
+ * ovms_server.h -- ovmsd's public header: its configuration and the call
+ * that runs a node. main.c is a thin wrapper around these; tests and
+ * benchmarks start the real binary.
+ *
+ * Threading: ovms_server_run blocks the calling thread (the main thread,
+ * which handles signals) until SIGTERM/SIGINT; it starts the worker
+ * threads and the store's threads itself.
+ */
+#ifndef OVMS_SERVER_H
+#define OVMS_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define OVMS_MAX_LISTEN 8
+
+typedef struct ovms_listen {
+    char host[64];
+    int port;
+} ovms_listen_t;
+
+typedef enum ovms_log_level {
+    OVMS_LOG_ERROR = 0,
+    OVMS_LOG_WARN,
+    OVMS_LOG_INFO,
+    OVMS_LOG_DEBUG
+} ovms_log_level_t;
+
+typedef struct ovms_config {
+    char config_file[1024];          /* "" when none */
+    char node_id[33];                /* "" : from the database / host name */
+    ovms_listen_t listen[OVMS_MAX_LISTEN];
+    int nlisten;
+    ovms_listen_t tls_listen[OVMS_MAX_LISTEN];
+    int ntls_listen;
+    char tls_cert[1024], tls_key[1024];
+    int workers;                     /* 0: number of cores */
+    char db_path[1024];
+    int db_sync_normal;
+    /* timeouts, seconds */
+    int welcome_timeout, car_idle, app_idle, batch_idle, ping_after, ping_interval;
+    int util_flush;                  /* seconds between utilisation flushes */
+    int expire_interval;             /* seconds between history housekeeping runs */
+    /* limits */
+    int max_connections;
+    size_t output_limit;             /* bytes queued for one connection */
+    int max_pending_commands;        /* per car */
+    int notification_days;           /* *-Log-Notification lifetime */
+    ovms_log_level_t log_level;
+} ovms_config_t;
+
+/* Defaults, then the config file (--config FILE), then command-line flags.
+ * Returns 0, 1 when --help or --version was printed, or 2 with one line
+ * explaining the problem in err (the caller exits with that code). */
+int ovms_config_load(ovms_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+/* Re-read the file for what can change while running (log level,
+ * timeouts, limits). */
+int ovms_config_reload(ovms_config_t *cfg, char *err, size_t errlen);
+
+/* Run a node until SIGTERM or SIGINT; SIGHUP reloads. Returns the exit
+ * status (0 after a clean shutdown). */
+int ovms_server_run(ovms_config_t *cfg);
+
+#endif

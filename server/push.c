@@ -1,0 +1,105 @@
+/*
+ * push.c -- push notifications (PROTOCOL 6.9, 8): a P is relayed to every
+ * client of the vehicle and kept as a *-Log-Notification record; p
+ * registers a subscription (never answered).
+ *
+ * Delivery to the push services themselves (APNS, FCM, mail, Expo) is not
+ * part of this node yet: notifications are recorded in history, where apps
+ * see them through C31/C32, and logged.
+ * Threading: the vehicle's home worker (push_notify: any worker).
+ */
+#include "server_int.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NOTIFICATION_TYPE "*-Log-Notification"
+
+void push_notify(server_t *srv, worker_t *w, const char *vehicle, char type, const char *text)
+{
+    static uint32_t seq;                /* tells apart notifications of the same second */
+    char data[OVMS_LINE_MAX];
+    int64_t now = wall_now();
+    int n = snprintf(data, sizeof data, "%c,%s", type, text);
+    sreq_t *r = sreq_new(w, NULL, NULL, NULL);
+
+    LOG_INFO(NULL, "%s: push alert %c: %s", vehicle, type, text);
+    if (!r)
+        return;
+    uint32_t recno = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) % 1000000;
+    if (ovms_store_prep_hist_put(&r->req, vehicle, NOTIFICATION_TYPE, recno, now,
+                                 now + (int64_t)srv->cfg->notification_days * 86400, data,
+                                 n > 0 && (size_t)n < sizeof data ? (size_t)n : 0) < 0) {
+        sreq_free(r);
+        return;
+    }
+    sreq_submit(r);
+}
+
+void push_from(conn_t *c, const ovms_msg_t *m)
+{
+    vehicle_t *v = c->vehicle;
+    char text[OVMS_LINE_MAX];
+
+    hub_to_clients(v, m->payload.ptr - 1, m->payload.len + 1);
+    if (m->payload.len < 2)
+        return;
+    snprintf(text, sizeof text, "%.*s", (int)m->payload.len - 1, m->payload.ptr + 1);
+    push_notify(c->w->srv, c->w, v->id, m->payload.ptr[0], text);
+}
+
+static void subscribed(sreq_t *r)
+{
+    if (r->req.status < 0)
+        LOG_WARN(r->conn, "push subscription not stored: %s", ovms_strerror(r->req.status));
+    else
+        LOG_INFO(r->conn, "push subscription stored (%s)", r->text);
+}
+
+static int known_push_type(ovms_str_t t)
+{
+    return ovms_str_eq(t, "apns") || ovms_str_eq(t, "gcm") || ovms_str_eq(t, "mail") ||
+           ovms_str_eq(t, "expo");
+}
+
+void push_subscribe(conn_t *c, ovms_str_t payload)
+{
+    server_t *srv = c->w->srv;
+    ovms_pushsub_t ps;
+    ovms_vehicle_t target;
+    char vehicle[33], appid[65], ptype[17], ktype[65], kvalue[OVMS_LINE_MAX];
+
+    if (ovms_pushsub_parse(payload, &ps) < 0 || !known_push_type(ps.pushtype) ||
+        ovms_str_copy(ps.appid, appid, sizeof appid) < 0 ||
+        ovms_str_copy(ps.pushtype, ptype, sizeof ptype) < 0 ||
+        ovms_str_copy(ps.pushkeytype, ktype, sizeof ktype) < 0 ||
+        ovms_str_copy(ps.pushkeyvalue, kvalue, sizeof kvalue) < 0) {
+        LOG_INFO(c, "push subscription refused: malformed");
+        return;
+    }
+    if (ps.simple) {
+        snprintf(vehicle, sizeof vehicle, "%s", c->vehicle->id);
+    } else {
+        /* another vehicle of the same owner, proven with its car password */
+        if (ovms_vehicleid_normalize(ps.vehicle, vehicle, sizeof vehicle) < 0 ||
+            ovms_store_vehicle_get(srv->store, vehicle, &target) < 0 ||
+            target.owner != c->vehicle->owner || strlen(target.carpass) != ps.netpass.len ||
+            CRYPTO_memcmp(target.carpass, ps.netpass.ptr, ps.netpass.len) != 0) {
+            LOG_INFO(c, "push subscription refused: not a vehicle of this owner, or wrong password");
+            return;
+        }
+    }
+    if (!strcmp(ptype, "apns"))
+        snprintf(ktype, sizeof ktype, "production");
+    sreq_t *r = sreq_new(c->w, c, NULL, subscribed);
+    if (!r)
+        return;
+    snprintf(r->text, sizeof r->text, "%s %.64s for %s", ptype, appid, vehicle);
+    if (ovms_store_prep_pushsub_put(&r->req, c->vehicle->owner, vehicle, appid, ptype, ktype,
+                                    kvalue) < 0) {
+        sreq_free(r);
+        return;
+    }
+    sreq_submit(r);
+}

@@ -1,0 +1,191 @@
+/*
+ * server.c -- a node's life: open the store, bind one SO_REUSEPORT socket
+ * per worker and listen address (libuv 1.44 has no flag for it, so the
+ * sockets are made here), start the workers, then wait on the main thread
+ * for signals. SIGTERM/SIGINT: every worker stops accepting, flushes
+ * utilisation, closes its connections and waits for its store requests;
+ * then the store finishes its queue and closes. SIGHUP re-reads what can
+ * change while running.
+ * Threading: the main thread.
+ */
+#include "server_int.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int bind_socket(const ovms_listen_t *l, char *err, size_t errlen)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE }, *res;
+    char port[8];
+    int fd, on = 1, rc;
+
+    snprintf(port, sizeof port, "%d", l->port);
+    if ((rc = getaddrinfo(l->host, port, &hints, &res)) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", l->host, l->port, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", l->host, l->port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int bind_all(server_t *srv, char *err, size_t errlen)
+{
+    const ovms_config_t *cfg = srv->cfg;
+    for (int i = 0; i < srv->nworkers; i++) {
+        worker_t *w = &srv->workers[i];
+        for (int k = 0; k < cfg->nlisten; k++) {
+            int fd = bind_socket(&cfg->listen[k], err, errlen);
+            if (fd < 0)
+                return -1;
+            w->listen_fds[w->nlisteners++] = fd;
+        }
+    }
+    return 0;
+}
+
+static void stop_workers(server_t *srv)
+{
+    for (int i = 0; i < srv->nworkers; i++) {
+        mail_t *m = calloc(1, sizeof *m);
+        if (!m)
+            continue;
+        m->type = MAIL_STOP;
+        worker_post(&srv->workers[i], m);
+    }
+}
+
+typedef struct signals {
+    uv_signal_t term, intr, hup;
+    server_t *srv;
+} signals_t;
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    signals_t *s = h->data;
+    if (signum == SIGHUP) {
+        char err[512];
+        if (ovms_config_reload(s->srv->cfg, err, sizeof err) < 0) {
+            LOG_ERROR(NULL, "reload failed, keeping the running configuration: %s", err);
+        } else {
+            ovms_log_level = s->srv->cfg->log_level;
+            LOG_INFO(NULL, "configuration reloaded");
+        }
+        return;
+    }
+    LOG_INFO(NULL, "%s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    stop_workers(s->srv);
+    uv_close((uv_handle_t *)&s->term, NULL);
+    uv_close((uv_handle_t *)&s->intr, NULL);
+    uv_close((uv_handle_t *)&s->hup, NULL);
+}
+
+static int open_store(server_t *srv)
+{
+    const ovms_config_t *cfg = srv->cfg;
+    ovms_store_config_t scfg = {
+        .path = cfg->db_path,
+        .node_id = cfg->node_id[0] ? cfg->node_id : NULL,
+        .sync_normal = cfg->db_sync_normal,
+        .expire_interval_ms = cfg->expire_interval * 1000,
+    };
+    char err[512];
+    int rc = ovms_store_open(&srv->store, &scfg, err, sizeof err);
+    if (rc < 0)
+        LOG_ERROR(NULL, "%s", err);
+    return rc;
+}
+
+static void describe(const server_t *srv)
+{
+    char where[512] = "";
+    size_t n = 0;
+    for (int k = 0; k < srv->cfg->nlisten && n < sizeof where; k++)
+        n += (size_t)snprintf(where + n, sizeof where - n, "%s%s:%d", k ? " " : "",
+                              srv->cfg->listen[k].host, srv->cfg->listen[k].port);
+    LOG_INFO(NULL, "%s node %s: %d workers, listening on %s, database %s (%zu vehicles)",
+             ovms_server_version, ovms_store_node_id(srv->store), srv->nworkers, where,
+             srv->cfg->db_path, ovms_store_vehicle_count(srv->store));
+}
+
+int ovms_server_run(ovms_config_t *cfg)
+{
+    server_t srv = { .cfg = cfg };
+    signals_t sig = { .srv = &srv };
+    char err[512];
+    int rc = 0;
+
+    log_init();
+    ovms_log_level = cfg->log_level;
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&srv.auth_mu, NULL);
+    if (open_store(&srv) < 0)
+        return 1;
+    srv.nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (srv.nworkers < 1)
+        srv.nworkers = 1;
+    srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
+    if (!srv.workers || bind_all(&srv, err, sizeof err) < 0) {
+        LOG_ERROR(NULL, "%s", srv.workers ? err : "out of memory");
+        ovms_store_close(srv.store);
+        return 1;
+    }
+    groups_init();
+    uv_loop_init(&srv.main_loop);
+    uv_signal_init(&srv.main_loop, &sig.term);
+    uv_signal_init(&srv.main_loop, &sig.intr);
+    uv_signal_init(&srv.main_loop, &sig.hup);
+    sig.term.data = sig.intr.data = sig.hup.data = &sig;
+    uv_signal_start(&sig.term, on_signal, SIGTERM);
+    uv_signal_start(&sig.intr, on_signal, SIGINT);
+    uv_signal_start(&sig.hup, on_signal, SIGHUP);
+
+    int started = 0;
+    for (int i = 0; i < srv.nworkers; i++, started++) {
+        srv.workers[i].srv = &srv;
+        srv.workers[i].index = i;
+        if ((rc = worker_start(&srv.workers[i])) < 0) {
+            LOG_ERROR(NULL, "cannot start worker %d: %s", i, uv_strerror(rc));
+            break;
+        }
+    }
+    if (started == srv.nworkers) {
+        describe(&srv);
+        uv_run(&srv.main_loop, UV_RUN_DEFAULT);
+    } else {
+        stop_workers(&srv);
+        uv_close((uv_handle_t *)&sig.term, NULL);
+        uv_close((uv_handle_t *)&sig.intr, NULL);
+        uv_close((uv_handle_t *)&sig.hup, NULL);
+        uv_run(&srv.main_loop, UV_RUN_DEFAULT);
+        rc = 1;
+    }
+    for (int i = 0; i < started; i++) {
+        pthread_join(srv.workers[i].thread, NULL);
+        if (uv_loop_close(&srv.workers[i].loop) != 0)
+            LOG_WARN(NULL, "worker %d: loop still had handles at exit", i);
+        table_free(&srv.workers[i].vehicles);
+        table_free(&srv.workers[i].conn_ids);
+    }
+    uv_loop_close(&srv.main_loop);
+    ovms_store_close(srv.store);
+    free(srv.workers);
+    free(srv.auth_failed);
+    LOG_INFO(NULL, "stopped");
+    return rc < 0 ? 1 : rc;
+}

@@ -1,0 +1,338 @@
+/*
+ * server_int.h -- internal to server/: the node, its workers, connections
+ * and the vehicle hub, and the functions the files of this folder share.
+ *
+ * Ownership and threads (see docs/architecture.md):
+ *   - A worker is one thread with one libuv loop and its own listeners.
+ *   - A connection is accepted by any worker; once it has logged in for a
+ *     vehicle it is handed to that vehicle's *home worker* (a hash of the
+ *     vehicle id), which owns the vehicle's hub entry. So everything about
+ *     one vehicle -- its car, apps, batch clients, Z counts, command queue,
+ *     stored-message cache -- lives on one thread and needs no lock.
+ *   - Other threads reach a worker only through its mailbox (a locked list
+ *     and a uv_async_t signalled on the empty -> non-empty edge): handoffs,
+ *     store completions, group deliveries, stop.
+ *   - Groups cross vehicles, so they live in one registry with a mutex.
+ */
+#ifndef OVMS_SERVER_INT_H
+#define OVMS_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ovms_proto.h"
+#include "ovms_server.h"
+#include "ovms_store.h"
+
+typedef struct server server_t;
+typedef struct worker worker_t;
+typedef struct conn conn_t;
+typedef struct vehicle vehicle_t;
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- intrusive lists ----------------------------------------------------------------- */
+
+typedef struct link {
+    struct link *prev, *next;
+} link_t;
+
+static inline void link_init(link_t *h) { h->prev = h->next = h; }
+static inline int link_empty(const link_t *h) { return h->next == h; }
+static inline void link_add(link_t *h, link_t *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static inline void link_del(link_t *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+#define link_each(pos, head) for (link_t *pos = (head)->next, *pos##_n = pos->next; \
+                                  pos != (head); pos = pos##_n, pos##_n = pos->next)
+
+/* ---- hash tables (table.c) ---------------------------------------------------------------- */
+
+typedef struct table {
+    void **slot;
+    size_t cap, count;
+    uint64_t (*hash_item)(const void *item);
+} table_t;
+
+void *table_find(const table_t *t, uint64_t h, int (*match)(const void *item, const void *key),
+                 const void *key);
+int table_insert(table_t *t, void *item);
+void table_remove(table_t *t, void *item);
+void table_free(table_t *t);
+uint64_t hash_u64(uint64_t x);
+uint64_t hash_str(const char *s);
+
+/* ---- logging (log.c) -------------------------------------------------------------------- */
+
+extern ovms_log_level_t ovms_log_level;
+void log_init(void);
+void log_line(ovms_log_level_t level, const conn_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define LOG_ERROR(c, ...) log_line(OVMS_LOG_ERROR, c, __VA_ARGS__)
+#define LOG_WARN(c, ...) log_line(OVMS_LOG_WARN, c, __VA_ARGS__)
+#define LOG_INFO(c, ...) do { if (ovms_log_level >= OVMS_LOG_INFO) log_line(OVMS_LOG_INFO, c, __VA_ARGS__); } while (0)
+#define LOG_DEBUG(c, ...) do { if (ovms_log_level >= OVMS_LOG_DEBUG) log_line(OVMS_LOG_DEBUG, c, __VA_ARGS__); } while (0)
+
+/* ---- mailbox ------------------------------------------------------------------------------ */
+
+enum mail_type { MAIL_HANDOFF = 1, MAIL_STORE, MAIL_DELIVER, MAIL_STOP };
+
+typedef struct mail {
+    struct mail *next;
+    int type;
+} mail_t;
+
+/* A logged-in connection moving to its vehicle's home worker. */
+typedef struct handoff {
+    mail_t mail;
+    int fd;
+    uint64_t id;
+    char role;
+    uint8_t scheme;
+    uint8_t apc_done;
+    ovms_session_t session;
+    char vehicle[33];
+    char peer_text[48];
+    uint16_t welcome_rx, welcome_tx;     /* bytes, for utilisation */
+    size_t nout;                         /* output not yet written (welcome) */
+    size_t nin;                          /* input received but not yet processed */
+    char bytes[];                        /* nout output bytes, then nin input bytes */
+} handoff_t;
+
+/* A line for a connection on another worker (group updates). */
+typedef struct deliver {
+    mail_t mail;
+    uint64_t conn_id;
+    size_t len;
+    char msg[];
+} deliver_t;
+
+/* A store request made by a worker; the store hands it back to the worker's
+ * mailbox, and `done` runs there. */
+typedef struct sreq sreq_t;
+typedef void (*sreq_cb)(sreq_t *r);
+struct sreq {
+    mail_t mail;
+    ovms_store_req_t req;
+    worker_t *w;
+    conn_t *conn;            /* holds a reference while pending, or NULL */
+    vehicle_t *vehicle;      /* holds a reference while pending, or NULL */
+    sreq_cb done;
+    char text[160];          /* e.g. the h ack, a C32 record type */
+    int64_t arg;
+};
+
+/* ---- connections (conn.c) ---------------------------------------------------------------- */
+
+enum conn_state {
+    CS_WELCOME = 1,   /* waiting for the first line (or AP-C answered) */
+    CS_MOVING,        /* logged in; being handed to its home worker */
+    CS_PARKED,        /* waiting (cache load, a lookup): input is held */
+    CS_ACTIVE,        /* logged in on its home worker */
+    CS_CLOSING
+};
+
+#define CF_APC_DONE   0x01   /* answered an AP-C already */
+#define CF_IN_FLUSH   0x02   /* on the worker's flush list */
+#define CF_READING    0x04
+#define CF_GROUPS     0x08   /* has group subscriptions */
+#define CF_BUSY       0x10   /* a welcome step is pending (AP-C lookup, scheme 1) */
+#define CF_REPLAYED   0x20   /* got its login burst */
+#define CF_MOVED      0x40   /* handed to another worker: this object only closes */
+#define CF_KILL       0x80   /* over its output limit: close at the next flush */
+
+struct conn {
+    uv_tcp_t tcp;
+    worker_t *w;
+    uint64_t id;
+    link_t wlink;            /* worker's connections */
+    link_t vlink;            /* vehicle's clients */
+    conn_t *flush_next;
+    vehicle_t *vehicle;
+    ovms_session_t session;
+    ovms_linesplit_t ls;
+    char *out;               /* encoded output not yet handed to the kernel */
+    uint32_t out_len, out_cap;
+    uint32_t inflight;       /* bytes in a uv_write */
+    uint32_t refs;
+    uint32_t accepted, last_rx, last_tx, last_ping;   /* worker clock, seconds */
+    uint8_t state;
+    char role;               /* 'C' 'A' 'B'; 0 before login */
+    uint8_t scheme;
+    uint8_t flags;
+    char *held;              /* received bytes waiting while parked */
+    uint32_t held_len;
+    uint16_t welcome_rx, welcome_tx; /* welcome line bytes, for utilisation */
+    handoff_t *moving;       /* the handoff being prepared (CS_MOVING) */
+    char peer_text[48];      /* "address:port" */
+};
+
+conn_t *conn_new(worker_t *w);
+/* Take over an accepted or handed-over socket. */
+int conn_start(conn_t *c);
+void conn_close(conn_t *c, const char *why);
+void conn_ref(conn_t *c);
+void conn_unref(conn_t *c);
+/* Queue a message (code + payload) for the client, encrypted with its session. */
+void conn_send(conn_t *c, const char *msg, size_t len);
+void conn_sendf(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Raw bytes (welcome lines); before encryption starts. */
+int conn_send_raw(conn_t *c, const char *data, size_t len);
+void conn_flush_all(worker_t *w);
+/* Process bytes: lines are split and handed to the welcome or message path. */
+void conn_feed(conn_t *c, const char *data, size_t len);
+void conn_park(conn_t *c);
+void conn_unpark(conn_t *c);
+void conn_format_peer(const struct sockaddr_storage *ss, char *out, size_t cap);
+const char *conn_vehicle_id(const conn_t *c);
+
+/* ---- workers (worker.c) ---------------------------------------------------------------------- */
+
+#define RBUF_SIZE 65536
+
+struct worker {
+    server_t *srv;
+    int index;
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_tcp_t listeners[OVMS_MAX_LISTEN * 2];
+    int listen_fds[OVMS_MAX_LISTEN * 2];
+    int nlisteners;
+    uv_async_t wake;
+    uv_check_t flusher;
+    uv_timer_t sweep;
+    pthread_mutex_t mail_mu;
+    mail_t *mail_head, *mail_tail;
+    conn_t *flush_head;
+    link_t conns;
+    size_t nconns;
+    uint64_t next_id;
+    table_t vehicles;        /* the hub shard: vehicles homed here, by id */
+    table_t conn_ids;        /* connections by id, for deliveries */
+    int64_t pending_sreqs;
+    int stopping;
+    uint64_t last_util_flush;
+    char rbuf[RBUF_SIZE];
+    char scratch[2 * OVMS_B64_DECODED_MAX(OVMS_LINE_MAX) + 64];
+};
+
+int worker_start(worker_t *w);
+void worker_post(worker_t *w, mail_t *m);
+uint32_t worker_now(worker_t *w);               /* seconds since the loop began */
+int64_t wall_now(void);                          /* unix seconds */
+worker_t *worker_home(server_t *srv, const char *vehicle);
+conn_t *worker_find_conn(worker_t *w, uint64_t id);
+void worker_track_conn(worker_t *w, conn_t *c);
+void worker_untrack_conn(worker_t *w, conn_t *c);
+/* A store request that completes on this worker. */
+sreq_t *sreq_new(worker_t *w, conn_t *c, vehicle_t *v, sreq_cb done);
+int sreq_submit(sreq_t *r);
+void sreq_free(sreq_t *r);
+
+/* ---- the node (server.c) ------------------------------------------------------------------- */
+
+struct server {
+    ovms_config_t *cfg;
+    ovms_store_t *store;
+    worker_t *workers;
+    int nworkers;
+    uv_loop_t main_loop;
+    int64_t conn_count;              /* atomic */
+    int64_t refused;                 /* atomic */
+    uint64_t last_refusal_log;
+    /* vehicles whose car failed to authenticate (for the success alert) */
+    pthread_mutex_t auth_mu;
+    char (*auth_failed)[33];
+    size_t nauth_failed;
+};
+
+extern const char ovms_server_version[];
+
+/* ---- login (login.c) ------------------------------------------------------------------------ */
+
+void login_line(conn_t *c, ovms_str_t line);
+/* A connection in CS_MOVING with its remaining input held: send it home. */
+void login_hand_over(conn_t *c);
+/* On the home worker: attach a handed-over connection to its vehicle. */
+void login_arrive(worker_t *w, handoff_t *h);
+
+/* ---- the vehicle hub (hub.c) ------------------------------------------------------------------ */
+
+typedef struct cached_msg {
+    char code;
+    uint8_t paranoid;
+    uint8_t live;            /* set by a live message while the cache loads */
+    char *payload;           /* NUL-terminated */
+    size_t len;
+    char ptoken[65];
+    int64_t received;
+} cached_msg_t;
+
+enum cache_state { CACHE_NONE = 0, CACHE_LOADING, CACHE_READY };
+
+struct vehicle {
+    char id[33];
+    worker_t *w;
+    conn_t *car;
+    link_t clients;          /* apps and batch clients, logged in */
+    link_t waiting;          /* clients parked until the cache is loaded */
+    int napps;
+    int refs;                /* connections + pending store requests */
+    /* command queue: requesters, NULL for a requester that left */
+    conn_t **cmdq;
+    int qhead, qlen, qcap;
+    /* stored messages, for replay */
+    int cache_state;
+    cached_msg_t *cache;
+    int ncache, cache_cap;
+    char ptoken[65];
+    int64_t last_update;     /* newest stored message, or when provisioned */
+    int64_t owner;
+    /* utilisation not yet written */
+    int64_t util[4];         /* car_rx car_tx app_rx app_tx */
+    int64_t util_day;
+};
+
+vehicle_t *hub_get(worker_t *w, const char *id);    /* find or create */
+void hub_ref(vehicle_t *v);
+void hub_unref(vehicle_t *v);
+void hub_car_login(vehicle_t *v, conn_t *c);
+void hub_client_login(vehicle_t *v, conn_t *c);
+void hub_detach(conn_t *c);
+/* Send a message to every logged-in client (apps and batch). */
+void hub_to_clients(vehicle_t *v, const char *msg, size_t len);
+void hub_cache_put(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
+                   int64_t when);
+void hub_count(vehicle_t *v, int slot, size_t bytes);   /* utilisation */
+void hub_flush_util(vehicle_t *v);
+void hub_flush_all_util(worker_t *w);
+enum { UTIL_CAR_RX, UTIL_CAR_TX, UTIL_APP_RX, UTIL_APP_TX };
+
+/* ---- messages (car.c, client.c, commands.c, groups.c, push.c) --------------------------------- */
+
+void car_message(conn_t *c, const ovms_msg_t *m);
+void client_message(conn_t *c, const ovms_msg_t *m);
+void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *raw, size_t rawlen);
+void cmd_reply_from_car(conn_t *car, ovms_str_t payload, int paranoid, const char *raw, size_t rawlen);
+void cmd_forget(vehicle_t *v, conn_t *c);
+void cmd_clear(vehicle_t *v);
+void groups_init(void);
+void groups_update(conn_t *car, ovms_str_t payload);
+void groups_subscribe(conn_t *c, ovms_str_t payload);
+void groups_car_gone(const char *vehicle);
+void groups_conn_gone(conn_t *c);
+void push_from(conn_t *c, const ovms_msg_t *m);
+void push_subscribe(conn_t *c, ovms_str_t payload);
+void push_notify(server_t *srv, worker_t *w, const char *vehicle, char type, const char *text);
+
+#endif

@@ -1,0 +1,328 @@
+/*
+ * worker.c -- one worker thread: its libuv loop, its SO_REUSEPORT
+ * listeners, its mailbox, the per-turn write flush, the once-a-second sweep
+ * (timeouts, pings, utilisation), and the tables of the connections and
+ * vehicles it owns.
+ *
+ * The mailbox is a mutex-protected list plus a uv_async_t that is signalled
+ * only on the empty -> non-empty edge, so a burst of cross-thread events
+ * costs one wakeup. Writes queued during a loop turn are flushed together
+ * in the check phase, after all reads of that turn were handled.
+ * Threading: everything here runs on the worker's own thread, except
+ * worker_post (any thread) and worker_home (pure).
+ */
+#include "server_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- clocks ------------------------------------------------------------------------- */
+
+uint32_t worker_now(worker_t *w)
+{
+    return (uint32_t)(uv_now(&w->loop) / 1000);
+}
+
+int64_t wall_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* ---- homes and tables ------------------------------------------------------------------ */
+
+worker_t *worker_home(server_t *srv, const char *vehicle)
+{
+    return &srv->workers[hash_str(vehicle) % (uint64_t)srv->nworkers];
+}
+
+static uint64_t conn_hash(const void *item)
+{
+    return hash_u64(((const conn_t *)item)->id);
+}
+
+static int conn_match(const void *item, const void *key)
+{
+    return ((const conn_t *)item)->id == *(const uint64_t *)key;
+}
+
+void worker_track_conn(worker_t *w, conn_t *c)
+{
+    w->conn_ids.hash_item = conn_hash;
+    table_insert(&w->conn_ids, c);    /* on failure only group deliveries miss it */
+}
+
+void worker_untrack_conn(worker_t *w, conn_t *c)
+{
+    table_remove(&w->conn_ids, c);
+}
+
+conn_t *worker_find_conn(worker_t *w, uint64_t id)
+{
+    return table_find(&w->conn_ids, hash_u64(id), conn_match, &id);
+}
+
+/* ---- store requests -------------------------------------------------------------------- */
+
+/* Runs on a store thread: hand the request to its worker. */
+static void sreq_post(void *ctx, ovms_store_req_t *req)
+{
+    sreq_t *r = container_of(req, sreq_t, req);
+    (void)ctx;
+    worker_post(r->w, &r->mail);
+}
+
+sreq_t *sreq_new(worker_t *w, conn_t *c, vehicle_t *v, sreq_cb done)
+{
+    sreq_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->mail.type = MAIL_STORE;
+    r->w = w;
+    r->conn = c;
+    r->vehicle = v;
+    r->done = done;
+    ovms_store_req_init(&r->req);
+    return r;
+}
+
+int sreq_submit(sreq_t *r)
+{
+    static const ovms_store_sink_t sink_template = { sreq_post, NULL };
+    if (r->conn)
+        conn_ref(r->conn);
+    if (r->vehicle)
+        hub_ref(r->vehicle);
+    r->w->pending_sreqs++;
+    int rc = ovms_store_submit(r->w->srv->store, &r->req, &sink_template, NULL);
+    if (rc < 0) {
+        r->req.status = rc;
+        worker_post(r->w, &r->mail);   /* complete it the usual way */
+    }
+    return rc;
+}
+
+void sreq_free(sreq_t *r)
+{
+    ovms_store_req_cleanup(&r->req);
+    free(r);
+}
+
+static void sreq_complete(worker_t *w, sreq_t *r)
+{
+    conn_t *c = r->conn;
+    vehicle_t *v = r->vehicle;
+    if (r->req.status < 0 && !r->done)
+        LOG_ERROR(c, "store write failed: %s", ovms_strerror(r->req.status));
+    if (r->done)
+        r->done(r);
+    w->pending_sreqs--;
+    sreq_free(r);
+    if (c)
+        conn_unref(c);
+    if (v)
+        hub_unref(v);
+}
+
+/* ---- mailbox ------------------------------------------------------------------------------ */
+
+void worker_post(worker_t *w, mail_t *m)
+{
+    int was_empty;
+    m->next = NULL;
+    pthread_mutex_lock(&w->mail_mu);
+    was_empty = w->mail_head == NULL;
+    if (w->mail_tail)
+        w->mail_tail->next = m;
+    else
+        w->mail_head = m;
+    w->mail_tail = m;
+    pthread_mutex_unlock(&w->mail_mu);
+    if (was_empty)
+        uv_async_send(&w->wake);
+}
+
+static void deliver(worker_t *w, deliver_t *d)
+{
+    conn_t *c = worker_find_conn(w, d->conn_id);
+    if (c && c->state == CS_ACTIVE)
+        conn_send(c, d->msg, d->len);
+    free(d);
+}
+
+static void begin_stop(worker_t *w);
+
+static void on_wake(uv_async_t *a)
+{
+    worker_t *w = a->data;
+    mail_t *m;
+
+    pthread_mutex_lock(&w->mail_mu);
+    m = w->mail_head;
+    w->mail_head = w->mail_tail = NULL;
+    pthread_mutex_unlock(&w->mail_mu);
+    while (m) {
+        mail_t *next = m->next;
+        switch (m->type) {
+        case MAIL_HANDOFF: login_arrive(w, (handoff_t *)m); break;
+        case MAIL_STORE: sreq_complete(w, container_of(m, sreq_t, mail)); break;
+        case MAIL_DELIVER: deliver(w, (deliver_t *)m); break;
+        case MAIL_STOP: free(m); begin_stop(w); break;
+        }
+        m = next;
+    }
+    if (w->stopping && w->pending_sreqs == 0 && w->nconns == 0 && !uv_is_closing((uv_handle_t *)&w->wake))
+        uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+/* ---- flush and sweep ------------------------------------------------------------------------- */
+
+static void on_check(uv_check_t *h)
+{
+    conn_flush_all(h->data);
+}
+
+static void sweep_conn(worker_t *w, conn_t *c, uint32_t now)
+{
+    const ovms_config_t *cfg = w->srv->cfg;
+
+    if (c->state == CS_WELCOME || (c->state == CS_PARKED && !c->role)) {
+        if (now - c->accepted >= (uint32_t)cfg->welcome_timeout)
+            conn_close(c, "no welcome within the time limit");
+        return;
+    }
+    if (c->state != CS_ACTIVE && c->state != CS_PARKED)
+        return;
+    uint32_t idle = c->role == 'C' ? (uint32_t)cfg->car_idle
+                  : c->role == 'A' ? (uint32_t)cfg->app_idle : (uint32_t)cfg->batch_idle;
+    if (now - c->last_rx >= idle) {
+        conn_close(c, "idle: nothing received for the time limit");
+        return;
+    }
+    if (c->role == 'C' && now - c->last_tx >= (uint32_t)cfg->ping_after &&
+        now - c->last_ping >= (uint32_t)cfg->ping_interval) {
+        conn_send(c, "AFA", 3);
+        c->last_ping = now;
+    }
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    uint32_t now = worker_now(w);
+
+    link_each(pos, &w->conns)
+        sweep_conn(w, container_of(pos, conn_t, wlink), now);
+    if (now - w->last_util_flush >= (uint32_t)w->srv->cfg->util_flush) {
+        hub_flush_all_util(w);
+        w->last_util_flush = now;
+    }
+}
+
+/* ---- accepting ---------------------------------------------------------------------------- */
+
+/* At the connection limit: accept and close at once, and say so now and then. */
+static void log_refusal(worker_t *w)
+{
+    server_t *srv = w->srv;
+    int64_t n = __atomic_add_fetch(&srv->refused, 1, __ATOMIC_RELAXED);
+    uint64_t now = uv_now(&w->loop);
+    uint64_t last = __atomic_load_n(&srv->last_refusal_log, __ATOMIC_RELAXED);
+    if (last == 0 || now - last >= 10000) {
+        __atomic_store_n(&srv->last_refusal_log, now, __ATOMIC_RELAXED);
+        LOG_WARN(NULL, "connection limit (%d) reached: refusing connections (%lld so far)",
+                 srv->cfg->max_connections, (long long)n);
+    }
+}
+
+static void refused_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    worker_untrack_conn(c->w, c);
+    ovms_linesplit_free(&c->ls);
+    free(c);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    worker_t *w = listener->data;
+    conn_t *c;
+
+    if (status < 0) {
+        LOG_WARN(NULL, "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    if (w->stopping || !(c = conn_new(w)))
+        return;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->state = CS_CLOSING;
+        uv_close((uv_handle_t *)&c->tcp, refused_closed);
+        return;
+    }
+    if (__atomic_load_n(&w->srv->conn_count, __ATOMIC_RELAXED) >= w->srv->cfg->max_connections) {
+        log_refusal(w);
+        c->state = CS_CLOSING;
+        uv_close((uv_handle_t *)&c->tcp, refused_closed);
+        return;
+    }
+    __atomic_add_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
+    c->state = CS_WELCOME;
+    if (conn_start(c) < 0)
+        conn_close(c, "cannot start reading");
+}
+
+/* ---- start and stop ------------------------------------------------------------------------- */
+
+static void begin_stop(worker_t *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = 1;
+    for (int i = 0; i < w->nlisteners; i++)
+        uv_close((uv_handle_t *)&w->listeners[i], NULL);
+    uv_timer_stop(&w->sweep);
+    uv_close((uv_handle_t *)&w->sweep, NULL);
+    hub_flush_all_util(w);
+    conn_flush_all(w);
+    link_each(pos, &w->conns)
+        conn_close(container_of(pos, conn_t, wlink), "server shutting down");
+    uv_close((uv_handle_t *)&w->flusher, NULL);
+    if (w->pending_sreqs == 0 && w->nconns == 0)
+        uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* drain what the last turn left (handles closed, mail taken) */
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    return NULL;
+}
+
+/* listen_fds: sockets the server bound for this worker (SO_REUSEPORT). */
+int worker_start(worker_t *w)
+{
+    int rc = uv_loop_init(&w->loop);
+    if (rc < 0)
+        return rc;
+    link_init(&w->conns);
+    pthread_mutex_init(&w->mail_mu, NULL);
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_check_init(&w->loop, &w->flusher);
+    w->flusher.data = w;
+    uv_check_start(&w->flusher, on_check);
+    uv_timer_init(&w->loop, &w->sweep);
+    w->sweep.data = w;
+    uv_timer_start(&w->sweep, on_sweep, 1000, 1000);
+    w->last_util_flush = worker_now(w);
+    for (int i = 0; i < w->nlisteners; i++) {
+        uv_tcp_init(&w->loop, &w->listeners[i]);
+        w->listeners[i].data = w;
+        if ((rc = uv_tcp_open(&w->listeners[i], w->listen_fds[i])) < 0 ||
+            (rc = uv_listen((uv_stream_t *)&w->listeners[i], 1024, on_connection)) < 0)
+            return rc;
+    }
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : UV_ENOMEM;
+}
