@@ -11,21 +11,6 @@
 
 const char ovms_server_version[] = "ovmsd-" OVMS_VERSION;
 
-static void store_message(conn_t *c, char code, const char *payload, size_t len, int paranoid,
-                          int64_t now)
-{
-    vehicle_t *v = c->vehicle;
-    sreq_t *r = sreq_new(c->w, NULL, NULL, NULL);
-    if (!r)
-        return;
-    if (ovms_store_prep_msg_put(&r->req, v->id, code, payload, len, paranoid,
-                                paranoid ? v->ptoken : "", now) < 0) {
-        sreq_free(r);
-        return;
-    }
-    sreq_submit(r);
-}
-
 /* PROTOCOL 6.1: store, relay verbatim, f after F, then T0. raw is the
  * message as the car sent it (code and payload, or EM<code><payload>). */
 static void data_message(conn_t *c, char code, ovms_str_t payload, int paranoid,
@@ -34,7 +19,7 @@ static void data_message(conn_t *c, char code, ovms_str_t payload, int paranoid,
     vehicle_t *v = c->vehicle;
     int64_t now = wall_now();
 
-    store_message(c, code, payload.ptr, payload.len, paranoid, now);
+    hub_store_message(v, code, payload.ptr, payload.len, paranoid, now);
     hub_cache_put(v, code, payload.ptr, payload.len, paranoid, now);
     hub_to_clients(v, raw, rawlen);
     if (code == 'F') {
@@ -108,6 +93,13 @@ static void paranoid_message(conn_t *c, ovms_str_t payload, const char *raw, siz
     }
 }
 
+static void history_written(sreq_t *r)
+{
+    conn_hist_end(r->conn);
+    if (r->req.status < 0)
+        LOG_ERROR(r->conn, "H record not stored: %s", ovms_strerror(r->req.status));
+}
+
 static void history(conn_t *c, ovms_str_t payload)
 {
     ovms_history_t h;
@@ -116,7 +108,7 @@ static void history(conn_t *c, ovms_str_t payload)
         LOG_DEBUG(c, "H with fewer than 4 fields or bad numbers: ignored");
         return;
     }
-    sreq_t *r = sreq_new(c->w, NULL, NULL, NULL);
+    sreq_t *r = sreq_new(c->w, c, NULL, history_written);
     char type[65];
     if (!r)
         return;
@@ -127,6 +119,7 @@ static void history(conn_t *c, ovms_str_t payload)
         sreq_free(r);
         return;
     }
+    conn_hist_begin(c);
     sreq_submit(r);
 }
 
@@ -134,6 +127,7 @@ static void history(conn_t *c, ovms_str_t payload)
 static void history_stored(sreq_t *r)
 {
     conn_t *c = r->conn;
+    conn_hist_end(c);
     if (r->req.status < 0) {
         LOG_ERROR(c, "h record not stored (%s): not acknowledged, the car will resend",
                   ovms_strerror(r->req.status));
@@ -165,6 +159,7 @@ static void history_ack(conn_t *c, ovms_str_t payload)
         conn_send(c, ack, (size_t)n);
         return;
     }
+    conn_hist_begin(c);
     sreq_submit(r);
 }
 

@@ -20,7 +20,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,9 +122,7 @@ void conn_close(conn_t *c, const char *why)
         __atomic_sub_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
-    if (w->stopping && w->nconns == 0 && w->pending_sreqs == 0 &&
-        !uv_is_closing((uv_handle_t *)&w->wake))
-        uv_close((uv_handle_t *)&w->wake, NULL);
+    worker_maybe_finish(w);
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */
@@ -165,20 +162,7 @@ static void stop_reading(conn_t *c)
 {
     if (c->flags & CF_READING) {
         uv_read_stop((uv_stream_t *)&c->tcp);
-        c->flags &= (uint8_t)~CF_READING;
-    }
-}
-
-static void set_keepalive(conn_t *c)
-{
-    uv_os_fd_t fd;
-    int on = 1, intvl = 240, cnt = 9;
-    uv_tcp_nodelay(&c->tcp, 1);
-    uv_tcp_keepalive(&c->tcp, 1, 240);
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+        c->flags &= (uint16_t)~CF_READING;
     }
 }
 
@@ -187,7 +171,6 @@ int conn_start(conn_t *c)
     struct sockaddr_storage ss;
     int len = sizeof ss;
 
-    set_keepalive(c);
     if (!strcmp(c->peer_text, "-") &&
         uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
         conn_format_peer(&ss, c->peer_text, sizeof c->peer_text);
@@ -245,7 +228,7 @@ void conn_feed(conn_t *c, const char *data, size_t len)
     for (;;) {
         if (c->state == CS_CLOSING)
             return;
-        if (c->state == CS_PARKED || c->state == CS_MOVING || (c->flags & CF_BUSY)) {
+        if (c->state == CS_PARKED || c->state == CS_MOVING || (c->flags & (CF_BUSY | CF_THROTTLED))) {
             hold(c, data, len);
             stop_reading(c);
             if (c->state == CS_MOVING)
@@ -289,9 +272,28 @@ void conn_unpark(conn_t *c)
         conn_feed(c, held, n);
     free(held);
     if (c->state != CS_CLOSING && c->state != CS_PARKED && c->state != CS_MOVING &&
-        !(c->flags & CF_BUSY))
+        !(c->flags & (CF_BUSY | CF_THROTTLED)))
         start_reading(c);
     conn_unref(c);
+}
+
+/* Back-pressure for history: a car that sends records faster than the disk
+ * takes them is not read until half of them are in. */
+void conn_hist_begin(conn_t *c)
+{
+    if (++c->hist_writes >= HIST_WRITES_MAX && !(c->flags & CF_THROTTLED)) {
+        c->flags |= CF_THROTTLED;
+        LOG_DEBUG(c, "%d history records waiting for the disk: pausing reads", c->hist_writes);
+    }
+}
+
+void conn_hist_end(conn_t *c)
+{
+    c->hist_writes--;
+    if ((c->flags & CF_THROTTLED) && c->hist_writes < HIST_WRITES_MAX / 2) {
+        c->flags &= (uint16_t)~CF_THROTTLED;
+        conn_unpark(c);
+    }
 }
 
 /* ---- writing ------------------------------------------------------------------------------ */
@@ -448,7 +450,7 @@ void conn_flush_all(worker_t *w)
         conn_t *c = w->flush_head;
         w->flush_head = c->flush_next;
         c->flush_next = NULL;
-        c->flags &= (uint8_t)~CF_IN_FLUSH;
+        c->flags &= (uint16_t)~CF_IN_FLUSH;
         flush_one(c);
         conn_unref(c);
     }

@@ -62,6 +62,13 @@ vehicle_t *hub_get(worker_t *w, const char *id)
     return v;
 }
 
+static void free_msgs(cached_msg_t *m, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(m[i].payload);
+    free(m);
+}
+
 static void drop_cache(vehicle_t *v)
 {
     for (int i = 0; i < v->ncache; i++)
@@ -77,15 +84,33 @@ void hub_ref(vehicle_t *v)
     v->refs++;
 }
 
+static int util_pending(const vehicle_t *v)
+{
+    return v->util[0] || v->util[1] || v->util[2] || v->util[3];
+}
+
+static void free_vehicle(vehicle_t *v)
+{
+    drop_cache(v);
+    free_msgs(v->dirty, v->ndirty);
+    free(v->cmdq);
+    table_remove(&v->w->vehicles, v);
+    free(v);
+}
+
+/* With no connection left the entry goes, unless it still holds
+ * utilisation counts: then it stays, retired, until the next periodic
+ * flush, so a car that reconnects often costs one write per period rather
+ * than one per visit. */
 void hub_unref(vehicle_t *v)
 {
     if (--v->refs > 0)
         return;
-    hub_flush_util(v);
     drop_cache(v);
-    free(v->cmdq);
-    table_remove(&v->w->vehicles, v);
-    free(v);
+    if (!util_pending(v) || v->w->stopping) {
+        hub_flush_util(v);
+        free_vehicle(v);
+    }
 }
 
 /* ---- sending ------------------------------------------------------------------------------ */
@@ -171,6 +196,79 @@ void hub_cache_put(vehicle_t *v, char code, const char *payload, size_t len, int
                   v->cache_state == CACHE_LOADING);
 }
 
+/* ---- writing stored messages -------------------------------------------------------------- */
+
+static void msg_written(sreq_t *r);
+
+static void submit_message(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
+                           const char *ptoken, int64_t when)
+{
+    sreq_t *r = sreq_new(v->w, NULL, v, msg_written);
+    if (!r)
+        return;
+    if (ovms_store_prep_msg_put(&r->req, v->id, code, payload, len, paranoid, ptoken, when) < 0) {
+        sreq_free(r);
+        return;
+    }
+    v->msg_writes++;
+    sreq_submit(r);
+}
+
+static void msg_written(sreq_t *r)
+{
+    vehicle_t *v = r->vehicle;
+    if (r->req.status < 0)
+        LOG_ERROR(NULL, "%s: stored message not written: %s", v->id, ovms_strerror(r->req.status));
+    if (--v->msg_writes > 0 || !v->ndirty)
+        return;
+    cached_msg_t *dirty = v->dirty;
+    int n = v->ndirty;
+    v->dirty = NULL;
+    v->ndirty = v->dirty_cap = 0;
+    for (int i = 0; i < n; i++)
+        submit_message(v, dirty[i].code, dirty[i].payload, dirty[i].len, dirty[i].paranoid,
+                       dirty[i].ptoken, dirty[i].received);
+    free_msgs(dirty, n);
+}
+
+void hub_store_message(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
+                       int64_t when)
+{
+    const char *ptoken = paranoid ? v->ptoken : "";
+    if (v->msg_writes == 0) {
+        submit_message(v, code, payload, len, paranoid, ptoken, when);
+        return;
+    }
+    /* a write is in flight: keep only the newest of each code until it is done */
+    int i;
+    for (i = 0; i < v->ndirty && v->dirty[i].code != code; i++)
+        ;
+    if (i == v->ndirty) {
+        if (v->ndirty == v->dirty_cap) {
+            int cap = v->dirty_cap ? v->dirty_cap * 2 : 4;
+            cached_msg_t *grown = realloc(v->dirty, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return;
+            v->dirty = grown;
+            v->dirty_cap = cap;
+        }
+        memset(&v->dirty[i], 0, sizeof v->dirty[i]);
+        v->dirty[i].code = code;
+        v->ndirty++;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, payload, len);
+    copy[len] = '\0';
+    free(v->dirty[i].payload);
+    v->dirty[i].payload = copy;
+    v->dirty[i].len = len;
+    v->dirty[i].paranoid = (uint8_t)paranoid;
+    snprintf(v->dirty[i].ptoken, sizeof v->dirty[i].ptoken, "%s", ptoken);
+    v->dirty[i].received = when;
+}
+
 static void client_burst(vehicle_t *v, conn_t *c)
 {
     int et_sent = 0;
@@ -248,6 +346,11 @@ static void load_cache(vehicle_t *v)
         return;
     }
     v->cache_state = CACHE_LOADING;
+    /* messages still waiting to be written are newer than anything the read
+     * can find: they go in first, as live ones */
+    for (int i = 0; i < v->ndirty; i++)
+        cache_set(v, v->dirty[i].code, v->dirty[i].payload, v->dirty[i].len, v->dirty[i].paranoid,
+                  v->dirty[i].ptoken, v->dirty[i].received, 1);
     ovms_store_prep_msg_list(&r->req, v->id);
     ovms_store_req_ordered(&r->req);
     sreq_submit(r);
@@ -307,7 +410,7 @@ void hub_detach(conn_t *c)
 
 void hub_flush_util(vehicle_t *v)
 {
-    if (!v->util[0] && !v->util[1] && !v->util[2] && !v->util[3])
+    if (!util_pending(v))
         return;
     sreq_t *r = sreq_new(v->w, NULL, NULL, NULL);
     if (!r)
@@ -330,7 +433,14 @@ void hub_count(vehicle_t *v, int slot, size_t bytes)
 
 void hub_flush_all_util(worker_t *w)
 {
-    for (size_t i = 0; i < w->vehicles.cap; i++)
-        if (w->vehicles.slot[i])
-            hub_flush_util(w->vehicles.slot[i]);
+    for (size_t i = 0; i < w->vehicles.cap; i++) {
+        vehicle_t *v = w->vehicles.slot[i];
+        if (!v)
+            continue;
+        hub_flush_util(v);
+        if (v->refs == 0) {
+            free_vehicle(v);         /* a retired entry: the table shifted, look again here */
+            i--;
+        }
+    }
 }

@@ -82,6 +82,36 @@ static void begin_move(conn_t *c, const char *vehicle)
     c->state = CS_MOVING;
 }
 
+/* Join the vehicle's hub entry on this (its home) worker and go live. */
+static void attach(conn_t *c, const char *vehicle, uint16_t welcome_rx, uint16_t welcome_tx)
+{
+    vehicle_t *v = hub_get(c->w, vehicle);
+
+    if (!v) {
+        conn_close(c, "vehicle vanished during login");
+        return;
+    }
+    c->vehicle = v;
+    hub_ref(v);
+    c->state = CS_ACTIVE;
+    if (c->role == 'C') {
+        hub_count(v, UTIL_CAR_TX, welcome_rx);
+        hub_count(v, UTIL_CAR_RX, welcome_tx);
+    } else if (c->role == 'A') {
+        hub_count(v, UTIL_APP_TX, welcome_rx);
+        hub_count(v, UTIL_APP_RX, welcome_tx);
+    }
+    LOG_INFO(c, "%s logged in", c->role == 'C' ? "car" : c->role == 'A' ? "app" : "batch client");
+    if (c->role == 'C') {
+        hub_car_login(v, c);
+        conn_unpark(c);
+    } else {
+        hub_client_login(v, c);          /* parks it while the stored messages load */
+        if (c->state == CS_ACTIVE)
+            conn_unpark(c);
+    }
+}
+
 void login_hand_over(conn_t *c)
 {
     worker_t *home = worker_home(c->w->srv, c->moving->vehicle);
@@ -89,6 +119,15 @@ void login_hand_over(conn_t *c)
     uv_os_fd_t fd;
     size_t nout = 0;
 
+    if (home == c->w) {
+        /* already home: no socket to move */
+        char vehicle[33];
+        snprintf(vehicle, sizeof vehicle, "%s", ho->vehicle);
+        c->moving = NULL;
+        free(ho);
+        attach(c, vehicle, c->welcome_rx, c->welcome_tx);
+        return;
+    }
     /* the welcome goes out from here when the kernel takes it now */
     if (c->out_len) {
         uv_buf_t b = uv_buf_init(c->out, c->out_len);
@@ -105,8 +144,10 @@ void login_hand_over(conn_t *c)
         return;
     }
     c->moving = NULL;
-    memcpy(full->bytes, c->out, nout);
-    memcpy(full->bytes + nout, c->held, c->held_len);
+    if (nout)
+        memcpy(full->bytes, c->out, nout);
+    if (c->held_len)
+        memcpy(full->bytes + nout, c->held, c->held_len);
     full->nout = nout;
     full->nin = c->held_len;
     LOG_DEBUG(c, "logged in for %s, moving to worker %d", full->vehicle, home->index);
@@ -118,9 +159,8 @@ void login_hand_over(conn_t *c)
 void login_arrive(worker_t *w, handoff_t *ho)
 {
     conn_t *c = conn_new(w);
-    vehicle_t *v = NULL;
 
-    if (!c || uv_tcp_open(&c->tcp, ho->fd) < 0 || !(v = hub_get(w, ho->vehicle))) {
+    if (!c || uv_tcp_open(&c->tcp, ho->fd) < 0) {
         LOG_ERROR(NULL, "cannot take over connection #%llu", (unsigned long long)ho->id);
         if (c) {
             c->state = CS_ACTIVE;
@@ -141,36 +181,16 @@ void login_arrive(worker_t *w, handoff_t *ho)
     if (ho->apc_done)
         c->flags |= CF_APC_DONE;
     snprintf(c->peer_text, sizeof c->peer_text, "%s", ho->peer_text);
-    c->vehicle = v;
-    hub_ref(v);
-    c->state = CS_ACTIVE;
+    c->state = CS_PARKED;              /* not reading until attached */
     if (ho->nout)
         conn_send_raw(c, ho->bytes, ho->nout);
-    if (ho->nin) {
-        c->held = malloc(ho->nin);
-        if (c->held) {
-            memcpy(c->held, ho->bytes + ho->nout, ho->nin);
-            c->held_len = (uint32_t)ho->nin;
-        }
+    if (ho->nin && (c->held = malloc(ho->nin))) {
+        memcpy(c->held, ho->bytes + ho->nout, ho->nin);
+        c->held_len = (uint32_t)ho->nin;
     }
-    if (c->role == 'C') {
-        hub_count(v, UTIL_CAR_TX, ho->welcome_rx);
-        hub_count(v, UTIL_CAR_RX, ho->welcome_tx);
-    } else if (c->role == 'A') {
-        hub_count(v, UTIL_APP_TX, ho->welcome_rx);
-        hub_count(v, UTIL_APP_RX, ho->welcome_tx);
-    }
-    free(ho);
     conn_start(c);
-    LOG_INFO(c, "%s logged in", c->role == 'C' ? "car" : c->role == 'A' ? "app" : "batch client");
-    if (c->role == 'C') {
-        hub_car_login(v, c);
-        conn_unpark(c);
-    } else {
-        hub_client_login(v, c);          /* parks it while the stored messages load */
-        if (c->state == CS_ACTIVE)
-            conn_unpark(c);
-    }
+    attach(c, ho->vehicle, ho->welcome_rx, ho->welcome_tx);
+    free(ho);
 }
 
 /* ---- scheme 0 --------------------------------------------------------------------------------- */
@@ -269,7 +289,7 @@ static void pw_checked(uv_work_t *req, int status)
     char ids[4096], vehicle[33], line[4300];
     ovms_vehicle_t v;
 
-    c->flags &= (uint8_t)~CF_BUSY;
+    c->flags &= (uint16_t)~CF_BUSY;
     if (c->state != CS_CLOSING) {
         if (status < 0 || !pw->ok) {
             conn_close(c, "scheme 1 login: wrong password");
@@ -326,7 +346,7 @@ static void scheme1(conn_t *c, const ovms_welcome_t *wl)
     c->flags |= CF_BUSY;
     conn_ref(c);
     if (uv_queue_work(&c->w->loop, &pw->work, pw_check, pw_checked) < 0) {
-        c->flags &= (uint8_t)~CF_BUSY;
+        c->flags &= (uint16_t)~CF_BUSY;
         conn_unref(c);
         free(pw);
         conn_close(c, "cannot check the password");
@@ -342,7 +362,7 @@ static void apc_found(sreq_t *r)
 
     if (c->state == CS_CLOSING)
         return;
-    c->flags &= (uint8_t)~CF_BUSY;
+    c->flags &= (uint16_t)~CF_BUSY;
     const ovms_store_rows_t *rows = &r->req.rows;
     if (r->req.status == 0 && rows->nrows == 1 &&
         ovms_aps_format(line, sizeof line, ovms_store_cell(rows, 0, 2), ovms_store_cell(rows, 0, 3),

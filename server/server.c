@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +34,16 @@ static int bind_socket(const ovms_listen_t *l, char *err, size_t errlen)
         return -1;
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* Accepted sockets inherit these, so no connection needs a setsockopt:
+     * no Nagle delay, and the reference's keepalive (idle 240 s, interval
+     * 240 s, the kernel's 9 probes). */
+    int idle = 240;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof idle) < 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", l->host, l->port, strerror(errno));
         if (fd >= 0)

@@ -150,6 +150,11 @@ enum conn_state {
 #define CF_REPLAYED   0x20   /* got its login burst */
 #define CF_MOVED      0x40   /* handed to another worker: this object only closes */
 #define CF_KILL       0x80   /* over its output limit: close at the next flush */
+#define CF_THROTTLED  0x100  /* too many history writes pending: not reading */
+
+/* A car may have this many history records waiting for the disk before the
+ * server stops reading from it (and resumes below half). */
+#define HIST_WRITES_MAX 512
 
 struct conn {
     uv_tcp_t tcp;
@@ -169,7 +174,8 @@ struct conn {
     uint8_t state;
     char role;               /* 'C' 'A' 'B'; 0 before login */
     uint8_t scheme;
-    uint8_t flags;
+    uint16_t flags;
+    uint16_t hist_writes;    /* history records of this car not yet durable */
     char *held;              /* received bytes waiting while parked */
     uint32_t held_len;
     uint16_t welcome_rx, welcome_tx; /* welcome line bytes, for utilisation */
@@ -227,6 +233,7 @@ struct worker {
 };
 
 int worker_start(worker_t *w);
+void worker_maybe_finish(worker_t *w);
 void worker_post(worker_t *w, mail_t *m);
 uint32_t worker_now(worker_t *w);               /* seconds since the loop began */
 int64_t wall_now(void);                          /* unix seconds */
@@ -298,6 +305,11 @@ struct vehicle {
     char ptoken[65];
     int64_t last_update;     /* newest stored message, or when provisioned */
     int64_t owner;
+    /* stored messages waiting for the disk: one write in flight at a time,
+     * newer messages of a code replace the waiting copy (latest wins) */
+    cached_msg_t *dirty;
+    int ndirty, dirty_cap;
+    int msg_writes;
     /* utilisation not yet written */
     int64_t util[4];         /* car_rx car_tx app_rx app_tx */
     int64_t util_day;
@@ -313,6 +325,12 @@ void hub_detach(conn_t *c);
 void hub_to_clients(vehicle_t *v, const char *msg, size_t len);
 void hub_cache_put(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
                    int64_t when);
+/* Store a car message as the vehicle's latest of its code (coalesced). */
+void hub_store_message(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
+                       int64_t when);
+/* A car's history write was submitted / completed (back-pressure). */
+void conn_hist_begin(conn_t *c);
+void conn_hist_end(conn_t *c);
 void hub_count(vehicle_t *v, int slot, size_t bytes);   /* utilisation */
 void hub_flush_util(vehicle_t *v);
 void hub_flush_all_util(worker_t *w);

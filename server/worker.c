@@ -152,6 +152,15 @@ static void deliver(worker_t *w, deliver_t *d)
 
 static void begin_stop(worker_t *w);
 
+/* Once stopping and nothing is left (connections, store requests), close
+ * the mailbox: the loop then has no handles and ends. */
+void worker_maybe_finish(worker_t *w)
+{
+    if (w->stopping && w->pending_sreqs == 0 && w->nconns == 0 &&
+        !uv_is_closing((uv_handle_t *)&w->wake))
+        uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
 static void on_wake(uv_async_t *a)
 {
     worker_t *w = a->data;
@@ -171,8 +180,7 @@ static void on_wake(uv_async_t *a)
         }
         m = next;
     }
-    if (w->stopping && w->pending_sreqs == 0 && w->nconns == 0 && !uv_is_closing((uv_handle_t *)&w->wake))
-        uv_close((uv_handle_t *)&w->wake, NULL);
+    worker_maybe_finish(w);
 }
 
 /* ---- flush and sweep ------------------------------------------------------------------------- */
@@ -286,9 +294,9 @@ static void begin_stop(worker_t *w)
     conn_flush_all(w);
     link_each(pos, &w->conns)
         conn_close(container_of(pos, conn_t, wlink), "server shutting down");
+    conn_flush_all(w);          /* closing queued last words (Z0): drop their references */
     uv_close((uv_handle_t *)&w->flusher, NULL);
-    if (w->pending_sreqs == 0 && w->nconns == 0)
-        uv_close((uv_handle_t *)&w->wake, NULL);
+    worker_maybe_finish(w);
 }
 
 static void *worker_main(void *arg)

@@ -1,0 +1,574 @@
+/*
+ * bench_server.c -- ovmsd benchmark: memory per idle connection, logins per
+ * second, and car -> app relay throughput with latency.
+ *
+ *   bench_server --ovmsd build/server/ovmsd [--idle N] [--procs P] [--seconds S]
+ *                [--cars C] [--apps-per-car A] [--rate R] [--report FILE]
+ *
+ * The node runs as its own process on a loopback port with a fresh
+ * database; the load comes from P client processes (one process may hold
+ * at most 20000 files), each an epoll loop speaking the protocol through
+ * proto/. Relay latency is measured end to end: a car puts CLOCK_MONOTONIC
+ * nanoseconds in each message and the app that receives it subtracts.
+ *
+ *   idle    N car connections for N vehicles log in and stay silent; the
+ *           server's RSS before and after, divided by N
+ *   logins  every process keeps 64 car logins in flight (connect, welcome,
+ *           wait for Z, close) for S seconds
+ *   relay   C cars with A apps each; each car sends R messages/s (0: as
+ *           fast as it can); messages delivered to apps per second, latency
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_report.h"
+#include "ovms_proto.h"
+#include "ovms_store.h"
+
+#define PASSWORD "BENCHPW"
+
+static int port;
+static char dbpath[256];
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_server: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+/* ---- a client connection -------------------------------------------------------------- */
+
+enum { W_CONNECTING, W_WELCOME, W_Z, W_LIVE };
+
+typedef struct bconn {
+    int fd;
+    int state;
+    char role;
+    int vehicle;
+    char token[OVMS_TOKEN_LEN + 1];
+    ovms_session_t s;
+    ovms_linesplit_t ls;
+    char tail[OVMS_CLIENT_LINE_MAX + 2];
+    char *out;
+    size_t out_len, out_cap;
+    double next_send;
+} bconn_t;
+
+static void vehicle_id(int n, char out[33])
+{
+    snprintf(out, 33, "BENCH%06d", n);
+}
+
+static int open_socket(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+    if (fd < 0)
+        die("socket");
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS)
+        die("connect");
+    return fd;
+}
+
+static void queue_out(bconn_t *c, const char *data, size_t len)
+{
+    if (c->out_len + len > c->out_cap) {
+        c->out_cap = (c->out_len + len) * 2;
+        c->out = realloc(c->out, c->out_cap);
+    }
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+}
+
+static int flush_out(bconn_t *c)
+{
+    while (c->out_len) {
+        ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+        if (n < 0)
+            return errno == EAGAIN ? 0 : -1;
+        memmove(c->out, c->out + n, c->out_len - (size_t)n);
+        c->out_len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void start_login(bconn_t *c, char role, int vehicle)
+{
+    char id[33], digest[OVMS_DIGEST_B64_LEN + 1], line[128];
+    c->fd = open_socket();
+    c->state = W_WELCOME;
+    c->role = role;
+    c->vehicle = vehicle;
+    c->out_len = 0;
+    ovms_linesplit_init(&c->ls, OVMS_CLIENT_LINE_MAX, c->tail, sizeof c->tail);
+    vehicle_id(vehicle, id);
+    ovms_token_generate(c->token);
+    ovms_digest_b64(PASSWORD, strlen(PASSWORD), c->token, OVMS_TOKEN_LEN, digest);
+    int n = ovms_welcome_format_client(line, sizeof line, role, c->token, digest, id);
+    queue_out(c, line, (size_t)n);
+}
+
+/* ---- the client process ------------------------------------------------------------------- */
+
+typedef struct latency {
+    uint64_t count;
+    uint64_t bucket[2000];       /* 10 us each, up to 20 ms; the last is "more" */
+} latency_t;
+
+typedef struct child_result {
+    uint64_t logins;
+    uint64_t relayed;
+    uint64_t sent;
+    latency_t lat;
+} child_result_t;
+
+static volatile sig_atomic_t stop_flag;
+static void on_stop(int sig) { (void)sig; stop_flag = 1; }
+
+typedef struct job {
+    const char *mode;            /* idle, logins, relay-car, relay-app */
+    int first, count;            /* vehicles (idle, relay) */
+    int apps_per_car;
+    double rate;                 /* per car, messages/s (0: flat out) */
+    double seconds;
+    int ready_fd, result_fd;
+} job_t;
+
+static const char S_TAIL[] = ",K,0,0.00,stopped,standard,250,230,16,0,0,0,0,21,0,0,0,0,160.00,0,0,"
+                             "0,0,-1,0,0,0,0,0,300,0,0.00,396.00,98.00,0.00,0.00,-1.25,0.0,0.0";
+
+static void on_message(bconn_t *c, const ovms_msg_t *m, child_result_t *res)
+{
+    if (m->code == 'S' && c->role == 'A') {
+        uint64_t sent = strtoull(m->payload.ptr, NULL, 10);
+        uint64_t us = (mono_ns() - sent) / 1000;
+        size_t b = us / 10;
+        res->lat.bucket[b < 1999 ? b : 1999]++;
+        res->lat.count++;
+        res->relayed++;
+    }
+}
+
+/* Returns -1 when the connection is gone. */
+static int on_readable(bconn_t *c, const job_t *job, child_result_t *res, char *buf, size_t cap)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, cap, 0);
+        if (n == 0)
+            return -1;
+        if (n < 0)
+            return errno == EAGAIN ? 0 : -1;
+        const char *p = buf;
+        size_t len = (size_t)n;
+        ovms_str_t line;
+        int rc;
+        while ((rc = ovms_linesplit_next(&c->ls, &p, &len, &line)) > 0) {
+            char plain[OVMS_CLIENT_LINE_MAX];
+            ovms_msg_t m;
+            if (c->state == W_WELCOME) {
+                char stoken[64];
+                if (ovms_server_welcome_verify(line.ptr, line.len, PASSWORD, strlen(PASSWORD),
+                                               c->token, stoken, sizeof stoken) < 0)
+                    return -1;
+                ovms_session_init(&c->s, PASSWORD, strlen(PASSWORD), stoken, strlen(stoken),
+                                  c->token, OVMS_TOKEN_LEN);
+                c->state = W_Z;
+                continue;
+            }
+            if (ovms_session_decode(&c->s, line.ptr, line.len, plain, sizeof plain, &m) < 0)
+                return -1;
+            if (c->state == W_Z && (m.code == 'T' || (m.code == 'Z' && c->role == 'C'))) {
+                c->state = W_LIVE;
+                if (!strcmp(job->mode, "logins")) {
+                    res->logins++;
+                    return -1;             /* done: the next login replaces it */
+                }
+                continue;
+            }
+            on_message(c, &m, res);
+        }
+        if (rc < 0)
+            return -1;
+    }
+}
+
+static void send_state(bconn_t *c, child_result_t *res)
+{
+    char msg[512], wire[OVMS_WIRE_LEN(512)];
+    int n = snprintf(msg, sizeof msg, "S%llu%s", (unsigned long long)mono_ns(), S_TAIL);
+    int w = ovms_session_encode(&c->s, msg, (size_t)n, wire, sizeof wire);
+    queue_out(c, wire, (size_t)w);
+    res->sent++;
+}
+
+static void run_child(const job_t *job)
+{
+    int ep = epoll_create1(0), logins = !strcmp(job->mode, "logins");
+    int is_car = !strcmp(job->mode, "relay-car") || !strcmp(job->mode, "idle") || logins;
+    int nconns = logins ? 64 : job->count * (strcmp(job->mode, "relay-app") ? 1 : job->apps_per_car);
+    bconn_t *conns = calloc((size_t)nconns, sizeof *conns);
+    child_result_t *res = calloc(1, sizeof *res);
+    static char buf[1 << 16];
+    struct epoll_event evs[256];
+    int live = 0, ready_sent = 0, next_vehicle = 0;
+    double t_end = 0;
+
+    signal(SIGTERM, on_stop);
+    for (int i = 0; i < nconns; i++) {
+        int v = logins ? job->first + (next_vehicle++ % job->count)
+                       : job->first + (strcmp(job->mode, "relay-app") ? i : i / job->apps_per_car);
+        start_login(&conns[i], is_car ? 'C' : 'A', v);
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i };
+        epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
+    }
+    while (!stop_flag) {
+        int n = epoll_wait(ep, evs, 256, 1);
+        for (int k = 0; k < n; k++) {
+            bconn_t *c = &conns[evs[k].data.u32];
+            if (c->fd < 0)
+                continue;
+            int gone = 0;
+            if (evs[k].events & EPOLLOUT)
+                gone = flush_out(c) < 0;
+            if (!gone && (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                gone = on_readable(c, job, res, buf, sizeof buf) < 0;
+            if (gone) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                close(c->fd);
+                c->fd = -1;
+                if (logins && !stop_flag) {
+                    start_login(c, 'C', job->first + (next_vehicle++ % job->count));
+                    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u32 = evs[k].data.u32 };
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+                }
+            }
+        }
+        /* everyone logged in: tell the parent once */
+        if (!ready_sent && !logins) {
+            live = 0;
+            for (int i = 0; i < nconns; i++)
+                live += conns[i].state == W_LIVE;
+            if (live == nconns) {
+                char one = 1;
+                if (write(job->ready_fd, &one, 1) != 1)
+                    die("ready");
+                ready_sent = 1;
+                t_end = bench_now() + job->seconds;
+                for (int i = 0; i < nconns; i++)
+                    conns[i].next_send = bench_now() + (job->rate > 0 ? (double)i / nconns / job->rate : 0);
+            }
+        }
+        if (logins && t_end == 0)
+            t_end = bench_now() + job->seconds;
+        if (t_end && bench_now() >= t_end && (logins || !strcmp(job->mode, "relay-car")))
+            break;
+        if (ready_sent && !strcmp(job->mode, "relay-car")) {
+            double now = bench_now();
+            for (int i = 0; i < nconns; i++) {
+                bconn_t *c = &conns[i];
+                if (c->fd < 0 || c->out_len > 65536)
+                    continue;
+                if (job->rate <= 0) {
+                    for (int b = 0; b < 8; b++)
+                        send_state(c, res);
+                } else {
+                    while (c->next_send <= now && c->out_len < 65536) {
+                        send_state(c, res);
+                        c->next_send += 1.0 / job->rate;
+                    }
+                }
+                flush_out(c);
+            }
+        }
+    }
+    if (write(job->result_fd, res, sizeof *res) != sizeof *res)
+        die("result");
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].fd >= 0)
+            close(conns[i].fd);
+    _exit(0);
+}
+
+/* ---- the orchestrator -------------------------------------------------------------------- */
+
+typedef struct child {
+    pid_t pid;
+    int ready, result;
+} child_t;
+
+static child_t spawn(job_t job)
+{
+    int rp[2], sp[2];
+    child_t ch;
+    if (pipe(rp) < 0 || pipe(sp) < 0)
+        die("pipe");
+    ch.pid = fork();
+    if (ch.pid == 0) {
+        close(rp[0]);
+        close(sp[0]);
+        job.ready_fd = rp[1];
+        job.result_fd = sp[1];
+        run_child(&job);
+    }
+    close(rp[1]);
+    close(sp[1]);
+    ch.ready = rp[0];
+    ch.result = sp[0];
+    return ch;
+}
+
+static void wait_ready(child_t *ch, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char one;
+        if (read(ch[i].ready, &one, 1) != 1)
+            die("a client process failed to log in");
+    }
+}
+
+static void collect(child_t *ch, int n, child_result_t *sum, int stop)
+{
+    memset(sum, 0, sizeof *sum);
+    for (int i = 0; i < n; i++) {
+        child_result_t r;
+        if (stop)
+            kill(ch[i].pid, SIGTERM);
+        if (read(ch[i].result, &r, sizeof r) != sizeof r)
+            die("result");
+        waitpid(ch[i].pid, NULL, 0);
+        close(ch[i].ready);
+        close(ch[i].result);
+        sum->logins += r.logins;
+        sum->relayed += r.relayed;
+        sum->sent += r.sent;
+        sum->lat.count += r.lat.count;
+        for (int b = 0; b < 2000; b++)
+            sum->lat.bucket[b] += r.lat.bucket[b];
+    }
+}
+
+static double percentile(const latency_t *l, double q)
+{
+    uint64_t want = (uint64_t)(q * (double)l->count), seen = 0;
+    for (int b = 0; b < 2000; b++) {
+        seen += l->bucket[b];
+        if (seen > want)
+            return (b + 1) * 0.01;      /* ms, bucket upper edge */
+    }
+    return 20.0;
+}
+
+static long rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+static void provision(int vehicles)
+{
+    ovms_store_config_t cfg = { .path = dbpath, .node_id = "BENCH", .sync_normal = 1,
+                                .expire_interval_ms = -1 };
+    ovms_store_t *st;
+    char err[256], id[33];
+    ovms_store_req_t *reqs = calloc((size_t)vehicles + 1, sizeof *reqs);
+    if (ovms_store_open(&st, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    ovms_store_prep_owner_put(&reqs[vehicles], "bench", NULL, NULL, 1, 0);
+    ovms_store_run(st, &reqs[vehicles]);
+    for (int i = 0; i < vehicles; i++) {
+        vehicle_id(i, id);
+        ovms_store_prep_vehicle_put(&reqs[i], id, "bench", PASSWORD, NULL, NULL, 0);
+        ovms_store_submit(st, &reqs[i], NULL, NULL);
+    }
+    ovms_store_close(st);                 /* finishes the queue */
+    for (int i = 0; i <= vehicles; i++)
+        ovms_store_req_cleanup(&reqs[i]);
+    free(reqs);
+}
+
+static pid_t start_node(const char *ovmsd, int workers)
+{
+    char cmd[1024], portarg[64];
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    port = ntohs(a.sin_port);
+    close(fd);
+    snprintf(portarg, sizeof portarg, "127.0.0.1:%d", port);
+    snprintf(cmd, sizeof cmd, "%d", workers);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);    /* never outlive the benchmark */
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        execl(ovmsd, ovmsd, "--db", dbpath, "--listen", portarg, "--workers", cmd,
+              "--max-connections", "19500", "--log-level", "warn", "--sync", "normal", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) {
+        struct sockaddr_in t = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        int ok = connect(s, (struct sockaddr *)&t, sizeof t) == 0;
+        close(s);
+        if (ok)
+            return pid;
+        usleep(10000);
+    }
+    fprintf(stderr, "ovmsd did not start\n");
+    exit(1);
+}
+
+static void stop_node(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *ovmsd = "build/server/ovmsd", *report = NULL;
+    int idle = 18000, procs = 4, cars = 1000, apps_per_car = 1, workers = 2;
+    double seconds = 5, rate = 0;
+    char md[8192];
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "%s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--ovmsd")) ovmsd = v;
+        else if (!strcmp(a, "--idle")) idle = atoi(v);
+        else if (!strcmp(a, "--procs")) procs = atoi(v);
+        else if (!strcmp(a, "--seconds")) seconds = atof(v);
+        else if (!strcmp(a, "--cars")) cars = atoi(v);
+        else if (!strcmp(a, "--apps-per-car")) apps_per_car = atoi(v);
+        else if (!strcmp(a, "--rate")) rate = atof(v);
+        else if (!strcmp(a, "--workers")) workers = atoi(v);
+        else if (!strcmp(a, "--report")) report = v;
+        else {
+            fprintf(stderr, "unknown option %s\n", a);
+            return 2;
+        }
+    }
+    snprintf(dbpath, sizeof dbpath, "/tmp/ovms-bench-server.db");
+    unlink(dbpath);
+    int vehicles = idle > cars ? idle : cars;
+    printf("ovmsd benchmark (%s), %d client processes, %d workers\n", bench_machine(), procs, workers);
+    printf("  provisioning %d vehicles...\n", vehicles);
+    provision(vehicles);
+
+    /* ---- idle connections ---- */
+    pid_t node = start_node(ovmsd, workers);
+    usleep(200000);
+    long rss0 = rss_kb(node);
+    child_t ch[64];
+    for (int p = 0; p < procs; p++)
+        ch[p] = spawn((job_t){ .mode = "idle", .first = p * (idle / procs), .count = idle / procs,
+                               .seconds = 1e9 });
+    double t0 = bench_now();
+    wait_ready(ch, procs);
+    double login_all = bench_now() - t0;
+    usleep(500000);
+    long rss1 = rss_kb(node);
+    int held = (idle / procs) * procs;
+    double per_conn = (double)(rss1 - rss0) * 1024.0 / held;
+    printf("  idle: %d car connections held; server RSS %ld -> %ld kB: %.0f bytes per connection "
+           "(all logged in in %.2f s)\n", held, rss0, rss1, per_conn, login_all);
+    child_result_t sum;
+    collect(ch, procs, &sum, 1);
+    stop_node(node);
+
+    /* ---- logins ---- */
+    node = start_node(ovmsd, workers);
+    for (int p = 0; p < procs; p++)
+        ch[p] = spawn((job_t){ .mode = "logins", .first = p * (vehicles / procs),
+                               .count = vehicles / procs, .seconds = seconds });
+    collect(ch, procs, &sum, 0);
+    double logins_ps = (double)sum.logins / seconds;
+    printf("  logins: %.0f car logins/s (connect, welcome, session, Z, close)\n", logins_ps);
+    stop_node(node);
+
+    /* ---- relay ---- */
+    node = start_node(ovmsd, workers);
+    int car_procs = procs / 2 > 0 ? procs / 2 : 1, app_procs = procs - car_procs > 0 ? procs - car_procs : 1;
+    child_t apps[32], carsp[32];
+    for (int p = 0; p < app_procs; p++)
+        apps[p] = spawn((job_t){ .mode = "relay-app", .first = p * (cars / app_procs),
+                                 .count = cars / app_procs, .apps_per_car = apps_per_car,
+                                 .seconds = seconds });
+    wait_ready(apps, app_procs);
+    for (int p = 0; p < car_procs; p++)
+        carsp[p] = spawn((job_t){ .mode = "relay-car", .first = p * (cars / car_procs),
+                                  .count = cars / car_procs, .rate = rate, .seconds = seconds });
+    wait_ready(carsp, car_procs);
+    child_result_t cs, as;
+    collect(carsp, car_procs, &cs, 0);
+    usleep(300000);
+    collect(apps, app_procs, &as, 1);
+    stop_node(node);
+    double relayed_ps = (double)as.relayed / seconds;
+    double p50 = percentile(&as.lat, 0.50), p99 = percentile(&as.lat, 0.99);
+    printf("  relay: %d cars x %d apps, %s: %.0f messages/s sent by cars, %.0f/s delivered to apps "
+           "(each followed by T0), latency p50 %.2f ms, p99 %.2f ms\n",
+           cars, apps_per_car, rate > 0 ? "rate-limited" : "flat out", (double)cs.sent / seconds,
+           relayed_ps, p50, p99);
+    unlink(dbpath);
+
+    snprintf(md, sizeof md,
+             "### ovmsd: one node\n\n"
+             "`build/tests/bench/bench_server --idle %d --procs %d --cars %d --apps-per-car %d "
+             "--rate %g --seconds %g` on %s; ovmsd with %d workers; the load generators run on the "
+             "same two cores.\n\n"
+             "| what | figure | goal |\n|---|---|---|\n"
+             "| idle authenticated car connections held | %d (all logged in in %.1f s) | close to the 20,000 file limit |\n"
+             "| server memory per idle connection (RSS growth / connections) | %.0f bytes | under 2 KiB |\n"
+             "| car logins (connect, welcome, session, Z, close) | %.0f /s | 20,000 /s |\n"
+             "| car -> app messages delivered (%d cars x %d apps%s) | %.0f /s | 200,000 /s |\n"
+             "| relay latency, car send to app receive | p50 %.2f ms, p99 %.2f ms | p99 under 5 ms |\n\n",
+             idle, procs, cars, apps_per_car, rate, seconds, bench_machine(), workers, held,
+             login_all, per_conn, logins_ps, cars, apps_per_car,
+             rate > 0 ? ", rate-limited" : ", flat out", relayed_ps, p50, p99);
+    if (report && bench_report_section(report, "server", md) != 0) {
+        fprintf(stderr, "cannot write %s\n", report);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs ../shared/conformance/run.py against a real ovmsd: a fresh database
+# with the two vehicles it needs (made with ovms-admin), a free loopback
+# port, the server stopped by PID at the end. Exit status: the suite's.
+#   conformance.sh OVMSD OVMS_ADMIN SHARED_DIR
+set -u
+ovmsd=$1 admin=$2 shared=$3
+dir=$(mktemp -d /tmp/ovms-conformance-XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$admin" --db "$dir/node.db" --node CONFORMANCE vehicle add TESTCAR --password NETPASS >/dev/null || exit 1
+"$admin" --db "$dir/node.db" vehicle add OTHERCAR --password OTHERPW >/dev/null || exit 1
+"$ovmsd" --db "$dir/node.db" --listen "127.0.0.1:$port" >"$dir/ovmsd.log" 2>&1 &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
+for _ in $(seq 100); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break
+  sleep 0.05
+done
+python3 "$shared/conformance/run.py" --host 127.0.0.1 --port "$port" \
+  --vehicle TESTCAR --password NETPASS --vehicle2 OTHERCAR --password2 OTHERPW
+rc=$?
+kill -TERM $pid && wait $pid
+stop=$?
+trap - EXIT
+[ $stop -eq 0 ] || { echo "ovmsd did not stop cleanly (status $stop); log: $dir/ovmsd.log"; exit 1; }
+[ $rc -eq 0 ] && rm -rf "$dir"
+exit $rc

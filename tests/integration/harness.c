@@ -1,0 +1,363 @@
+/*
+ * harness.c -- starts ovmsd as a child process and drives it over sockets.
+ * Binaries come from OVMSD_BIN (set by CMake); every wait is bounded.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+ovms_store_t *node_store(node_t *n)
+{
+    ovms_store_config_t cfg = { .path = n->db, .node_id = "TESTNODE", .expire_interval_ms = -1 };
+    ovms_store_t *st;
+    char err[256];
+    cr_assert_eq(ovms_store_open(&st, &cfg, err, sizeof err), 0, "%s", err);
+    return st;
+}
+
+void node_prepare(node_t *n)
+{
+    ovms_store_req_t req;
+    char hash[160];
+    memset(n, 0, sizeof *n);
+    snprintf(n->dir, sizeof n->dir, "/tmp/ovmsd-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(n->dir));
+    snprintf(n->db, sizeof n->db, "%s/node.db", n->dir);
+    snprintf(n->log, sizeof n->log, "%s/ovmsd.log", n->dir);
+    snprintf(n->conf, sizeof n->conf, "%s/ovmsd.conf", n->dir);
+    ovms_store_t *st = node_store(n);
+    ovms_store_req_init(&req);
+    ovms_password_hash("ownerpw", hash, sizeof hash);
+    ovms_store_prep_owner_put(&req, "owner", "owner@example.org", hash, 1, OVMS_STORE_CREATE);
+    cr_assert_eq(ovms_store_run(st, &req), 0);
+    ovms_store_prep_vehicle_put(&req, "TESTCAR", "owner", "NETPASS", NULL, NULL, OVMS_STORE_CREATE);
+    cr_assert_eq(ovms_store_run(st, &req), 0);
+    ovms_store_prep_vehicle_put(&req, "OTHERCAR", "owner", "OTHERPW", NULL, NULL, OVMS_STORE_CREATE);
+    cr_assert_eq(ovms_store_run(st, &req), 0);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
+
+static int can_connect(int port)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+void node_start(node_t *n, const char *args_fmt, ...)
+{
+    char args[1024] = "", cmd[2048];
+    va_list ap;
+    if (args_fmt) {
+        va_start(ap, args_fmt);
+        vsnprintf(args, sizeof args, args_fmt, ap);
+        va_end(ap);
+    }
+    if (!n->port)
+        n->port = free_port();
+    snprintf(cmd, sizeof cmd, "exec %s --db %s --listen 127.0.0.1:%d --workers 2 --node-id TESTNODE %s >>%s 2>&1",
+             OVMSD_BIN, n->db, n->port, args, n->log);
+    n->pid = fork();
+    cr_assert_geq(n->pid, 0);
+    if (n->pid == 0) {
+        /* if the test process dies (a failed assertion), the node goes with it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) {
+        if (can_connect(n->port))
+            return;
+        int status;
+        if (waitpid(n->pid, &status, WNOHANG) == n->pid) {
+            n->pid = 0;
+            cr_assert_fail("ovmsd exited at start (status %d); see %s", WEXITSTATUS(status), n->log);
+        }
+        usleep(10000);
+    }
+    cr_assert_fail("ovmsd did not start listening on %d", n->port);
+}
+
+int node_stop(node_t *n)
+{
+    int status;
+    if (n->pid <= 0)
+        return -1;
+    kill(n->pid, SIGTERM);
+    for (int i = 0; i < 1000; i++) {
+        if (waitpid(n->pid, &status, WNOHANG) == n->pid) {
+            n->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        usleep(10000);
+    }
+    kill(n->pid, SIGKILL);
+    waitpid(n->pid, &status, 0);
+    n->pid = 0;
+    return -1;
+}
+
+void node_kill9(node_t *n)
+{
+    int status;
+    if (n->pid > 0) {
+        kill(n->pid, SIGKILL);
+        waitpid(n->pid, &status, 0);
+    }
+    n->pid = 0;
+}
+
+long node_rss_kb(node_t *n)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)n->pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+int node_log_has(node_t *n, const char *text)
+{
+    char line[4096];
+    int found = 0;
+    FILE *f = fopen(n->log, "r");
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* ---- clients ------------------------------------------------------------------------ */
+
+void client_connect(client_t *c, int port)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int one = 1;
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(c->fd, 0);
+    cr_assert_eq(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0, "connect: %s", strerror(errno));
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ovms_linesplit_init(&c->ls, OVMS_CLIENT_LINE_MAX, c->tail, sizeof c->tail);
+}
+
+void client_send_raw(client_t *c, const char *bytes, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(c->fd, bytes, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return;               /* the server closed: tests look at the reads */
+        bytes += n;
+        len -= (size_t)n;
+    }
+}
+
+const char *client_recv_line(client_t *c, int timeout_ms, size_t *len)
+{
+    double deadline = now_ms() + timeout_ms;
+    ovms_str_t line;
+    for (;;) {
+        const char *p = c->inbuf + c->inpos;
+        size_t n = c->inlen - c->inpos;
+        int rc = ovms_linesplit_next(&c->ls, &p, &n, &line);
+        c->inpos = (size_t)(p - c->inbuf);
+        if (rc > 0) {
+            if (len)
+                *len = line.len;
+            return line.ptr;
+        }
+        cr_assert_geq(rc, 0, "line from the server over 8192 bytes");
+        if (c->closed)
+            return NULL;
+        double left = deadline - now_ms();
+        if (left <= 0)
+            return NULL;
+        struct pollfd pfd = { c->fd, POLLIN, 0 };
+        if (poll(&pfd, 1, (int)left + 1) <= 0)
+            return NULL;
+        ssize_t got = recv(c->fd, c->inbuf, sizeof c->inbuf, 0);
+        if (got <= 0) {
+            c->closed = 1;
+            return NULL;
+        }
+        c->inlen = (size_t)got;
+        c->inpos = 0;
+    }
+}
+
+const char *client_recv(client_t *c, int timeout_ms)
+{
+    size_t len;
+    const char *line = client_recv_line(c, timeout_ms, &len);
+    char buf[OVMS_CLIENT_LINE_MAX];
+    ovms_msg_t m;
+    if (!line)
+        return NULL;
+    cr_assert_eq(ovms_session_decode(&c->session, line, len, buf, sizeof buf, &m), 0,
+                 "undecodable line from the server");
+    c->msg[0] = m.code;
+    memcpy(c->msg + 1, m.payload.ptr, m.payload.len);
+    c->msg[1 + m.payload.len] = '\0';
+    return c->msg;
+}
+
+void client_send(client_t *c, const char *msg)
+{
+    char wire[OVMS_WIRE_LEN(OVMS_CLIENT_LINE_MAX)];
+    int n = ovms_session_encode(&c->session, msg, strlen(msg), wire, sizeof wire);
+    cr_assert_gt(n, 0);
+    client_send_raw(c, wire, (size_t)n);
+}
+
+void client_sendf(client_t *c, const char *fmt, ...)
+{
+    char msg[OVMS_CLIENT_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    client_send(c, msg);
+}
+
+int client_login(client_t *c, int port, char role, const char *vehicle, const char *password)
+{
+    char token[OVMS_TOKEN_LEN + 1], digest[OVMS_DIGEST_B64_LEN + 1], line[256], stoken[64];
+    size_t len;
+    client_connect(c, port);
+    c->role = role;
+    ovms_token_generate(token);
+    ovms_digest_b64(password, strlen(password), token, strlen(token), digest);
+    int n = ovms_welcome_format_client(line, sizeof line, role, token, digest, vehicle);
+    client_send_raw(c, line, (size_t)n);
+    const char *reply = client_recv_line(c, 3000, &len);
+    if (!reply)
+        return -1;
+    cr_assert_eq(ovms_server_welcome_verify(reply, len, password, strlen(password), token, stoken,
+                                            sizeof stoken), 0, "bad server welcome %.*s", (int)len, reply);
+    ovms_session_init(&c->session, password, strlen(password), stoken, strlen(stoken), token,
+                      strlen(token));
+    return 0;
+}
+
+int client_login_ok(client_t *c, int port, char role, const char *vehicle, const char *password)
+{
+    cr_assert_eq(client_login(c, port, role, vehicle, password), 0, "login refused");
+    const char *z = client_recv(c, 3000);
+    cr_assert_not_null(z, "no Z after login");
+    cr_assert_eq(z[0], 'Z', "first message %s", z);
+    int value = atoi(z + 1);
+    if (role != 'C') {
+        const char *m;
+        while ((m = client_recv(c, 3000)) && m[0] != 'T')
+            ;
+        cr_assert_not_null(m, "login burst did not end with T");
+    }
+    return value;
+}
+
+int client_expect(client_t *c, const char *want, int timeout_ms)
+{
+    double deadline = now_ms() + timeout_ms;
+    for (;;) {
+        double left = deadline - now_ms();
+        const char *m = left > 0 ? client_recv(c, (int)left) : NULL;
+        if (!m)
+            return 0;
+        if (!strcmp(m, want))
+            return 1;
+    }
+}
+
+const char *client_expect_prefix(client_t *c, const char *prefix, int timeout_ms)
+{
+    double deadline = now_ms() + timeout_ms;
+    for (;;) {
+        double left = deadline - now_ms();
+        const char *m = left > 0 ? client_recv(c, (int)left) : NULL;
+        if (!m || !strncmp(m, prefix, strlen(prefix)))
+            return m;
+    }
+}
+
+int client_silent(client_t *c, int ms, const char *ignore)
+{
+    double deadline = now_ms() + ms;
+    for (;;) {
+        double left = deadline - now_ms();
+        if (left <= 0)
+            return 1;
+        const char *m = client_recv(c, (int)left);
+        if (!m)
+            return 1;
+        if (!ignore || strncmp(m, ignore, strlen(ignore)) != 0) {
+            cr_log_warn("unexpected message: %s", m);
+            return 0;
+        }
+    }
+}
+
+int client_wait_closed(client_t *c, int ms)
+{
+    double deadline = now_ms() + ms;
+    while (!c->closed) {
+        double left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        size_t len;
+        if (!client_recv_line(c, (int)left, &len) && !c->closed)
+            return 0;
+    }
+    return 1;
+}
+
+void client_close(client_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}

@@ -1,0 +1,75 @@
+/*
+ * harness.h -- for integration tests: start the real ovmsd (and stop it by
+ * PID) on a free loopback port with a fresh database, and talk to it as a
+ * car, app or batch client through proto/, byte for byte.
+ */
+#ifndef OVMS_TEST_HARNESS_H
+#define OVMS_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "ovms_proto.h"
+#include "ovms_store.h"
+
+typedef struct node {
+    pid_t pid;
+    int port;
+    char dir[128];
+    char db[192];
+    char log[192];
+    char conf[192];
+} node_t;
+
+/* A fresh database with TESTCAR/NETPASS and OTHERCAR/OTHERPW (one owner,
+ * "owner", login password "ownerpw"). */
+void node_prepare(node_t *n);
+/* Start ovmsd --db --listen 127.0.0.1:<free port> --workers 2 plus args
+ * (a printf format); waits until it accepts connections. */
+void node_start(node_t *n, const char *args_fmt, ...);
+/* SIGTERM, wait; returns the exit status (-1 if it had to be killed). */
+int node_stop(node_t *n);
+void node_kill9(node_t *n);
+/* Open the node's database (while stopped, or alongside it). */
+ovms_store_t *node_store(node_t *n);
+/* Resident memory of the server process, kB. */
+long node_rss_kb(node_t *n);
+/* Does the server's log contain this text? */
+int node_log_has(node_t *n, const char *text);
+
+typedef struct client {
+    int fd;
+    char role;
+    ovms_session_t session;
+    ovms_linesplit_t ls;
+    char tail[OVMS_CLIENT_LINE_MAX + 2];
+    char inbuf[65536];
+    size_t inlen, inpos;
+    int closed;
+    char msg[OVMS_CLIENT_LINE_MAX + 8];   /* the last message received */
+} client_t;
+
+/* TCP connect; the test fails if it cannot. */
+void client_connect(client_t *c, int port);
+/* Scheme 0 login; returns 0, or -1 if the server closed without a welcome. */
+int client_login(client_t *c, int port, char role, const char *vehicle, const char *password);
+/* Login and check the burst: returns the Z value (apps and batch read to T). */
+int client_login_ok(client_t *c, int port, char role, const char *vehicle, const char *password);
+void client_send(client_t *c, const char *msg);
+void client_sendf(client_t *c, const char *fmt, ...);
+void client_send_raw(client_t *c, const char *bytes, size_t len);
+/* Next raw line (without terminator) or NULL on timeout/close. */
+const char *client_recv_line(client_t *c, int timeout_ms, size_t *len);
+/* Next decrypted message (code + payload) or NULL on timeout/close. */
+const char *client_recv(client_t *c, int timeout_ms);
+/* Wait for a message equal to want (others skipped); 1 found, 0 not. */
+int client_expect(client_t *c, const char *want, int timeout_ms);
+/* Wait for a message starting with prefix; returns it or NULL. */
+const char *client_expect_prefix(client_t *c, const char *prefix, int timeout_ms);
+/* 1 if nothing arrives (other than messages starting with ignore, if given). */
+int client_silent(client_t *c, int ms, const char *ignore);
+/* 1 if the server closed the connection within ms. */
+int client_wait_closed(client_t *c, int ms);
+void client_close(client_t *c);
+
+#endif
