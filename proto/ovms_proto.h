@@ -2,8 +2,9 @@
  * ovms_proto.h -- the OVMS v2 wire protocol as a pure, I/O-free library.
  *
  * This is the one public header of proto/. Everything here is a function of
- * its arguments: no sockets, no clocks, no global mutable state (OpenSSL's
- * CSPRNG is the only outside service, used by the token generators). Every
+ * its arguments: no sockets, no clocks, no global mutable state visible to
+ * callers (OpenSSL's CSPRNG is the only outside service, used by the token
+ * generators; each thread caches an HMAC context for speed). Every
  * other part of the project (server, firmware, tools) speaks the protocol
  * only through this header; ../shared/PROTOCOL.md is the authority it
  * implements, docs/protocol-notes.md records our decisions where it is silent.

@@ -59,14 +59,13 @@ static void paranoid_message(conn_t *c, ovms_str_t payload, const char *raw, siz
         return;
     }
     if (e.kind == 'T') {
-        if (e.token.len == 0 || e.token.len >= sizeof v->ptoken ||
-            memchr(e.token.ptr, ',', e.token.len)) {
+        if (e.token.len == 0 || e.token.len > 64 || memchr(e.token.ptr, ',', e.token.len) ||
+            hub_set_ptoken(v, e.token) < 0) {
             LOG_WARN(c, "unusable paranoid token ignored");
             return;
         }
-        ovms_str_copy(e.token, v->ptoken, sizeof v->ptoken);
         sreq_t *r = sreq_new(c->w, NULL, NULL, NULL);
-        if (r && ovms_store_prep_ptoken_set(&r->req, v->id, v->ptoken, wall_now()) == 0)
+        if (r && ovms_store_prep_ptoken_set(&r->req, v->id, hub_ptoken(v), wall_now()) == 0)
             sreq_submit(r);
         else if (r)
             sreq_free(r);

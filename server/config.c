@@ -37,6 +37,7 @@ static const key_t_ KEYS[] = {
     { "server", "workers", K_INT, F(workers), 0, 64, 0 },
     { "db", "path", K_STR, F(db_path), 0, 0, 0 },
     { "db", "sync", K_SYNC, F(db_sync_normal), 0, 0, 0 },
+    { "db", "message_interval_ms", K_INT, F(message_interval_ms), 0, 60000, 1 },
     { "timeouts", "welcome", K_INT, F(welcome_timeout), 1, 86400, 1 },
     { "timeouts", "car_idle", K_INT, F(car_idle), 1, 86400, 1 },
     { "timeouts", "app_idle", K_INT, F(app_idle), 1, 86400, 1 },
@@ -67,6 +68,7 @@ static const char USAGE[] =
     "  --workers N               worker threads (default: number of cores)\n"
     "  --db PATH                 the node's SQLite database (created when missing)\n"
     "  --sync full|normal        fsync every commit (full, default) or at checkpoints\n"
+    "  --message-interval-ms N   write a vehicle's stored messages at most this often (1000)\n"
     "  --welcome N --car-idle N --app-idle N --batch-idle N   timeouts, seconds\n"
     "  --ping-after N --ping-interval N   server ping to idle cars, seconds\n"
     "  --util-flush N --expire-interval N\n"
@@ -89,6 +91,7 @@ static void defaults(ovms_config_t *cfg)
     cfg->ping_after = 900;
     cfg->ping_interval = 300;
     cfg->util_flush = 60;
+    cfg->message_interval_ms = 1000;
     cfg->expire_interval = 60;
     cfg->max_connections = 19000;
     cfg->output_limit = 1 << 20;

@@ -43,7 +43,6 @@ conn_t *conn_new(worker_t *w)
     link_init(&c->vlink);
     ovms_linesplit_init(&c->ls, OVMS_LINE_MAX, NULL, 0);
     c->accepted = c->last_rx = c->last_tx = worker_now(w);
-    snprintf(c->peer_text, sizeof c->peer_text, "-");
     worker_track_conn(w, c);
     return c;
 }
@@ -57,23 +56,35 @@ const char *conn_vehicle_id(const conn_t *c)
     return "-";
 }
 
-void conn_format_peer(const struct sockaddr_storage *ss, char *out, size_t cap)
+static void read_peer(conn_t *c)
 {
-    char addr[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
-        port = ntohs(in->sin_port);
-        snprintf(out, cap, "%s:%d", addr, port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
-        port = ntohs(in6->sin6_port);
-        snprintf(out, cap, "[%s]:%d", addr, port);
-    } else {
-        snprintf(out, cap, "-");
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        c->peer.family = 4;
+        c->peer.port = ntohs(in->sin_port);
+        memcpy(c->peer.addr, &in->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        c->peer.family = 6;
+        c->peer.port = ntohs(in6->sin6_port);
+        memcpy(c->peer.addr, &in6->sin6_addr, 16);
     }
+}
+
+const char *conn_peer_text(const conn_t *c, char *buf, size_t cap)
+{
+    char addr[INET6_ADDRSTRLEN];
+    if (c->peer.family == 4 && inet_ntop(AF_INET, c->peer.addr, addr, sizeof addr))
+        snprintf(buf, cap, "%s:%u", addr, c->peer.port);
+    else if (c->peer.family == 6 && inet_ntop(AF_INET6, c->peer.addr, addr, sizeof addr))
+        snprintf(buf, cap, "[%s]:%u", addr, c->peer.port);
+    else
+        snprintf(buf, cap, "-");
+    return buf;
 }
 
 /* ---- lifetime ------------------------------------------------------------------------- */
@@ -168,16 +179,43 @@ static void stop_reading(conn_t *c)
 
 int conn_start(conn_t *c)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-
-    if (!strcmp(c->peer_text, "-") &&
-        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
-        conn_format_peer(&ss, c->peer_text, sizeof c->peer_text);
+    if (!c->peer.family)
+        read_peer(c);
     link_add(&c->w->conns, &c->wlink);
     c->w->nconns++;
     LOG_DEBUG(c, "connected");
     return c->state == CS_PARKED ? 0 : start_reading(c);
+}
+
+/* A new connection's welcome is usually there already (TCP_DEFER_ACCEPT):
+ * read it now, before the socket joins the loop. A login that moves to
+ * another worker then never costs this loop an epoll registration. */
+int conn_start_accepted(conn_t *c)
+{
+    uv_os_fd_t fd;
+    ssize_t n = -1;
+
+    if (!c->peer.family)
+        read_peer(c);
+    link_add(&c->w->conns, &c->wlink);
+    c->w->nconns++;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        n = recv(fd, c->w->rbuf, RBUF_SIZE, MSG_DONTWAIT);
+    if (n == 0) {
+        conn_close(c, "closed by the peer");
+        return 0;
+    }
+    if (n > 0) {
+        conn_ref(c);
+        conn_feed(c, c->w->rbuf, (size_t)n);
+        int done = c->state == CS_CLOSING || c->state == CS_MOVING || (c->flags & CF_MOVED);
+        conn_unref(c);
+        if (done)
+            return 0;
+    }
+    if (c->state == CS_WELCOME && !(c->flags & (CF_BUSY | CF_THROTTLED)))
+        return start_reading(c);
+    return 0;
 }
 
 /* Keep what cannot be handled yet (while parked, busy or moving). */

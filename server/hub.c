@@ -50,7 +50,8 @@ vehicle_t *hub_get(worker_t *w, const char *id)
     v->w = w;
     link_init(&v->clients);
     link_init(&v->waiting);
-    snprintf(v->ptoken, sizeof v->ptoken, "%s", rec.ptoken);
+    if (rec.ptoken[0])
+        v->ptoken = strdup(rec.ptoken);
     v->last_update = rec.created;
     v->owner = rec.owner;
     v->util_day = today();
@@ -84,6 +85,8 @@ void hub_ref(vehicle_t *v)
     v->refs++;
 }
 
+static void submit_dirty(vehicle_t *v);
+
 static int util_pending(const vehicle_t *v)
 {
     return v->util[0] || v->util[1] || v->util[2] || v->util[3];
@@ -91,6 +94,7 @@ static int util_pending(const vehicle_t *v)
 
 static void free_vehicle(vehicle_t *v)
 {
+    free(v->ptoken);
     drop_cache(v);
     free_msgs(v->dirty, v->ndirty);
     free(v->cmdq);
@@ -107,10 +111,28 @@ void hub_unref(vehicle_t *v)
     if (--v->refs > 0)
         return;
     drop_cache(v);
-    if (!util_pending(v) || v->w->stopping) {
+    if ((!util_pending(v) && !v->ndirty) || v->w->stopping) {
         hub_flush_util(v);
-        free_vehicle(v);
+        if (v->ndirty && !v->msg_writes)
+            submit_dirty(v);           /* keeps it referenced until written */
+        if (v->refs == 0)
+            free_vehicle(v);
     }
+}
+
+const char *hub_ptoken(const vehicle_t *v)
+{
+    return v->ptoken ? v->ptoken : "";
+}
+
+int hub_set_ptoken(vehicle_t *v, ovms_str_t token)
+{
+    char *copy = strndup(token.ptr, token.len);
+    if (!copy)
+        return OVMS_ENOMEM;
+    free(v->ptoken);
+    v->ptoken = copy;
+    return 0;
 }
 
 /* ---- sending ------------------------------------------------------------------------------ */
@@ -192,7 +214,7 @@ void hub_cache_put(vehicle_t *v, char code, const char *payload, size_t len, int
     if (when > v->last_update)
         v->last_update = when;
     if (v->cache_state != CACHE_NONE)
-        cache_set(v, code, payload, len, paranoid, paranoid ? v->ptoken : "", when,
+        cache_set(v, code, payload, len, paranoid, paranoid ? hub_ptoken(v) : "", when,
                   v->cache_state == CACHE_LOADING);
 }
 
@@ -214,32 +236,32 @@ static void submit_message(vehicle_t *v, char code, const char *payload, size_t 
     sreq_submit(r);
 }
 
-static void msg_written(sreq_t *r)
+static void submit_dirty(vehicle_t *v)
 {
-    vehicle_t *v = r->vehicle;
-    if (r->req.status < 0)
-        LOG_ERROR(NULL, "%s: stored message not written: %s", v->id, ovms_strerror(r->req.status));
-    if (--v->msg_writes > 0 || !v->ndirty)
-        return;
     cached_msg_t *dirty = v->dirty;
     int n = v->ndirty;
     v->dirty = NULL;
     v->ndirty = v->dirty_cap = 0;
+    v->last_msg_write = uv_now(&v->w->loop);
     for (int i = 0; i < n; i++)
         submit_message(v, dirty[i].code, dirty[i].payload, dirty[i].len, dirty[i].paranoid,
                        dirty[i].ptoken, dirty[i].received);
     free_msgs(dirty, n);
 }
 
-void hub_store_message(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
-                       int64_t when)
+static void msg_written(sreq_t *r)
 {
-    const char *ptoken = paranoid ? v->ptoken : "";
-    if (v->msg_writes == 0) {
-        submit_message(v, code, payload, len, paranoid, ptoken, when);
-        return;
-    }
-    /* a write is in flight: keep only the newest of each code until it is done */
+    vehicle_t *v = r->vehicle;
+    if (r->req.status < 0)
+        LOG_ERROR(NULL, "%s: stored message not written: %s", v->id, ovms_strerror(r->req.status));
+    v->msg_writes--;
+    /* what came meanwhile waits for the sweep (the write interval) */
+}
+
+/* Keep the newest message of its code for the next write. */
+static void hold_message(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
+                         const char *ptoken, int64_t when)
+{
     int i;
     for (i = 0; i < v->ndirty && v->dirty[i].code != code; i++)
         ;
@@ -269,6 +291,25 @@ void hub_store_message(vehicle_t *v, char code, const char *payload, size_t len,
     v->dirty[i].received = when;
 }
 
+/* The first message after a quiet spell is written at once; within the
+ * write interval later ones are held, newest per code, and written by the
+ * sweep. A flood of car messages therefore costs at most one write per
+ * vehicle and code per interval. (History, H and h, is never held.) */
+void hub_store_message(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
+                       int64_t when)
+{
+    const char *ptoken = paranoid ? hub_ptoken(v) : "";
+    uint64_t now = uv_now(&v->w->loop);
+    uint64_t interval = (uint64_t)v->w->srv->cfg->message_interval_ms;
+
+    if (v->msg_writes == 0 && v->ndirty == 0 && now - v->last_msg_write >= interval) {
+        v->last_msg_write = now;
+        submit_message(v, code, payload, len, paranoid, ptoken, when);
+        return;
+    }
+    hold_message(v, code, payload, len, paranoid, ptoken, when);
+}
+
 static void client_burst(vehicle_t *v, conn_t *c)
 {
     int et_sent = 0;
@@ -287,10 +328,10 @@ static void client_burst(vehicle_t *v, conn_t *c)
             send_coded(c, "", e->code, e->payload, e->len);
             continue;
         }
-        if (strcmp(e->ptoken, v->ptoken) != 0)
+        if (strcmp(e->ptoken, hub_ptoken(v)) != 0)
             continue;                     /* made under an older token: invalid */
         if (!et_sent) {
-            conn_sendf(c, "ET%s", v->ptoken);
+            conn_sendf(c, "ET%s", hub_ptoken(v));
             et_sent = 1;
         }
         send_coded(c, "EM", e->code, e->payload, e->len);
@@ -431,14 +472,23 @@ void hub_count(vehicle_t *v, int slot, size_t bytes)
     v->util[slot] += (int64_t)bytes;
 }
 
-void hub_flush_all_util(worker_t *w)
+void hub_flush_all(worker_t *w, int all)
 {
+    uint64_t now = uv_now(&w->loop);
+    uint64_t interval = (uint64_t)w->srv->cfg->message_interval_ms;
+    int util_due = all || worker_now(w) - w->last_util_flush >= (uint32_t)w->srv->cfg->util_flush;
+
+    if (util_due)
+        w->last_util_flush = worker_now(w);
     for (size_t i = 0; i < w->vehicles.cap; i++) {
         vehicle_t *v = w->vehicles.slot[i];
         if (!v)
             continue;
-        hub_flush_util(v);
-        if (v->refs == 0) {
+        if (util_due)
+            hub_flush_util(v);
+        if (v->ndirty && v->msg_writes == 0 && (all || now - v->last_msg_write >= interval))
+            submit_dirty(v);
+        if (v->refs == 0 && !util_pending(v) && !v->ndirty) {
             free_vehicle(v);         /* a retired entry: the table shifted, look again here */
             i--;
         }

@@ -45,10 +45,12 @@ void log_line(ovms_log_level_t level, const conn_t *c, const char *fmt, ...)
         n += strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%SZ ", &tm);
     }
     n += (size_t)snprintf(line + n, sizeof line - n, "%s ", names[level]);
-    if (c && n < sizeof line)
+    if (c && n < sizeof line) {
+        char peer[64];
         n += (size_t)snprintf(line + n, sizeof line - n, "#%llu %c %s %s ",
                               (unsigned long long)c->id, c->role ? c->role : '-',
-                              conn_vehicle_id(c), c->peer_text);
+                              conn_vehicle_id(c), conn_peer_text(c, peer, sizeof peer));
+    }
     if (n < sizeof line) {
         va_start(ap, fmt);
         int k = vsnprintf(line + n, sizeof line - n, fmt, ap);

@@ -5,10 +5,9 @@
  *
  * Anything a server must refuse is closed without a reply, as cars expect
  * (a V3 car stops retrying after an authentication close). The server
- * welcome is queued before the handoff and written with the socket still
- * here when the kernel takes it (it nearly always does); what it does not
- * take travels with the connection. The socket itself moves as a dup'ed fd:
- * the old handle closes, the new worker opens the copy.
+ * welcome travels with the connection and is written together with the
+ * first message (Z), one write for both. The socket itself moves as a
+ * dup'ed fd: the old handle closes, the new worker opens the copy.
  * Threading: login_line and login_hand_over on the accepting worker;
  * login_arrive on the home worker; the scheme 1 password check runs on the
  * libuv thread pool.
@@ -51,9 +50,9 @@ static void auth_alert(conn_t *c, const char *vehicle, int failed)
     }
     pthread_mutex_unlock(&srv->auth_mu);
     if (alert) {
-        char text[128];
+        char text[128], peer[64];
         snprintf(text, sizeof text, "Vehicle authentication %s (%s)",
-                 failed ? "failed" : "successful", c->peer_text);
+                 failed ? "failed" : "successful", conn_peer_text(c, peer, sizeof peer));
         push_notify(srv, c->w, vehicle, 'A', text);
     }
 }
@@ -75,7 +74,7 @@ static void begin_move(conn_t *c, const char *vehicle)
     ho->apc_done = (c->flags & CF_APC_DONE) != 0;
     ho->session = c->session;
     snprintf(ho->vehicle, sizeof ho->vehicle, "%s", vehicle);
-    snprintf(ho->peer_text, sizeof ho->peer_text, "%s", c->peer_text);
+    ho->peer = c->peer;
     ho->welcome_rx = c->welcome_rx;
     ho->welcome_tx = c->welcome_tx;
     c->moving = ho;
@@ -128,15 +127,10 @@ void login_hand_over(conn_t *c)
         attach(c, vehicle, c->welcome_rx, c->welcome_tx);
         return;
     }
-    /* the welcome goes out from here when the kernel takes it now */
-    if (c->out_len) {
-        uv_buf_t b = uv_buf_init(c->out, c->out_len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        nout = c->out_len - (n > 0 ? (uint32_t)n : 0);
-        if (nout)
-            memmove(c->out, c->out + (c->out_len - nout), nout);
-        c->out_len = 0;
-    }
+    /* the welcome travels with the connection and goes out with its first
+     * message (Z) in one write */
+    nout = c->out_len;
+    c->out_len = 0;
     handoff_t *full = realloc(ho, sizeof *ho + nout + c->held_len);
     if (!full || uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0 || (full->fd = dup(fd)) < 0) {
         c->moving = full ? full : ho;
@@ -180,7 +174,7 @@ void login_arrive(worker_t *w, handoff_t *ho)
     c->session = ho->session;
     if (ho->apc_done)
         c->flags |= CF_APC_DONE;
-    snprintf(c->peer_text, sizeof c->peer_text, "%s", ho->peer_text);
+    c->peer = ho->peer;
     c->state = CS_PARKED;              /* not reading until attached */
     if (ho->nout)
         conn_send_raw(c, ho->bytes, ho->nout);

@@ -38,6 +38,7 @@ typedef struct ovms_config {
     int workers;                     /* 0: number of cores */
     char db_path[1024];
     int db_sync_normal;
+    int message_interval_ms;         /* at most one stored-message write per vehicle per this */
     /* timeouts, seconds */
     int welcome_timeout, car_idle, app_idle, batch_idle, ping_after, ping_interval;
     int util_flush;                  /* seconds between utilisation flushes */

@@ -37,7 +37,11 @@ static int bind_socket(const ovms_listen_t *l, char *err, size_t errlen)
     /* Accepted sockets inherit these, so no connection needs a setsockopt:
      * no Nagle delay, and the reference's keepalive (idle 240 s, interval
      * 240 s, the kernel's 9 probes). */
-    int idle = 240;
+    int idle = 240, defer = 5;
+    /* Clients speak first: accept a connection once its welcome is in, so
+     * the worker can read it at once (defer at most 5 s, then accept anyway). */
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0 ||

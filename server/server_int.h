@@ -34,6 +34,13 @@ typedef struct vehicle vehicle_t;
 
 /* ---- intrusive lists ----------------------------------------------------------------- */
 
+/* A peer address in 20 bytes (text only when a log line needs it). */
+typedef struct peer {
+    uint8_t family;          /* 0 unknown, 4 or 6 */
+    uint16_t port;
+    uint8_t addr[16];
+} peer_t;
+
 typedef struct link {
     struct link *prev, *next;
 } link_t;
@@ -102,7 +109,7 @@ typedef struct handoff {
     uint8_t apc_done;
     ovms_session_t session;
     char vehicle[33];
-    char peer_text[48];
+    peer_t peer;
     uint16_t welcome_rx, welcome_tx;     /* bytes, for utilisation */
     size_t nout;                         /* output not yet written (welcome) */
     size_t nin;                          /* input received but not yet processed */
@@ -180,12 +187,14 @@ struct conn {
     uint32_t held_len;
     uint16_t welcome_rx, welcome_tx; /* welcome line bytes, for utilisation */
     handoff_t *moving;       /* the handoff being prepared (CS_MOVING) */
-    char peer_text[48];      /* "address:port" */
+    peer_t peer;
 };
 
 conn_t *conn_new(worker_t *w);
 /* Take over an accepted or handed-over socket. */
 int conn_start(conn_t *c);
+/* The same for a fresh accept: reads what already arrived first. */
+int conn_start_accepted(conn_t *c);
 void conn_close(conn_t *c, const char *why);
 void conn_ref(conn_t *c);
 void conn_unref(conn_t *c);
@@ -199,7 +208,8 @@ void conn_flush_all(worker_t *w);
 void conn_feed(conn_t *c, const char *data, size_t len);
 void conn_park(conn_t *c);
 void conn_unpark(conn_t *c);
-void conn_format_peer(const struct sockaddr_storage *ss, char *out, size_t cap);
+/* "address:port" of the peer, into buf. */
+const char *conn_peer_text(const conn_t *c, char *buf, size_t cap);
 const char *conn_vehicle_id(const conn_t *c);
 
 /* ---- workers (worker.c) ---------------------------------------------------------------------- */
@@ -302,7 +312,7 @@ struct vehicle {
     int cache_state;
     cached_msg_t *cache;
     int ncache, cache_cap;
-    char ptoken[65];
+    char *ptoken;            /* the car's paranoid token; NULL until it sends one */
     int64_t last_update;     /* newest stored message, or when provisioned */
     int64_t owner;
     /* stored messages waiting for the disk: one write in flight at a time,
@@ -310,6 +320,7 @@ struct vehicle {
     cached_msg_t *dirty;
     int ndirty, dirty_cap;
     int msg_writes;
+    uint64_t last_msg_write;     /* worker clock, ms */
     /* utilisation not yet written */
     int64_t util[4];         /* car_rx car_tx app_rx app_tx */
     int64_t util_day;
@@ -323,6 +334,9 @@ void hub_client_login(vehicle_t *v, conn_t *c);
 void hub_detach(conn_t *c);
 /* Send a message to every logged-in client (apps and batch). */
 void hub_to_clients(vehicle_t *v, const char *msg, size_t len);
+/* The current paranoid token ("" when none) and setting it. */
+const char *hub_ptoken(const vehicle_t *v);
+int hub_set_ptoken(vehicle_t *v, ovms_str_t token);
 void hub_cache_put(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
                    int64_t when);
 /* Store a car message as the vehicle's latest of its code (coalesced). */
@@ -333,7 +347,9 @@ void conn_hist_begin(conn_t *c);
 void conn_hist_end(conn_t *c);
 void hub_count(vehicle_t *v, int slot, size_t bytes);   /* utilisation */
 void hub_flush_util(vehicle_t *v);
-void hub_flush_all_util(worker_t *w);
+/* Periodic and final writes: utilisation, and stored messages held back
+ * by the write interval (all of them when `all`). */
+void hub_flush_all(worker_t *w, int all);
 enum { UTIL_CAR_RX, UTIL_CAR_TX, UTIL_APP_RX, UTIL_APP_TX };
 
 /* ---- messages (car.c, client.c, commands.c, groups.c, push.c) --------------------------------- */

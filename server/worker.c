@@ -13,6 +13,7 @@
  */
 #include "server_int.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -221,10 +222,11 @@ static void on_sweep(uv_timer_t *t)
 
     link_each(pos, &w->conns)
         sweep_conn(w, container_of(pos, conn_t, wlink), now);
-    if (now - w->last_util_flush >= (uint32_t)w->srv->cfg->util_flush) {
-        hub_flush_all_util(w);
-        w->last_util_flush = now;
-    }
+    hub_flush_all(w, 0);
+    /* Give memory freed after a burst (a login storm, a flood of output)
+     * back to the system; one worker does it for the whole process. */
+    if (w->index == 0 && now % 10 == 0)
+        malloc_trim(0);
 }
 
 /* ---- accepting ---------------------------------------------------------------------------- */
@@ -275,7 +277,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     __atomic_add_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
     c->state = CS_WELCOME;
-    if (conn_start(c) < 0)
+    if (conn_start_accepted(c) < 0)
         conn_close(c, "cannot start reading");
 }
 
@@ -290,11 +292,11 @@ static void begin_stop(worker_t *w)
         uv_close((uv_handle_t *)&w->listeners[i], NULL);
     uv_timer_stop(&w->sweep);
     uv_close((uv_handle_t *)&w->sweep, NULL);
-    hub_flush_all_util(w);
     conn_flush_all(w);
     link_each(pos, &w->conns)
         conn_close(container_of(pos, conn_t, wlink), "server shutting down");
     conn_flush_all(w);          /* closing queued last words (Z0): drop their references */
+    hub_flush_all(w, 1);        /* utilisation and held messages go to the store */
     uv_close((uv_handle_t *)&w->flusher, NULL);
     worker_maybe_finish(w);
 }

@@ -11,8 +11,8 @@
  * proto/. Relay latency is measured end to end: a car puts CLOCK_MONOTONIC
  * nanoseconds in each message and the app that receives it subtracts.
  *
- *   idle    N car connections for N vehicles log in and stay silent; the
- *           server's RSS before and after, divided by N
+ *   idle    N car connections for N vehicles log in and stay silent for
+ *           12 s; the server's RSS before and after, divided by N
  *   logins  every process keeps 64 car logins in flight (connect, welcome,
  *           wait for Z, close) for S seconds
  *   relay   C cars with A apps each; each car sends R messages/s (0: as
@@ -153,6 +153,7 @@ typedef struct job {
     int first, count;            /* vehicles (idle, relay) */
     int apps_per_car;
     double rate;                 /* per car, messages/s (0: flat out) */
+    int burst;                   /* messages a car writes at once */
     double seconds;
     int ready_fd, result_fd;
 } job_t;
@@ -277,8 +278,10 @@ static void run_child(const job_t *job)
                     die("ready");
                 ready_sent = 1;
                 t_end = bench_now() + job->seconds;
+                /* spread the cars evenly over one sending period */
+                double period = job->rate > 0 ? (job->burst > 0 ? job->burst : 1) / job->rate : 0;
                 for (int i = 0; i < nconns; i++)
-                    conns[i].next_send = bench_now() + (job->rate > 0 ? (double)i / nconns / job->rate : 0);
+                    conns[i].next_send = bench_now() + period * i / nconns;
             }
         }
         if (logins && t_end == 0)
@@ -295,9 +298,11 @@ static void run_child(const job_t *job)
                     for (int b = 0; b < 8; b++)
                         send_state(c, res);
                 } else {
+                    /* a car writes its state in bursts, as V3 modules do (S, D, L, ...) */
                     while (c->next_send <= now && c->out_len < 65536) {
-                        send_state(c, res);
-                        c->next_send += 1.0 / job->rate;
+                        for (int b = 0; b < job->burst; b++)
+                            send_state(c, res);
+                        c->next_send += job->burst / job->rate;
                     }
                 }
                 flush_out(c);
@@ -395,6 +400,23 @@ static long rss_kb(pid_t pid)
     return kb;
 }
 
+/* CPU seconds (user + system) the process has used so far. */
+static double cpu_seconds(pid_t pid)
+{
+    char path[64], buf[1024];
+    unsigned long ut = 0, st = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f && fgets(buf, sizeof buf, f)) {
+        char *p = strrchr(buf, ')');
+        if (p)
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
+    }
+    if (f)
+        fclose(f);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static void provision(int vehicles)
 {
     ovms_store_config_t cfg = { .path = dbpath, .node_id = "BENCH", .sync_normal = 1,
@@ -463,7 +485,7 @@ static void stop_node(pid_t pid)
 int main(int argc, char **argv)
 {
     const char *ovmsd = "build/server/ovmsd", *report = NULL;
-    int idle = 18000, procs = 4, cars = 1000, apps_per_car = 1, workers = 2;
+    int idle = 18000, procs = 4, cars = 1000, apps_per_car = 1, workers = 2, burst = 1;
     double seconds = 5, rate = 0;
     char md[8192];
 
@@ -482,6 +504,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--apps-per-car")) apps_per_car = atoi(v);
         else if (!strcmp(a, "--rate")) rate = atof(v);
         else if (!strcmp(a, "--workers")) workers = atoi(v);
+        else if (!strcmp(a, "--burst")) burst = atoi(v) > 0 ? atoi(v) : 1;
         else if (!strcmp(a, "--report")) report = v;
         else {
             fprintf(stderr, "unknown option %s\n", a);
@@ -506,7 +529,7 @@ int main(int argc, char **argv)
     double t0 = bench_now();
     wait_ready(ch, procs);
     double login_all = bench_now() - t0;
-    usleep(500000);
+    sleep(idle >= 1000 ? 12 : 1);         /* idle: after the node's periodic housekeeping */
     long rss1 = rss_kb(node);
     int held = (idle / procs) * procs;
     double per_conn = (double)(rss1 - rss0) * 1024.0 / held;
@@ -518,16 +541,21 @@ int main(int argc, char **argv)
 
     /* ---- logins ---- */
     node = start_node(ovmsd, workers);
+    double cpu0 = cpu_seconds(node);
     for (int p = 0; p < procs; p++)
         ch[p] = spawn((job_t){ .mode = "logins", .first = p * (vehicles / procs),
                                .count = vehicles / procs, .seconds = seconds });
     collect(ch, procs, &sum, 0);
     double logins_ps = (double)sum.logins / seconds;
-    printf("  logins: %.0f car logins/s (connect, welcome, session, Z, close)\n", logins_ps);
+    double us_per_login = (cpu_seconds(node) - cpu0) * 1e6 / (double)(sum.logins ? sum.logins : 1);
+    printf("  logins: %.0f car logins/s (connect, welcome, session, Z, close); server CPU %.1f us "
+           "per login, about %.0f logins/s per server core\n", logins_ps, us_per_login,
+           1e6 / us_per_login);
     stop_node(node);
 
     /* ---- relay ---- */
     node = start_node(ovmsd, workers);
+    double relay_cpu0 = 0;
     int car_procs = procs / 2 > 0 ? procs / 2 : 1, app_procs = procs - car_procs > 0 ? procs - car_procs : 1;
     child_t apps[32], carsp[32];
     for (int p = 0; p < app_procs; p++)
@@ -537,35 +565,44 @@ int main(int argc, char **argv)
     wait_ready(apps, app_procs);
     for (int p = 0; p < car_procs; p++)
         carsp[p] = spawn((job_t){ .mode = "relay-car", .first = p * (cars / car_procs),
-                                  .count = cars / car_procs, .rate = rate, .seconds = seconds });
+                                  .count = cars / car_procs, .rate = rate, .burst = burst,
+                                  .seconds = seconds });
     wait_ready(carsp, car_procs);
+    relay_cpu0 = cpu_seconds(node);
     child_result_t cs, as;
     collect(carsp, car_procs, &cs, 0);
+    double relay_cpu = cpu_seconds(node) - relay_cpu0;
     usleep(300000);
     collect(apps, app_procs, &as, 1);
     stop_node(node);
+    double us_per_msg = relay_cpu * 1e6 / (double)(as.relayed ? as.relayed : 1);
     double relayed_ps = (double)as.relayed / seconds;
     double p50 = percentile(&as.lat, 0.50), p99 = percentile(&as.lat, 0.99);
-    printf("  relay: %d cars x %d apps, %s: %.0f messages/s sent by cars, %.0f/s delivered to apps "
-           "(each followed by T0), latency p50 %.2f ms, p99 %.2f ms\n",
-           cars, apps_per_car, rate > 0 ? "rate-limited" : "flat out", (double)cs.sent / seconds,
-           relayed_ps, p50, p99);
+    printf("  relay: %d cars x %d apps, %s, bursts of %d: %.0f messages/s sent by cars, %.0f/s "
+           "delivered to apps (each followed by T0), latency p50 %.2f ms, p99 %.2f ms\n",
+           cars, apps_per_car, rate > 0 ? "rate-limited" : "flat out", burst,
+           (double)cs.sent / seconds, relayed_ps, p50, p99);
+    printf("         server CPU %.2f us per delivered message, about %.0f messages/s per server core\n",
+           us_per_msg, 1e6 / us_per_msg);
     unlink(dbpath);
 
     snprintf(md, sizeof md,
              "### ovmsd: one node\n\n"
              "`build/tests/bench/bench_server --idle %d --procs %d --cars %d --apps-per-car %d "
-             "--rate %g --seconds %g` on %s; ovmsd with %d workers; the load generators run on the "
-             "same two cores.\n\n"
+             "--rate %g --burst %d --seconds %g` on %s; ovmsd with %d workers; the load generators "
+             "run on the same two cores.\n\n"
              "| what | figure | goal |\n|---|---|---|\n"
              "| idle authenticated car connections held | %d (all logged in in %.1f s) | close to the 20,000 file limit |\n"
              "| server memory per idle connection (RSS growth / connections) | %.0f bytes | under 2 KiB |\n"
              "| car logins (connect, welcome, session, Z, close) | %.0f /s | 20,000 /s |\n"
-             "| car -> app messages delivered (%d cars x %d apps%s) | %.0f /s | 200,000 /s |\n"
-             "| relay latency, car send to app receive | p50 %.2f ms, p99 %.2f ms | p99 under 5 ms |\n\n",
-             idle, procs, cars, apps_per_car, rate, seconds, bench_machine(), workers, held,
-             login_all, per_conn, logins_ps, cars, apps_per_car,
-             rate > 0 ? ", rate-limited" : ", flat out", relayed_ps, p50, p99);
+             "| server CPU per login | %.1f us (about %.0f logins/s per server core) | |\n"
+             "| car -> app messages delivered (%d cars x %d apps%s, bursts of %d) | %.0f /s | 200,000 /s |\n"
+             "| relay latency, car send to app receive | p50 %.2f ms, p99 %.2f ms | p99 under 5 ms |\n"
+             "| server CPU per delivered message | %.2f us (about %.0f /s per server core) | |\n\n",
+             idle, procs, cars, apps_per_car, rate, burst, seconds, bench_machine(), workers, held,
+             login_all, per_conn, logins_ps, us_per_login, 1e6 / us_per_login, cars, apps_per_car,
+             rate > 0 ? ", rate-limited" : ", flat out", burst, relayed_ps, p50, p99, us_per_msg,
+             1e6 / us_per_msg);
     if (report && bench_report_section(report, "server", md) != 0) {
         fprintf(stderr, "cannot write %s\n", report);
         return 1;
