@@ -161,6 +161,12 @@ typedef struct job {
 static const char S_TAIL[] = ",K,0,0.00,stopped,standard,250,230,16,0,0,0,0,21,0,0,0,0,160.00,0,0,"
                              "0,0,-1,0,0,0,0,0,300,0,0.00,396.00,98.00,0.00,0.00,-1.25,0.0,0.0";
 
+static int cmp_double_ms(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void on_message(bconn_t *c, const ovms_msg_t *m, child_result_t *res)
 {
     if (m->code == 'S' && c->role == 'A') {
@@ -317,6 +323,80 @@ static void run_child(const job_t *job)
     _exit(0);
 }
 
+/* ---- the probe: one car, one app, one message at a time ---------------------------------- */
+
+static void blocking_login(bconn_t *c, char role, int vehicle)
+{
+    char buf[4096];
+    start_login(c, role, vehicle);
+    int flags = fcntl(c->fd, F_GETFL);
+    fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK);
+    while (c->state == W_CONNECTING || c->out_len) {
+        if (flush_out(c) < 0)
+            die("probe send");
+    }
+    child_result_t dummy = { 0 };
+    job_t job = { .mode = "probe" };
+    while (c->state != W_LIVE) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, MSG_PEEK);
+        if (n <= 0)
+            die("probe login");
+        fcntl(c->fd, F_SETFL, flags | O_NONBLOCK);
+        on_readable(c, &job, &dummy, buf, sizeof buf);
+        fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK);
+    }
+}
+
+/* Round trips car -> node -> app with nothing else running: the node's own
+ * relay latency. rounds, or for `seconds` when > 0 (to span the node's
+ * periodic housekeeping). Returns p50, p99, p99.9 and the maximum, in ms. */
+static int probe(int rounds, double seconds, double out[4])
+{
+    bconn_t car = { 0 }, app = { 0 };
+    char buf[4096], msg[256], wire[OVMS_WIRE_LEN(256)];
+    if (seconds > 0)
+        rounds = 5000000;
+    double *lat = calloc((size_t)rounds, sizeof *lat), until = bench_now() + seconds;
+    blocking_login(&car, 'C', 0);
+    blocking_login(&app, 'A', 0);
+    for (int i = 0; i < rounds; i++) {
+        if (seconds > 0 && bench_now() >= until) {
+            rounds = i;
+            break;
+        }
+        int n = snprintf(msg, sizeof msg, "S%d%s", i, S_TAIL);
+        int w = ovms_session_encode(&car.s, msg, (size_t)n, wire, sizeof wire);
+        double t = bench_now();
+        if (send(car.fd, wire, (size_t)w, 0) != w)
+            die("probe send");
+        int got = 0;
+        while (got < 2) {                    /* the S and its T0 */
+            ssize_t r = recv(app.fd, buf, sizeof buf, 0);
+            if (r <= 0)
+                die("probe recv");
+            const char *p = buf;
+            size_t len = (size_t)r;
+            ovms_str_t line;
+            while (ovms_linesplit_next(&app.ls, &p, &len, &line) > 0) {
+                char plain[4096];
+                ovms_msg_t m;
+                ovms_session_decode(&app.s, line.ptr, line.len, plain, sizeof plain, &m);
+                got++;
+            }
+        }
+        lat[i] = (bench_now() - t) * 1000;
+    }
+    qsort(lat, (size_t)rounds, sizeof *lat, cmp_double_ms);
+    out[0] = lat[rounds / 2];
+    out[1] = lat[(int)(rounds * 0.99)];
+    out[2] = lat[(int)(rounds * 0.999)];
+    out[3] = lat[rounds - 1];
+    close(car.fd);
+    close(app.fd);
+    free(lat);
+    return rounds;
+}
+
 /* ---- the orchestrator -------------------------------------------------------------------- */
 
 typedef struct child {
@@ -373,6 +453,16 @@ static void collect(child_t *ch, int n, child_result_t *sum, int stop)
         for (int b = 0; b < 2000; b++)
             sum->lat.bucket[b] += r.lat.bucket[b];
     }
+}
+
+/* "1.23 ms", or "over 20 ms" past the histogram's last bucket. */
+static const char *ms_text(double ms, char *buf, size_t cap)
+{
+    if (ms >= 20.0)
+        snprintf(buf, cap, "over 20 ms");
+    else
+        snprintf(buf, cap, "%.2f ms", ms);
+    return buf;
 }
 
 static double percentile(const latency_t *l, double q)
@@ -484,9 +574,10 @@ static void stop_node(pid_t pid)
 
 int main(int argc, char **argv)
 {
-    const char *ovmsd = "build/server/ovmsd", *report = NULL;
+    const char *ovmsd = "build/server/ovmsd", *report = NULL, *section = "server";
+    const char *phases = "idle,logins,relay", *csv = NULL;
     int idle = 18000, procs = 4, cars = 1000, apps_per_car = 1, workers = 2, burst = 1;
-    double seconds = 5, rate = 0;
+    double seconds = 5, rate = 0, probe_secs = 0;
     char md[8192];
 
     for (int i = 1; i < argc; i++) {
@@ -506,6 +597,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--workers")) workers = atoi(v);
         else if (!strcmp(a, "--burst")) burst = atoi(v) > 0 ? atoi(v) : 1;
         else if (!strcmp(a, "--report")) report = v;
+        else if (!strcmp(a, "--section")) section = v;
+        else if (!strcmp(a, "--phases")) phases = v;
+        else if (!strcmp(a, "--csv")) csv = v;
+        else if (!strcmp(a, "--probe-seconds")) probe_secs = atof(v);
         else {
             fprintf(stderr, "unknown option %s\n", a);
             return 2;
@@ -518,27 +613,38 @@ int main(int argc, char **argv)
     printf("  provisioning %d vehicles...\n", vehicles);
     provision(vehicles);
 
+    pid_t node;
+    child_t ch[64];
+    child_result_t sum;
+    double login_all = 0, per_conn = 0, logins_ps = 0, us_per_login = 0, relayed_ps = 0;
+    double p50 = 0, p99 = 0, us_per_msg = 0, sent_ps = 0, probe_ms[4] = { 0 };
+    int probe_rounds = 0;
+    int held = 0;
+    if (!strstr(phases, "idle"))
+        goto logins;
+
     /* ---- idle connections ---- */
-    pid_t node = start_node(ovmsd, workers);
+    node = start_node(ovmsd, workers);
     usleep(200000);
     long rss0 = rss_kb(node);
-    child_t ch[64];
     for (int p = 0; p < procs; p++)
         ch[p] = spawn((job_t){ .mode = "idle", .first = p * (idle / procs), .count = idle / procs,
                                .seconds = 1e9 });
     double t0 = bench_now();
     wait_ready(ch, procs);
-    double login_all = bench_now() - t0;
+    login_all = bench_now() - t0;
     sleep(idle >= 1000 ? 12 : 1);         /* idle: after the node's periodic housekeeping */
     long rss1 = rss_kb(node);
-    int held = (idle / procs) * procs;
-    double per_conn = (double)(rss1 - rss0) * 1024.0 / held;
+    held = (idle / procs) * procs;
+    per_conn = (double)(rss1 - rss0) * 1024.0 / held;
     printf("  idle: %d car connections held; server RSS %ld -> %ld kB: %.0f bytes per connection "
            "(all logged in in %.2f s)\n", held, rss0, rss1, per_conn, login_all);
-    child_result_t sum;
     collect(ch, procs, &sum, 1);
     stop_node(node);
 
+logins:
+    if (!strstr(phases, "logins"))
+        goto relay;
     /* ---- logins ---- */
     node = start_node(ovmsd, workers);
     double cpu0 = cpu_seconds(node);
@@ -546,13 +652,24 @@ int main(int argc, char **argv)
         ch[p] = spawn((job_t){ .mode = "logins", .first = p * (vehicles / procs),
                                .count = vehicles / procs, .seconds = seconds });
     collect(ch, procs, &sum, 0);
-    double logins_ps = (double)sum.logins / seconds;
-    double us_per_login = (cpu_seconds(node) - cpu0) * 1e6 / (double)(sum.logins ? sum.logins : 1);
+    logins_ps = (double)sum.logins / seconds;
+    us_per_login = (cpu_seconds(node) - cpu0) * 1e6 / (double)(sum.logins ? sum.logins : 1);
     printf("  logins: %.0f car logins/s (connect, welcome, session, Z, close); server CPU %.1f us "
            "per login, about %.0f logins/s per server core\n", logins_ps, us_per_login,
            1e6 / us_per_login);
     stop_node(node);
 
+relay:
+    if (strstr(phases, "probe")) {
+        node = start_node(ovmsd, workers);
+        probe_rounds = probe(20000, probe_secs, probe_ms);
+        printf("  probe: one car, one app, %d messages one at a time: p50 %.3f ms, p99 %.3f ms, "
+               "p99.9 %.3f ms, max %.3f ms\n", probe_rounds, probe_ms[0], probe_ms[1], probe_ms[2],
+               probe_ms[3]);
+        stop_node(node);
+    }
+    if (!strstr(phases, "relay"))
+        goto report;
     /* ---- relay ---- */
     node = start_node(ovmsd, workers);
     double relay_cpu0 = 0;
@@ -575,35 +692,58 @@ int main(int argc, char **argv)
     usleep(300000);
     collect(apps, app_procs, &as, 1);
     stop_node(node);
-    double us_per_msg = relay_cpu * 1e6 / (double)(as.relayed ? as.relayed : 1);
-    double relayed_ps = (double)as.relayed / seconds;
-    double p50 = percentile(&as.lat, 0.50), p99 = percentile(&as.lat, 0.99);
+    us_per_msg = relay_cpu * 1e6 / (double)(as.relayed ? as.relayed : 1);
+    relayed_ps = (double)as.relayed / seconds;
+    sent_ps = (double)cs.sent / seconds;
+    p50 = percentile(&as.lat, 0.50);
+    p99 = percentile(&as.lat, 0.99);
     printf("  relay: %d cars x %d apps, %s, bursts of %d: %.0f messages/s sent by cars, %.0f/s "
            "delivered to apps (each followed by T0), latency p50 %.2f ms, p99 %.2f ms\n",
            cars, apps_per_car, rate > 0 ? "rate-limited" : "flat out", burst,
            (double)cs.sent / seconds, relayed_ps, p50, p99);
     printf("         server CPU %.2f us per delivered message, about %.0f messages/s per server core\n",
            us_per_msg, 1e6 / us_per_msg);
+report:
     unlink(dbpath);
-
-    snprintf(md, sizeof md,
-             "### ovmsd: one node\n\n"
-             "`build/tests/bench/bench_server --idle %d --procs %d --cars %d --apps-per-car %d "
-             "--rate %g --burst %d --seconds %g` on %s; ovmsd with %d workers; the load generators "
-             "run on the same two cores.\n\n"
-             "| what | figure | goal |\n|---|---|---|\n"
-             "| idle authenticated car connections held | %d (all logged in in %.1f s) | close to the 20,000 file limit |\n"
-             "| server memory per idle connection (RSS growth / connections) | %.0f bytes | under 2 KiB |\n"
-             "| car logins (connect, welcome, session, Z, close) | %.0f /s | 20,000 /s |\n"
-             "| server CPU per login | %.1f us (about %.0f logins/s per server core) | |\n"
-             "| car -> app messages delivered (%d cars x %d apps%s, bursts of %d) | %.0f /s | 200,000 /s |\n"
-             "| relay latency, car send to app receive | p50 %.2f ms, p99 %.2f ms | p99 under 5 ms |\n"
-             "| server CPU per delivered message | %.2f us (about %.0f /s per server core) | |\n\n",
-             idle, procs, cars, apps_per_car, rate, burst, seconds, bench_machine(), workers, held,
-             login_all, per_conn, logins_ps, us_per_login, 1e6 / us_per_login, cars, apps_per_car,
-             rate > 0 ? ", rate-limited" : ", flat out", burst, relayed_ps, p50, p99, us_per_msg,
-             1e6 / us_per_msg);
-    if (report && bench_report_section(report, "server", md) != 0) {
+    if (csv && strstr(phases, "relay")) {
+        FILE *f = fopen(csv, "a");
+        if (f) {
+            fprintf(f, "%.0f %.0f %.3f %.3f %.3f\n", sent_ps, relayed_ps, p50, p99, us_per_msg);
+            fclose(f);
+        }
+    }
+    md[0] = '\0';
+    size_t n = 0;
+    char t50[32], t99[32];
+    n += (size_t)snprintf(md + n, sizeof md - n,
+        "`build/tests/bench/bench_server --phases %s --idle %d --procs %d --cars %d "
+        "--apps-per-car %d --rate %g --burst %d --seconds %g` on %s; ovmsd with %d workers; the "
+        "load generators run on the same two cores.\n\n| what | figure | goal |\n|---|---|---|\n",
+        phases, idle, procs, cars, apps_per_car, rate, burst, seconds, bench_machine(), workers);
+    if (strstr(phases, "idle"))
+        n += (size_t)snprintf(md + n, sizeof md - n,
+            "| idle authenticated car connections held (one vehicle each) | %d (all logged in in %.1f s) | close to the 20,000 file limit |\n"
+            "| server memory per idle connection (RSS growth / connections, after 12 s idle) | %.0f bytes | under 2 KiB |\n",
+            held, login_all, per_conn);
+    if (strstr(phases, "logins"))
+        n += (size_t)snprintf(md + n, sizeof md - n,
+            "| car logins (connect, welcome, session, Z, close) | %.0f /s | 20,000 /s |\n"
+            "| server CPU per login | %.1f us (about %.0f logins/s per server core) | |\n",
+            logins_ps, us_per_login, 1e6 / us_per_login);
+    if (strstr(phases, "probe"))
+        n += (size_t)snprintf(md + n, sizeof md - n,
+            "| node's own relay latency: one car, one app, %d messages one at a time%s (round trip incl. client crypto) | p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.2f ms | p99 under 5 ms, no stalls |\n",
+            probe_rounds, probe_secs > 0 ? ", across the node's periodic housekeeping" : "",
+            probe_ms[0], probe_ms[1], probe_ms[2], probe_ms[3]);
+    if (strstr(phases, "relay"))
+        n += (size_t)snprintf(md + n, sizeof md - n,
+            "| car -> app messages delivered (%d cars x %d apps, %s, bursts of %d; %.0f sent/s) | %.0f /s | 200,000 /s |\n"
+            "| relay latency, car send to app receive | p50 %s, p99 %s | p99 under 5 ms |\n"
+            "| server CPU per delivered message | %.2f us (about %.0f /s per server core) | |\n",
+            cars, apps_per_car, rate > 0 ? "rate-limited" : "flat out", burst, sent_ps, relayed_ps,
+            ms_text(p50, t50, sizeof t50), ms_text(p99, t99, sizeof t99), us_per_msg, 1e6 / us_per_msg);
+    snprintf(md + n, sizeof md - n, "\n");
+    if (report && bench_report_section(report, section, md) != 0) {
         fprintf(stderr, "cannot write %s\n", report);
         return 1;
     }
