@@ -295,10 +295,6 @@ static int validate(const ovms_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "tls_listen needs tls_cert and tls_key");
         return -1;
     }
-    if (cfg->ntls_listen) {
-        snprintf(err, errlen, "tls_listen: TLS listeners are not supported by this version yet");
-        return -1;
-    }
     if (cfg->nlisten + cfg->ntls_listen == 0) {
         snprintf(err, errlen, "nothing to listen on");
         return -1;

@@ -102,7 +102,10 @@ void conn_unref(conn_t *c)
     ovms_linesplit_free(&c->ls);
     free(c->out);
     free(c->held);
+    if (c->moving)
+        tls_conn_free(c->moving->tls);
     free(c->moving);
+    tls_conn_free(c->tls);
     free(c);
 }
 
@@ -146,6 +149,60 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->w->rbuf, RBUF_SIZE);
 }
 
+static int reserve(conn_t *c, size_t more);
+static void schedule_flush(conn_t *c);
+void conn_queue_wire(conn_t *c, const char *data, size_t len);
+
+/* Bytes already in wire form (TLS records, carried output) straight to the
+ * socket's queue. */
+void conn_queue_wire(conn_t *c, const char *data, size_t len)
+{
+    if (!len || c->state == CS_CLOSING || reserve(c, len) < 0)
+        return;
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += (uint32_t)len;
+    schedule_flush(c);
+}
+
+/* Bytes from a TLS connection's socket: through OpenSSL, then the lines. */
+static void tls_input(conn_t *c, const char *data, size_t len)
+{
+    worker_t *w = c->w;
+    conn_ref(c);
+    for (;;) {
+        char *wire = NULL;
+        size_t wire_len = 0, plain = 0;
+        int rc = tls_receive(c->tls, data, len, w->tlsbuf, sizeof w->tlsbuf, &plain, &wire,
+                             &wire_len);
+        data = NULL;
+        len = 0;
+        conn_queue_wire(c, wire, wire_len);
+        free(wire);
+        if (rc < 0) {
+            conn_close(c, c->tls ? tls_conn_error(c->tls) : "TLS error");
+            break;
+        }
+        if (plain)
+            conn_feed(c, w->tlsbuf, plain);
+        if (rc == 1) {
+            conn_close(c, "TLS closed by the peer");
+            break;
+        }
+        /* stop when drained, or when the connection moved on (closed, handed over) */
+        if (plain < sizeof w->tlsbuf || !c->tls || c->state == CS_CLOSING)
+            break;
+    }
+    conn_unref(c);
+}
+
+static void input(conn_t *c, const char *data, size_t len)
+{
+    if (c->tls)
+        tls_input(c, data, len);
+    else
+        conn_feed(c, data, len);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = s->data;
@@ -156,7 +213,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     c->last_rx = worker_now(c->w);
-    conn_feed(c, buf->base, (size_t)nread);
+    input(c, buf->base, (size_t)nread);
 }
 
 static int start_reading(conn_t *c)
@@ -207,7 +264,7 @@ int conn_start_accepted(conn_t *c)
     }
     if (n > 0) {
         conn_ref(c);
-        conn_feed(c, c->w->rbuf, (size_t)n);
+        input(c, c->w->rbuf, (size_t)n);
         int done = c->state == CS_CLOSING || c->state == CS_MOVING || (c->flags & CF_MOVED);
         conn_unref(c);
         if (done)
@@ -371,19 +428,44 @@ static void over_limit_check(conn_t *c)
     }
 }
 
+/* Through TLS when the connection has it: one TLS record per call. */
+static int put_out(conn_t *c, const char *data, size_t len)
+{
+    char *wire = NULL;
+    size_t wire_len = 0;
+    if (tls_send(c->tls, data, len, &wire, &wire_len) != (int)len) {
+        free(wire);
+        return -1;
+    }
+    conn_queue_wire(c, wire, wire_len);
+    free(wire);
+    return 0;
+}
+
 void conn_send(conn_t *c, const char *msg, size_t len)
 {
+    int n;
     if (c->state == CS_CLOSING || (c->flags & CF_KILL))
         return;
-    if (reserve(c, OVMS_WIRE_LEN(len)) < 0) {
-        c->flags |= CF_KILL;
-        schedule_flush(c);
-        return;
+    if (c->tls) {
+        char line[OVMS_WIRE_LEN(OVMS_LINE_MAX + 512)];
+        n = ovms_session_encode(&c->session, msg, len, line, sizeof line);
+        if (n < 0 || put_out(c, line, (size_t)n) < 0) {
+            c->flags |= CF_KILL;
+            schedule_flush(c);
+            return;
+        }
+    } else {
+        if (reserve(c, OVMS_WIRE_LEN(len)) < 0) {
+            c->flags |= CF_KILL;
+            schedule_flush(c);
+            return;
+        }
+        n = ovms_session_encode(&c->session, msg, len, c->out + c->out_len, c->out_cap - c->out_len);
+        if (n < 0)
+            return;
+        c->out_len += (uint32_t)n;
     }
-    int n = ovms_session_encode(&c->session, msg, len, c->out + c->out_len, c->out_cap - c->out_len);
-    if (n < 0)
-        return;
-    c->out_len += (uint32_t)n;
     c->last_tx = worker_now(c->w);
     if (c->vehicle && c->role == 'C')
         hub_count(c->vehicle, UTIL_CAR_RX, (size_t)n);
@@ -409,6 +491,8 @@ int conn_send_raw(conn_t *c, const char *data, size_t len)
 {
     if (c->state == CS_CLOSING)
         return -1;
+    if (c->tls)
+        return put_out(c, data, len);
     if (reserve(c, len) < 0)
         return -1;
     memcpy(c->out + c->out_len, data, len);
@@ -432,6 +516,8 @@ static void on_written(uv_write_t *req, int status)
     c->inflight = 0;
     if (status < 0 && c->state != CS_CLOSING)
         conn_close(c, uv_strerror(status));
+    else if (c->state == CS_MOVING && c->moving)
+        login_hand_over(c);              /* it waited for this write to finish */
     else if (c->out_len && c->state != CS_CLOSING)
         schedule_flush(c);
     conn_unref(c);

@@ -77,6 +77,8 @@ static void begin_move(conn_t *c, const char *vehicle)
     ho->peer = c->peer;
     ho->welcome_rx = c->welcome_rx;
     ho->welcome_tx = c->welcome_tx;
+    ho->tls = c->tls;            /* the TLS state goes with the socket */
+    c->tls = NULL;
     c->moving = ho;
     c->state = CS_MOVING;
 }
@@ -118,10 +120,13 @@ void login_hand_over(conn_t *c)
     uv_os_fd_t fd;
     size_t nout = 0;
 
+    if (c->inflight)
+        return;       /* closing the handle now would cancel that write: on_written calls again */
     if (home == c->w) {
         /* already home: no socket to move */
         char vehicle[33];
         snprintf(vehicle, sizeof vehicle, "%s", ho->vehicle);
+        c->tls = ho->tls;
         c->moving = NULL;
         free(ho);
         attach(c, vehicle, c->welcome_rx, c->welcome_tx);
@@ -163,6 +168,7 @@ void login_arrive(worker_t *w, handoff_t *ho)
             close(ho->fd);
             __atomic_sub_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
         }
+        tls_conn_free(ho->tls);
         free(ho);
         return;
     }
@@ -172,12 +178,14 @@ void login_arrive(worker_t *w, handoff_t *ho)
     c->role = ho->role;
     c->scheme = ho->scheme;
     c->session = ho->session;
+    c->tls = ho->tls;
+    ho->tls = NULL;
     if (ho->apc_done)
         c->flags |= CF_APC_DONE;
     c->peer = ho->peer;
     c->state = CS_PARKED;              /* not reading until attached */
     if (ho->nout)
-        conn_send_raw(c, ho->bytes, ho->nout);
+        conn_queue_wire(c, ho->bytes, ho->nout);    /* already wire bytes (TLS: records) */
     if (ho->nin && (c->held = malloc(ho->nin))) {
         memcpy(c->held, ho->bytes + ho->nout, ho->nin);
         c->held_len = (uint32_t)ho->nin;

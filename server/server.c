@@ -63,10 +63,12 @@ static int bind_all(server_t *srv, char *err, size_t errlen)
     const ovms_config_t *cfg = srv->cfg;
     for (int i = 0; i < srv->nworkers; i++) {
         worker_t *w = &srv->workers[i];
-        for (int k = 0; k < cfg->nlisten; k++) {
-            int fd = bind_socket(&cfg->listen[k], err, errlen);
+        for (int k = 0; k < cfg->nlisten + cfg->ntls_listen; k++) {
+            int tls = k >= cfg->nlisten;
+            int fd = bind_socket(tls ? &cfg->tls_listen[k - cfg->nlisten] : &cfg->listen[k], err, errlen);
             if (fd < 0)
                 return -1;
+            w->listen_tls[w->nlisteners] = (uint8_t)tls;
             w->listen_fds[w->nlisteners++] = fd;
         }
     }
@@ -132,6 +134,9 @@ static void describe(const server_t *srv)
     for (int k = 0; k < srv->cfg->nlisten && n < sizeof where; k++)
         n += (size_t)snprintf(where + n, sizeof where - n, "%s%s:%d", k ? " " : "",
                               srv->cfg->listen[k].host, srv->cfg->listen[k].port);
+    for (int k = 0; k < srv->cfg->ntls_listen && n < sizeof where; k++)
+        n += (size_t)snprintf(where + n, sizeof where - n, " %s:%d (TLS)",
+                              srv->cfg->tls_listen[k].host, srv->cfg->tls_listen[k].port);
     LOG_INFO(NULL, "%s node %s: %d workers, listening on %s, database %s (%zu vehicles)",
              ovms_server_version, ovms_store_node_id(srv->store), srv->nworkers, where,
              srv->cfg->db_path, ovms_store_vehicle_count(srv->store));
@@ -148,8 +153,14 @@ int ovms_server_run(ovms_config_t *cfg)
     ovms_log_level = cfg->log_level;
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&srv.auth_mu, NULL);
-    if (open_store(&srv) < 0)
+    if (tls_init(&srv, err, sizeof err) < 0) {
+        LOG_ERROR(NULL, "%s", err);
         return 1;
+    }
+    if (open_store(&srv) < 0) {
+        tls_free(&srv);
+        return 1;
+    }
     srv.nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (srv.nworkers < 1)
         srv.nworkers = 1;
@@ -200,6 +211,7 @@ int ovms_server_run(ovms_config_t *cfg)
     ovms_store_close(srv.store);
     free(srv.workers);
     free(srv.auth_failed);
+    tls_free(&srv);
     LOG_INFO(NULL, "stopped");
     return rc < 0 ? 1 : rc;
 }

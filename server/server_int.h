@@ -29,6 +29,7 @@ typedef struct server server_t;
 typedef struct worker worker_t;
 typedef struct conn conn_t;
 typedef struct vehicle vehicle_t;
+typedef struct tls_conn tls_conn_t;
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -110,6 +111,7 @@ typedef struct handoff {
     ovms_session_t session;
     char vehicle[33];
     peer_t peer;
+    tls_conn_t *tls;                     /* moves with the connection, or NULL */
     uint16_t welcome_rx, welcome_tx;     /* bytes, for utilisation */
     size_t nout;                         /* output not yet written (welcome) */
     size_t nin;                          /* input received but not yet processed */
@@ -187,6 +189,7 @@ struct conn {
     uint32_t held_len;
     uint16_t welcome_rx, welcome_tx; /* welcome line bytes, for utilisation */
     handoff_t *moving;       /* the handoff being prepared (CS_MOVING) */
+    tls_conn_t *tls;         /* on a TLS listener: out holds ciphertext */
     peer_t peer;
 };
 
@@ -203,6 +206,8 @@ void conn_send(conn_t *c, const char *msg, size_t len);
 void conn_sendf(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Raw bytes (welcome lines); before encryption starts. */
 int conn_send_raw(conn_t *c, const char *data, size_t len);
+/* Bytes already in wire form (TLS records, output carried by a handoff). */
+void conn_queue_wire(conn_t *c, const char *data, size_t len);
 void conn_flush_all(worker_t *w);
 /* Process bytes: lines are split and handed to the welcome or message path. */
 void conn_feed(conn_t *c, const char *data, size_t len);
@@ -223,6 +228,7 @@ struct worker {
     uv_loop_t loop;
     uv_tcp_t listeners[OVMS_MAX_LISTEN * 2];
     int listen_fds[OVMS_MAX_LISTEN * 2];
+    uint8_t listen_tls[OVMS_MAX_LISTEN * 2];
     int nlisteners;
     uv_async_t wake;
     uv_check_t flusher;
@@ -239,6 +245,7 @@ struct worker {
     int stopping;
     uint64_t last_util_flush;
     char rbuf[RBUF_SIZE];
+    char tlsbuf[RBUF_SIZE];  /* plaintext out of TLS, for the line splitter */
     char scratch[2 * OVMS_B64_DECODED_MAX(OVMS_LINE_MAX) + 64];
 };
 
@@ -267,6 +274,7 @@ struct server {
     int64_t conn_count;              /* atomic */
     int64_t refused;                 /* atomic */
     uint64_t last_refusal_log;
+    void *tls_ctx;                   /* SSL_CTX, when TLS listeners are configured */
     /* vehicles whose car failed to authenticate (for the success alert) */
     pthread_mutex_t auth_mu;
     char (*auth_failed)[33];
@@ -368,5 +376,20 @@ void groups_conn_gone(conn_t *c);
 void push_from(conn_t *c, const ovms_msg_t *m);
 void push_subscribe(conn_t *c, ovms_str_t payload);
 void push_notify(server_t *srv, worker_t *w, const char *vehicle, char type, const char *text);
+
+/* ---- TLS (tls.c) --------------------------------------------------------------------------------- */
+
+int tls_init(server_t *srv, char *err, size_t errlen);
+void tls_free(server_t *srv);
+tls_conn_t *tls_conn_new(server_t *srv);
+void tls_conn_free(tls_conn_t *t);
+const char *tls_conn_error(const tls_conn_t *t);
+/* Received ciphertext in; plaintext out (at most cap; call again with no
+ * input while it fills cap), and handshake bytes to send appended to
+ * *wire. 0 fine, 1 the peer closed TLS, -1 error. */
+int tls_receive(tls_conn_t *t, const char *data, size_t len, char *plain, size_t cap,
+                size_t *plain_len, char **wire, size_t *wire_len);
+/* Plaintext in; ciphertext appended to *wire. Returns the bytes taken. */
+int tls_send(tls_conn_t *t, const char *data, size_t len, char **wire, size_t *wire_len);
 
 #endif

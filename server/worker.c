@@ -277,6 +277,10 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     __atomic_add_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
     c->state = CS_WELCOME;
+    if (w->listen_tls[(uv_tcp_t *)listener - w->listeners] && !(c->tls = tls_conn_new(w->srv))) {
+        conn_close(c, "cannot start TLS");
+        return;
+    }
     if (conn_start_accepted(c) < 0)
         conn_close(c, "cannot start reading");
 }

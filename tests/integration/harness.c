@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <openssl/ssl.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -186,10 +187,31 @@ void client_connect(client_t *c, int port)
     ovms_linesplit_init(&c->ls, OVMS_CLIENT_LINE_MAX, c->tail, sizeof c->tail);
 }
 
+void client_connect_tls(client_t *c, int port)
+{
+    static SSL_CTX *ctx;
+    client_connect(c, port);
+    if (!ctx)
+        ctx = SSL_CTX_new(TLS_client_method());
+    c->ssl = SSL_new(ctx);
+    SSL_set_fd(c->ssl, c->fd);
+    SSL_set_tlsext_host_name(c->ssl, "localhost");      /* cars send SNI */
+    cr_assert_eq(SSL_connect(c->ssl), 1, "TLS handshake failed");
+}
+
+void make_test_certificate(const char *dir)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+             "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", dir, dir);
+    cr_assert_eq(system(cmd), 0, "openssl could not make a certificate");
+}
+
 void client_send_raw(client_t *c, const char *bytes, size_t len)
 {
     while (len > 0) {
-        ssize_t n = send(c->fd, bytes, len, MSG_NOSIGNAL);
+        ssize_t n = c->ssl ? SSL_write(c->ssl, bytes, (int)len) : send(c->fd, bytes, len, MSG_NOSIGNAL);
         if (n <= 0)
             return;               /* the server closed: tests look at the reads */
         bytes += n;
@@ -218,9 +240,10 @@ const char *client_recv_line(client_t *c, int timeout_ms, size_t *len)
         if (left <= 0)
             return NULL;
         struct pollfd pfd = { c->fd, POLLIN, 0 };
-        if (poll(&pfd, 1, (int)left + 1) <= 0)
+        if (!(c->ssl && SSL_pending(c->ssl)) && poll(&pfd, 1, (int)left + 1) <= 0)
             return NULL;
-        ssize_t got = recv(c->fd, c->inbuf, sizeof c->inbuf, 0);
+        ssize_t got = c->ssl ? SSL_read(c->ssl, c->inbuf, sizeof c->inbuf)
+                             : recv(c->fd, c->inbuf, sizeof c->inbuf, 0);
         if (got <= 0) {
             c->closed = 1;
             return NULL;
@@ -266,9 +289,14 @@ void client_sendf(client_t *c, const char *fmt, ...)
 
 int client_login(client_t *c, int port, char role, const char *vehicle, const char *password)
 {
+    client_connect(c, port);
+    return client_login_on(c, role, vehicle, password);
+}
+
+int client_login_on(client_t *c, char role, const char *vehicle, const char *password)
+{
     char token[OVMS_TOKEN_LEN + 1], digest[OVMS_DIGEST_B64_LEN + 1], line[256], stoken[64];
     size_t len;
-    client_connect(c, port);
     c->role = role;
     ovms_token_generate(token);
     ovms_digest_b64(password, strlen(password), token, strlen(token), digest);
@@ -357,6 +385,10 @@ int client_wait_closed(client_t *c, int ms)
 
 void client_close(client_t *c)
 {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;

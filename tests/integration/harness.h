@@ -37,8 +37,11 @@ long node_rss_kb(node_t *n);
 /* Does the server's log contain this text? */
 int node_log_has(node_t *n, const char *text);
 
+typedef struct ssl_st SSL;
+
 typedef struct client {
     int fd;
+    SSL *ssl;                /* TLS client, or NULL */
     char role;
     ovms_session_t session;
     ovms_linesplit_t ls;
@@ -51,6 +54,12 @@ typedef struct client {
 
 /* TCP connect; the test fails if it cannot. */
 void client_connect(client_t *c, int port);
+/* TCP connect and a TLS handshake (certificates are not checked). */
+void client_connect_tls(client_t *c, int port);
+/* A self-signed certificate and key for localhost in dir (cert.pem, key.pem). */
+void make_test_certificate(const char *dir);
+/* Scheme 0 login over an already connected client. */
+int client_login_on(client_t *c, char role, const char *vehicle, const char *password);
 /* Scheme 0 login; returns 0, or -1 if the server closed without a welcome. */
 int client_login(client_t *c, int port, char role, const char *vehicle, const char *password);
 /* Login and check the burst: returns the Z value (apps and batch read to T). */

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -546,4 +548,65 @@ Test(server, replay_after_a_burst_has_the_latest, .timeout = 30)
     cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 1), "500,K,220");
     ovms_store_req_cleanup(&req);
     ovms_store_close(st);
+}
+
+/* PROTOCOL 2.1: port 6870 is the same protocol inside TLS (scheme 0 RC4
+ * inside TLS); a car on TLS and an app on plain TCP share a vehicle. */
+Test(server, tls_listener_speaks_the_same_protocol, .timeout = 60)
+{
+    client_t car, app, app2;
+    int tls_port;
+    node_prepare(&node);
+    make_test_certificate(node.dir);
+    {
+        /* a second free port for TLS */
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+        socklen_t len = sizeof a;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        bind(fd, (struct sockaddr *)&a, sizeof a);
+        getsockname(fd, (struct sockaddr *)&a, &len);
+        tls_port = ntohs(a.sin_port);
+        close(fd);
+    }
+    node_start(&node, "--tls-listen 127.0.0.1:%d --tls-cert %s/cert.pem --tls-key %s/key.pem",
+               tls_port, node.dir, node.dir);
+    client_connect_tls(&car, tls_port);
+    cr_assert_eq(client_login_on(&car, 'C', "TESTCAR", PW), 0);
+    cr_assert_str_eq(client_recv(&car, 3000), "Z0");
+    client_login_ok(&app, node.port, 'A', "TESTCAR", PW);
+    cr_assert_str_eq(client_recv(&car, 3000), "Z1");
+    client_send(&car, "S77.0,K,0");
+    cr_assert_str_eq(client_recv(&app, 3000), "S77.0,K,0");
+    client_send(&app, "C7,stat");
+    cr_assert_str_eq(client_recv(&car, 3000), "C7,stat");
+    /* an app over TLS, on whichever worker, gets the replay */
+    client_connect_tls(&app2, tls_port);
+    cr_assert_eq(client_login_on(&app2, 'A', "OTHERCAR", "OTHERPW"), 0);
+    cr_assert_str_eq(client_recv(&app2, 3000), "Z0");
+    cr_assert_eq(client_recv(&app2, 3000)[0], 'T');
+    client_send(&app2, "A");
+    cr_assert_str_eq(client_recv(&app2, 3000), "a");
+    /* plain bytes on the TLS port are not a TLS handshake: closed */
+    client_t bad;
+    client_connect(&bad, tls_port);
+    client_send_raw(&bad, "MP-C 0 x y TESTCAR\r\n", 20);
+    cr_assert(client_wait_closed(&bad, 3000));
+    client_close(&car);
+    client_close(&app);
+    client_close(&app2);
+    stop_checked();
+}
+
+Test(server, tls_misconfiguration_is_one_line, .timeout = 30)
+{
+    char cmd[1024], out[1024];
+    node_prepare(&node);
+    snprintf(cmd, sizeof cmd, "%s --db %s --listen 127.0.0.1:1 --tls-listen 127.0.0.1:2 "
+             "--tls-cert /nonexistent.pem --tls-key /nonexistent.key 2>&1; echo rc=$?",
+             OVMSD_BIN, node.db);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    cr_assert(strstr(out, "TLS certificate /nonexistent.pem") && strstr(out, "rc=1"), "%s", out);
 }
