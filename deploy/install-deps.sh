@@ -7,10 +7,10 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config python3      # toolchain
   clang-14 libclang-rt-14-dev                   # fuzzers and sanitizers
-  libssl-dev                                    # HMAC-MD5, base64, CSPRNG, TLS
+  libssl-dev                                    # base64, CSPRNG, TLS
   libsqlite3-dev                                # storage/
   libuv1-dev libinih-dev                        # server/
-  libcriterion-dev libjansson-dev               # tests (jansson reads the vectors)
+  libcriterion-dev libjansson-dev               # tests; jansson also for ovms-admin, ovms-app
   gnuplot-nox                                   # benchmark plots
 )
 

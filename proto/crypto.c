@@ -5,8 +5,8 @@
  * RC4 is our own: it is a dozen lines, and a byte-sized state (258 bytes)
  * keeps a connection's two cipher states at 516 bytes, where OpenSSL's
  * RC4_KEY needs 1 KiB each and its EVP context about 1.4 KiB (and the legacy
- * provider besides). Everything else comes from OpenSSL's libcrypto:
- * HMAC-MD5, base64 blocks and the CSPRNG.
+ * provider besides). HMAC-MD5 is our own too (md5.c). The rest comes from
+ * OpenSSL's libcrypto: base64 blocks and the CSPRNG.
  *
  * base64 decoding is deliberately lenient, as the reference's
  * MIME::Base64 is: characters outside the alphabet are skipped, decoding
@@ -17,12 +17,7 @@
 
 #include <string.h>
 
-#include <pthread.h>
-
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 static const char b64_alphabet[] =
@@ -80,75 +75,6 @@ void ovms_rc4_init_drop(ovms_rc4_t *rc4, const void *key, size_t keylen, size_t 
         ovms_rc4_crypt(rc4, scratch, scratch, n);
         drop -= n;
     }
-}
-
-/* ---- HMAC-MD5 ----------------------------------------------------------- */
-
-/*
- * OpenSSL 3's one-shot HMAC() looks the algorithm up and builds a context
- * on every call (about 2.5 us); a login needs three. Each thread keeps one
- * keyed-afresh EVP_MAC context instead (about 1 us), freed when the thread
- * ends. This cache is the only state proto keeps, and callers never see it.
- */
-static EVP_MAC *hmac_alg;
-static pthread_key_t hmac_key;
-static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
-
-static void free_hmac_ctx(void *ctx)
-{
-    EVP_MAC_CTX_free(ctx);
-}
-
-static void hmac_setup(void)
-{
-    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (pthread_key_create(&hmac_key, free_hmac_ctx) != 0) {
-        EVP_MAC_free(hmac_alg);
-        hmac_alg = NULL;
-    }
-}
-
-static EVP_MAC_CTX *thread_hmac(void)
-{
-    EVP_MAC_CTX *ctx;
-
-    pthread_once(&hmac_once, hmac_setup);
-    if (!hmac_alg)
-        return NULL;
-    ctx = pthread_getspecific(hmac_key);
-    if (ctx)
-        return ctx;
-    OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "MD5", 0),
-                            OSSL_PARAM_construct_end() };
-    ctx = EVP_MAC_CTX_new(hmac_alg);
-    if (!ctx || !EVP_MAC_CTX_set_params(ctx, params) || pthread_setspecific(hmac_key, ctx) != 0) {
-        EVP_MAC_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-int ovms_hmac_md5(const void *key, size_t keylen, const void *msg, size_t msglen,
-                  uint8_t out[OVMS_MD5_LEN])
-{
-    static const uint8_t empty = 0;
-    EVP_MAC_CTX *ctx = keylen ? thread_hmac() : NULL;
-    size_t n = 0;
-
-    if (ctx) {
-        if (EVP_MAC_init(ctx, key, keylen, NULL) && EVP_MAC_update(ctx, msglen ? msg : &empty, msglen) &&
-            EVP_MAC_final(ctx, out, &n, OVMS_MD5_LEN) && n == OVMS_MD5_LEN)
-            return 0;
-        return OVMS_ECRYPTO;
-    }
-    /* an empty key (which EVP_MAC refuses), or no cached context */
-    unsigned int len = OVMS_MD5_LEN;
-    if (keylen > (size_t)0x7fffffff)
-        return OVMS_EINVAL;
-    if (!HMAC(EVP_md5(), keylen ? key : &empty, (int)keylen, msglen ? msg : &empty, msglen, out,
-              &len) || len != OVMS_MD5_LEN)
-        return OVMS_ECRYPTO;
-    return 0;
 }
 
 /* ---- base64 ------------------------------------------------------------- */

@@ -3,8 +3,9 @@
  *
  * This is the one public header of proto/. Everything here is a function of
  * its arguments: no sockets, no clocks, no global mutable state visible to
- * callers (OpenSSL's CSPRNG is the only outside service, used by the token
- * generators; each thread caches an HMAC context for speed). Every
+ * callers, and no allocation but the line splitter's optional tail buffer
+ * (OpenSSL's CSPRNG is the only outside service, used by the token
+ * generators). Every
  * other part of the project (server, firmware, tools) speaks the protocol
  * only through this header; ../shared/PROTOCOL.md is the authority it
  * implements, docs/protocol-notes.md records our decisions where it is silent.
@@ -142,7 +143,7 @@ void ovms_rc4_crypt(ovms_rc4_t *rc4, const void *in, void *out, size_t len);
 
 #define OVMS_RC4_DROP 1024
 
-/* HMAC-MD5 through OpenSSL. */
+/* HMAC-MD5 (our own MD5: no allocation, no state). */
 int ovms_hmac_md5(const void *key, size_t keylen, const void *msg, size_t msglen,
                   uint8_t out[OVMS_MD5_LEN]);
 

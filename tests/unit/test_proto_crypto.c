@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/provider.h>
 #include <string.h>
 
@@ -114,6 +115,25 @@ Test(hmac, empty_key_and_message)
     cr_assert_eq(ovms_hmac_md5("", 0, "", 0, a), 0);
     cr_assert_eq(ovms_hmac_md5(NULL, 0, NULL, 0, b), 0);
     cr_assert_arr_eq(a, b, 16);
+}
+
+/* Our own MD5 against OpenSSL's HMAC for every key length around the block
+ * size (long keys are hashed first) and messages across block boundaries. */
+Test(hmac, matches_openssl_for_all_lengths)
+{
+    uint8_t key[200], msg[300], ours[16], theirs[16];
+    unsigned int len;
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (uint8_t)(i * 31 + 7);
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i * 17 + 3);
+    for (size_t k = 1; k <= sizeof key; k += 1 + k / 16) {
+        for (size_t m = 0; m <= sizeof msg; m += 1 + m / 8) {
+            cr_assert_eq(ovms_hmac_md5(key, k, msg, m, ours), 0);
+            cr_assert_not_null(HMAC(EVP_md5(), key, (int)k, msg, m, theirs, &len));
+            cr_assert_arr_eq(ours, theirs, 16, "key %zu bytes, message %zu bytes", k, m);
+        }
+    }
 }
 
 Test(digest, vectors_padded_and_unpadded)
