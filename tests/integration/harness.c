@@ -30,7 +30,7 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-static int free_port(void)
+int harness_free_port(void)
 {
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t len = sizeof a;
@@ -93,7 +93,7 @@ void node_start(node_t *n, const char *args_fmt, ...)
         va_end(ap);
     }
     if (!n->port)
-        n->port = free_port();
+        n->port = harness_free_port();
     snprintf(cmd, sizeof cmd, "exec %s --db %s --listen 127.0.0.1:%d --workers 2 --node-id TESTNODE %s >>%s 2>&1",
              OVMSD_BIN, n->db, n->port, args, n->log);
     n->pid = fork();

@@ -21,6 +21,8 @@ typedef struct node {
     char conf[192];
 } node_t;
 
+/* A free TCP port on 127.0.0.1 (bound and released). */
+int harness_free_port(void);
 /* A fresh database with TESTCAR/NETPASS and OTHERCAR/OTHERPW (one owner,
  * "owner", login password "ownerpw"). */
 void node_prepare(node_t *n);
