@@ -5,8 +5,8 @@
  * RC4 is our own: it is a dozen lines, and a byte-sized state (258 bytes)
  * keeps a connection's two cipher states at 516 bytes, where OpenSSL's
  * RC4_KEY needs 1 KiB each and its EVP context about 1.4 KiB (and the legacy
- * provider besides). HMAC-MD5 is our own too (md5.c). The rest comes from
- * OpenSSL's libcrypto: base64 blocks and the CSPRNG.
+ * provider besides). HMAC-MD5 (hmac.c), base64 blocks and the CSPRNG come
+ * from OpenSSL's libcrypto.
  *
  * base64 decoding is deliberately lenient, as the reference's
  * MIME::Base64 is: characters outside the alphabet are skipped, decoding

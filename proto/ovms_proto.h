@@ -143,7 +143,7 @@ void ovms_rc4_crypt(ovms_rc4_t *rc4, const void *in, void *out, size_t len);
 
 #define OVMS_RC4_DROP 1024
 
-/* HMAC-MD5 (our own MD5: no allocation, no state). */
+/* HMAC-MD5 over OpenSSL's MD5: no allocation, no state. */
 int ovms_hmac_md5(const void *key, size_t keylen, const void *msg, size_t msglen,
                   uint8_t out[OVMS_MD5_LEN]);
 

@@ -74,14 +74,20 @@ static int conv_timer(int argc, char **argv, char *params, size_t cap)
     return 0;
 }
 
-/* Free text: the rest of the words with spaces. */
-static int conv_text(int argc, char **argv, char *params, size_t cap)
+/* The words joined with sep; -1 if they do not fit. */
+static int join_words(int argc, char **argv, const char *sep, char *params, size_t cap)
 {
     size_t used = 0;
     params[0] = '\0';
     for (int i = 0; i < argc && used < cap; i++)
-        used += (size_t)snprintf(params + used, cap - used, "%s%s", i ? " " : "", argv[i]);
+        used += (size_t)snprintf(params + used, cap - used, "%s%s", i ? sep : "", argv[i]);
     return used < cap ? 0 : -1;
+}
+
+/* Free text: the rest of the words with spaces. */
+static int conv_text(int argc, char **argv, char *params, size_t cap)
+{
+    return join_words(argc, argv, " ", params, cap);
 }
 
 /* "<number> <text...>": the first word, a comma, the text. */
@@ -145,15 +151,6 @@ static int match_words(const char *words, int argc, char **argv)
     return n;
 }
 
-static int join_commas(int argc, char **argv, char *params, size_t cap)
-{
-    size_t used = 0;
-    params[0] = '\0';
-    for (int i = 0; i < argc && used < cap; i++)
-        used += (size_t)snprintf(params + used, cap - used, "%s%s", i ? "," : "", argv[i]);
-    return used < cap ? 0 : -1;
-}
-
 int app_command_parse(int argc, char **argv, int *cmd, char *params, size_t cap)
 {
     char *end;
@@ -169,7 +166,7 @@ int app_command_parse(int argc, char **argv, int *cmd, char *params, size_t cap)
             return -1;
         }
         *cmd = (int)n;
-        return join_commas(argc - 1, argv + 1, params, cap);
+        return join_words(argc - 1, argv + 1, ",", params, cap);
     }
     for (size_t i = 0; i < NCOMMANDS; i++) {
         const named_t *c = &commands[i];
@@ -186,7 +183,7 @@ int app_command_parse(int argc, char **argv, int *cmd, char *params, size_t cap)
         if (nargs == 0)
             return 0;
         return c->convert ? c->convert(nargs, argv + used, params, cap)
-                          : join_commas(nargs, argv + used, params, cap);
+                          : join_words(nargs, argv + used, ",", params, cap);
     }
     fprintf(stderr, "ovms-app: unknown command '%s'\n", argv[0]);
     app_command_help(stderr);
