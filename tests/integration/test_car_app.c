@@ -499,6 +499,48 @@ Test(car_app, owner_login_tls_and_refusals, .timeout = 90)
     stop_all(&car);
 }
 
+Test(car_app, a_car_provisions_itself_with_ap_c, .timeout = 60)
+{
+    char cmd[1024];
+    car_proc_t car;
+    memset(&car, 0, sizeof car);
+    node_prepare(&node);
+    node_start(&node, NULL);
+    snprintf(server_arg, sizeof server_arg, "127.0.0.1:%d", node.port);
+    snprintf(cmd, sizeof cmd, "%s --db %s provision add WVWZZZAAZJD000042 --iccid 8944500102198304826 "
+             "--vehicle TESTCAR --server %s >/dev/null", OVMS_ADMIN_BIN, node.db, server_arg);
+    cr_assert_eq(system(cmd), 0);
+    /* no credentials: only the VIN and the SIM's ICCID */
+    char *argv[] = { OVMS_CAR_BIN, "--server", server_arg, "--vin", "WVWZZZAAZJD000042", "--iccid",
+                     "8944500102198304826", "--state-dir", NULL, NULL };
+    snprintf(car.dir, sizeof car.dir, "%s/car-provisioned", node.dir);
+    snprintf(car.log, sizeof car.log, "%s.log", car.dir);
+    argv[8] = car.dir;
+    car.pid = fork();
+    if (car.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(car.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    json_decref(wait_for_status("TESTCAR", "NETPASS"));
+    cr_assert(car_log_has(&car, "provisioned as TESTCAR"));
+    cr_assert_eq(car_stop(&car), 0);
+    /* and it remembers: the next start logs in directly */
+    car.pid = fork();
+    if (car.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(car.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    json_decref(wait_for_status("TESTCAR", "NETPASS"));
+    cr_assert(!car_log_has(&car, "AP-C"), "no second provisioning");
+    stop_all(&car);
+}
+
 Test(car_app, a_refused_car_says_so_and_exits, .timeout = 60)
 {
     car_proc_t car;
