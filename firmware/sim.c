@@ -442,7 +442,7 @@ void ovms_sim_init(ovms_sim_t *s, uint64_t seed, double time_scale, int64_t wall
     s->grid_kwh_total = s->odometer_km * 0.17;
     s->locked = 1;
     s->phase = OVMS_SIM_PARKED;
-    s->phase_left = (int64_t)uniform(s, 60, 600);   /* so that a demo moves soon */
+    s->phase_left = (int64_t)uniform(s, 30, 180);   /* so that a demo moves soon */
     s->waypoint = 0;
     place_on_route(s);
     thermal_tick(s);
