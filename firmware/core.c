@@ -527,6 +527,25 @@ static uint64_t earlier(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+/* Reports, history retransmission and pings; when they are next due.
+ * Reports and history wait for the first Z (peers < 0 until then). */
+static uint64_t online_timers(ovms_fw_t *fw, uint64_t now_ms)
+{
+    int after_z = fw->peers >= 0;
+    if (after_z && now_ms >= fw->next_report)
+        report(fw, 0);
+    if (after_z && fw->hq.n && now_ms >= fw->next_retransmit)
+        fw_history_send_all(fw);
+    if (now_ms - fw->last_tx >= PING_AFTER)
+        ovms_fw_send(fw, "A");
+    uint64_t next = earlier(fw->last_rx + RX_TIMEOUT, fw->last_tx + PING_AFTER);
+    if (after_z)
+        next = earlier(next, fw->next_report);
+    if (after_z && fw->hq.n)
+        next = earlier(next, fw->next_retransmit);
+    return next;
+}
+
 ovms_fw_action_t ovms_fw_poll(ovms_fw_t *fw, uint64_t now_ms, uint64_t *next_ms)
 {
     ovms_fw_record_t rec;
@@ -574,18 +593,7 @@ ovms_fw_action_t ovms_fw_poll(ovms_fw_t *fw, uint64_t now_ms, uint64_t *next_ms)
             *next_ms = now_ms + MS;
             return OVMS_FW_CLOSE;
         }
-        if (fw->peers >= 0 && now_ms >= fw->next_report)
-            report(fw, 0);
-        if (fw->hq.n && now_ms >= fw->next_retransmit)
-            fw_history_send_all(fw);
-        if (now_ms - fw->last_tx >= PING_AFTER)
-            ovms_fw_send(fw, "A");
-        next = fw->last_rx + RX_TIMEOUT;
-        if (fw->peers >= 0)
-            next = earlier(next, fw->next_report);
-        if (fw->hq.n)
-            next = earlier(next, fw->next_retransmit);
-        next = earlier(next, fw->last_tx + PING_AFTER);
+        next = online_timers(fw, now_ms);
         break;
     case OVMS_FW_STOPPED:
         if (fw->want_close) {

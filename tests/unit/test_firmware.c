@@ -664,6 +664,21 @@ Test(firmware, history_survives_reconnects_and_restarts_until_acknowledged)
     cr_assert_eq(fw2.hq.n, 0, "acknowledged records are gone from storage too");
 }
 
+Test(firmware, waiting_history_does_not_spin_before_the_first_z)
+{
+    ovms_fw_config_t c = config("CAR", "PW");
+    uint64_t next, now = 0;
+    fake_init(&fp);
+    ovms_fw_init(&fw, &c, &fp.pf, NULL, now);
+    ovms_fw_record_t r = record(1);
+    cr_assert_eq(ovms_fw_history_add(&fw, &r), 0);
+    fake_login(&srv, &fw, &fp, now, "PW", "ServerToken0123456789a");
+    /* logged in, no Z yet: nothing is due, so the core must not ask to run at once */
+    cr_assert_eq(ovms_fw_poll(&fw, now + 5, &next), OVMS_FW_NOTHING);
+    cr_assert_gt(next, now + 5);
+    cr_assert_eq(server_collect(&srv, &fw), 0);
+}
+
 Test(firmware, a_full_history_queue_refuses_rather_than_drops)
 {
     ovms_fw_config_t c = config("CAR", "PW");
