@@ -25,10 +25,10 @@ static void reply(ovms_fw_t *fw, int cmd, int rc, const char *text)
 }
 
 /* Multi-line lists (1 and 3): c<cmd>,0,<k>,<max>,<value>, k = 0..max-1. */
-static void list(ovms_fw_t *fw, int cmd, int max, char values[][OVMS_FW_PARAM_LEN], size_t stride)
+static void list(ovms_fw_t *fw, int cmd, int max, const char *values, size_t stride)
 {
     for (int k = 0; k < max; k++) {
-        const char *v = (const char *)values + (size_t)k * stride;
+        const char *v = values + (size_t)k * stride;
         /* never echo the passwords (#1 module, #9 car, #10 paranoid) */
         if (cmd == 3 && (k == 1 || k == 9 || k == 10))
             v = "";
@@ -145,7 +145,7 @@ void fw_command(ovms_fw_t *fw, ovms_str_t payload, int paranoid)
            c.has_params ? (secret ? "(hidden)" : params) : "");
     switch (c.cmd) {
     case 1:
-        list(fw, 1, OVMS_FW_FEATURES, (char(*)[OVMS_FW_PARAM_LEN])fw->features, sizeof fw->features[0]);
+        list(fw, 1, OVMS_FW_FEATURES, &fw->features[0][0], sizeof fw->features[0]);
         return;
     case 2:
         if (set_entry(c.params, &fw->features[0][0], sizeof fw->features[0], OVMS_FW_FEATURES, &i) < 0) {
@@ -156,7 +156,7 @@ void fw_command(ovms_fw_t *fw, ovms_str_t payload, int paranoid)
         reply(fw, 2, CMD_OK, "");
         return;
     case 3:
-        list(fw, 3, OVMS_FW_PARAMS, fw->params, sizeof fw->params[0]);
+        list(fw, 3, OVMS_FW_PARAMS, &fw->params[0][0], sizeof fw->params[0]);
         return;
     case 4:
         set_parameter(fw, c.params);

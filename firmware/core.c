@@ -453,6 +453,18 @@ static void after_login(ovms_fw_t *fw)
     fw_history_send_all(fw);
 }
 
+/* EM from an app: a paranoid command (anything else is not for us). */
+static void paranoid_in(ovms_fw_t *fw, ovms_str_t payload)
+{
+    ovms_paranoid_t e;
+    char inner[OVMS_LINE_MAX];
+    if (!fw->cfg.module_pw[0] || ovms_paranoid_parse(payload, &e) < 0 || e.kind != 'M')
+        return;
+    int n = ovms_paranoid_unwrap(fw->pdigest, payload.ptr + 1, payload.len - 1, inner, sizeof inner);
+    if (n > 0 && inner[0] == 'C')
+        fw_command(fw, (ovms_str_t){ inner + 1, (size_t)n - 1 }, 1);
+}
+
 static void on_message(ovms_fw_t *fw, const ovms_msg_t *m)
 {
     int64_t n;
@@ -474,21 +486,10 @@ static void on_message(ovms_fw_t *fw, const ovms_msg_t *m)
         return;
     case 'A': ovms_fw_send(fw, "a"); return;
     case 'C': fw_command(fw, m->payload, 0); return;
-    case 'E': fw_paranoid_in(fw, m->payload); return;
+    case 'E': paranoid_in(fw, m->payload); return;
     case 'h': fw_history_ack(fw, m->payload); return;
     default: return;                        /* a, f, T and anything new: nothing to do */
     }
-}
-
-void fw_paranoid_in(ovms_fw_t *fw, ovms_str_t payload)
-{
-    ovms_paranoid_t e;
-    char inner[OVMS_LINE_MAX];
-    if (!fw->cfg.module_pw[0] || ovms_paranoid_parse(payload, &e) < 0 || e.kind != 'M')
-        return;
-    int n = ovms_paranoid_unwrap(fw->pdigest, payload.ptr + 1, payload.len - 1, inner, sizeof inner);
-    if (n > 0 && inner[0] == 'C')
-        fw_command(fw, (ovms_str_t){ inner + 1, (size_t)n - 1 }, 1);
 }
 
 void ovms_fw_input(ovms_fw_t *fw, uint64_t now_ms, const char *data, size_t len)

@@ -21,7 +21,6 @@ void fw_config_from_params(ovms_fw_t *fw);
 
 /* commands.c */
 void fw_command(ovms_fw_t *fw, ovms_str_t payload, int paranoid);
-void fw_paranoid_in(ovms_fw_t *fw, ovms_str_t payload);
 
 /* history.c */
 void fw_history_load(ovms_fw_t *fw);

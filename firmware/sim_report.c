@@ -14,11 +14,6 @@
 #define N(v, dp) OVMS_NUM((v), (dp))
 #define S(text) ovms_str_c(text)
 
-static int charge_state_number(int cs)
-{
-    return cs;                       /* the enum is the protocol's numbering */
-}
-
 static void report_state(const ovms_sim_t *s, ovms_state_t *st)
 {
     int charging = s->phase == OVMS_SIM_CHARGING && s->charge_kw > 0;
@@ -42,7 +37,7 @@ static void report_state(const ovms_sim_t *s, ovms_state_t *st)
     st->charger_b4 = N(0, 0);
     st->charge_kwh = N(floor(s->charge_kwh * 10), 0);
     st->charge_substate = N(s->timer_mode ? 3 : 0, 0);
-    st->charge_state_n = N(charge_state_number(s->charge_state), 0);
+    st->charge_state_n = N(s->charge_state, 0);      /* SIM_CS_* use the protocol's numbers */
     st->charge_mode_n = N(s->charge_mode, 0);
     st->timer_mode = N(s->timer_mode, 0);
     st->timer_start = N(s->timer_start, 0);

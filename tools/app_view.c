@@ -462,12 +462,9 @@ static json_t *fields_json(char code, ovms_str_t p)
     }
 }
 
-json_t *app_json_message(const app_msg_t *m)
+/* A message's content: paranoid flag, payload, fields (or that it is unreadable). */
+static json_t *message_body_json(const app_msg_t *m, json_t *o)
 {
-    char code[2] = { m->code, 0 };
-    json_t *o = json_object();
-    json_object_set_new(o, "time", json_integer((json_int_t)time(NULL)));
-    json_object_set_new(o, "code", json_string(code));
     json_object_set_new(o, "paranoid", json_boolean(m->paranoid));
     if (m->unreadable) {
         json_object_set_new(o, "readable", json_false());
@@ -478,6 +475,15 @@ json_t *app_json_message(const app_msg_t *m)
     if (f)
         json_object_set_new(o, "fields", f);
     return o;
+}
+
+json_t *app_json_message(const app_msg_t *m)
+{
+    char code[2] = { m->code, 0 };
+    json_t *o = json_object();
+    json_object_set_new(o, "time", json_integer((json_int_t)time(NULL)));
+    json_object_set_new(o, "code", json_string(code));
+    return message_body_json(m, o);
 }
 
 static json_t *header_json(const app_car_t *car, const char *vehicle)
@@ -500,11 +506,8 @@ json_t *app_json_status(const app_car_t *car, const char *vehicle)
             continue;
         app_msg_t m = { .code = (char)c, .payload = ovms_str_c(car->msg[c]),
                         .paranoid = car->paranoid[c] != 0, .unreadable = car->paranoid[c] == 2 };
-        json_t *j = app_json_message(&m);
-        json_object_del(j, "time");
-        json_object_del(j, "code");
         char code[2] = { (char)c, 0 };
-        json_object_set_new(msgs, code, j);
+        json_object_set_new(msgs, code, message_body_json(&m, json_object()));
     }
     json_object_set_new(o, "messages", msgs);
     return o;

@@ -44,6 +44,22 @@ static void read_file(const char *path, char *out, size_t cap)
         fclose(f);
 }
 
+/* Run ovms-car with argv, its output in car->log (appended to, or with
+ * O_TRUNC started afresh). */
+static void car_spawn(car_proc_t *car, char *const argv[], int log_mode)
+{
+    car->pid = fork();
+    cr_assert_geq(car->pid, 0);
+    if (car->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(car->log, O_WRONLY | O_CREAT | log_mode, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+}
+
 /* ovms-car with the given extra arguments (NULL-terminated), logging to a
  * file in its own state directory. */
 static void car_start(car_proc_t *car, const char *server, const char *vehicle,
@@ -70,16 +86,7 @@ static void car_start(car_proc_t *car, const char *server, const char *vehicle,
         argv[n++] = a;
     va_end(ap);
     argv[n] = NULL;
-    car->pid = fork();
-    cr_assert_geq(car->pid, 0);
-    if (car->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(car->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
+    car_spawn(car, argv, O_APPEND);
 }
 
 /* SIGINT and wait: the exit status (-1 if it had to be killed). */
@@ -516,26 +523,12 @@ Test(car_app, a_car_provisions_itself_with_ap_c, .timeout = 60)
     snprintf(car.dir, sizeof car.dir, "%s/car-provisioned", node.dir);
     snprintf(car.log, sizeof car.log, "%s.log", car.dir);
     argv[8] = car.dir;
-    car.pid = fork();
-    if (car.pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(car.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
+    car_spawn(&car, argv, O_APPEND);
     json_decref(wait_for_status("TESTCAR", "NETPASS"));
     cr_assert(car_log_has(&car, "provisioned as TESTCAR"));
     cr_assert_eq(car_stop(&car), 0);
     /* and it remembers: the next start logs in directly */
-    car.pid = fork();
-    if (car.pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(car.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
+    car_spawn(&car, argv, O_TRUNC);
     json_decref(wait_for_status("TESTCAR", "NETPASS"));
     cr_assert(!car_log_has(&car, "AP-C"), "no second provisioning");
     stop_all(&car);

@@ -134,7 +134,7 @@ const char *take_output(ovms_fw_t *fw, size_t *len)
     return out;
 }
 
-void fake_login(fake_server_t *srv, ovms_fw_t *fw, fake_platform_t *fp, uint64_t now,
+void fake_login(fake_server_t *srv, ovms_fw_t *fw, uint64_t now,
                 const char *password, const char *stoken)
 {
     uint64_t next;
@@ -160,7 +160,6 @@ void fake_login(fake_server_t *srv, ovms_fw_t *fw, fake_platform_t *fp, uint64_t
                       w.token.len);
     ovms_fw_input(fw, now, line, strlen(line));
     cr_assert_eq(fw->state, OVMS_FW_ONLINE, "state %s", ovms_fw_state_name(fw->state));
-    (void)fp;
 }
 
 void server_send(fake_server_t *srv, ovms_fw_t *fw, uint64_t now, const char *msg)

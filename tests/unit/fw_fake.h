@@ -62,7 +62,7 @@ typedef struct fake_server {
 /* Drive the core from WAITING through the scheme 0 login with the given
  * server token: poll until CONNECT, connected, check the car's welcome,
  * answer with a correct server welcome, set up the server's session. */
-void fake_login(fake_server_t *srv, ovms_fw_t *fw, fake_platform_t *fp, uint64_t now,
+void fake_login(fake_server_t *srv, ovms_fw_t *fw, uint64_t now,
                 const char *password, const char *stoken);
 /* Encrypt a message (code + payload) and feed it to the core. */
 void server_send(fake_server_t *srv, ovms_fw_t *fw, uint64_t now, const char *msg);

@@ -145,7 +145,7 @@ Test(firmware, paranoid_vector_byte_exact)
     fake_token(&fp, vec_str("i_paranoid_22.ptoken"));
     ovms_fw_init(&fw, &c, &fp.pf, NULL, now);
     fw.attempt_at = now;
-    fake_login(&srv, &fw, &fp, now, pw, vec_str("g_car_session_22.inputs.server_token"));
+    fake_login(&srv, &fw, now, pw, vec_str("g_car_session_22.inputs.server_token"));
 
     /* a fresh session of section g: ET first, then the wrapped S and L */
     server_send(&srv, &fw, now, "Z0");
@@ -380,7 +380,7 @@ Test(firmware, backoff_starts_over_after_a_good_connection)
         now = fw.attempt_at;
     }
     cr_assert_eq(fw.backoff, 64);
-    fake_login(&srv, &fw, &fp, now, "PW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, now, "PW", "ServerToken0123456789a");
     server_send(&srv, &fw, now, "Z0");
     now += 120 * S;
     ovms_fw_closed(&fw, now);
@@ -441,7 +441,7 @@ Test(firmware, pings_when_idle_and_reconnects_when_the_server_is_silent)
     uint64_t next, now = 0;
     fake_init(&fp);
     ovms_fw_init(&fw, &c, &fp.pf, NULL, now);
-    fake_login(&srv, &fw, &fp, now, "PW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, now, "PW", "ServerToken0123456789a");
     server_send(&srv, &fw, now, "Z0");
     server_collect(&srv, &fw);
 
@@ -481,7 +481,7 @@ Test(firmware, an_undecodable_line_reconnects)
     uint64_t next;
     fake_init(&fp);
     ovms_fw_init(&fw, &c, &fp.pf, NULL, 0);
-    fake_login(&srv, &fw, &fp, 0, "PW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, 0, "PW", "ServerToken0123456789a");
     ovms_fw_input(&fw, 0, "garbage!!\r\n", 11);
     cr_assert_eq(ovms_fw_poll(&fw, 0, &next), OVMS_FW_CLOSE);
 }
@@ -497,7 +497,7 @@ Test(firmware, reports_often_while_watched_and_rarely_otherwise)
     ovms_sim_init(&sim, 7, 1.0, fp.wall, now);
     sim.phase_left = 100000;                  /* parked: no trip records in between */
     ovms_fw_init(&fw, &c, &fp.pf, &sim.ops, now);
-    fake_login(&srv, &fw, &fp, now, "PW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, now, "PW", "ServerToken0123456789a");
 
     /* Z0 after login: everything, F and V included */
     server_send(&srv, &fw, now, "Z0");
@@ -546,7 +546,7 @@ Test(firmware, every_report_carries_every_field)
     fake_init(&fp);
     ovms_sim_init(&sim, 3, 1.0, fp.wall, 0);
     ovms_fw_init(&fw, &c, &fp.pf, &sim.ops, 0);
-    fake_login(&srv, &fw, &fp, 0, "PW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, 0, "PW", "ServerToken0123456789a");
     server_send(&srv, &fw, 0, "Z1");
     cr_assert_eq(server_collect(&srv, &fw), 7);
 
@@ -620,7 +620,7 @@ Test(firmware, history_survives_reconnects_and_restarts_until_acknowledged)
     cr_assert(fake_log_has(&fp, "3 history records waiting"));
 
     /* online: all three go out after the first Z */
-    fake_login(&srv, &fw, &fp, now, "PW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, now, "PW", "ServerToken0123456789a");
     cr_assert_eq(server_collect(&srv, &fw), 0, "nothing before Z");
     server_send(&srv, &fw, now, "Z0");
     cr_assert_eq(server_collect(&srv, &fw), 3);
@@ -644,7 +644,7 @@ Test(firmware, history_survives_reconnects_and_restarts_until_acknowledged)
     cr_assert_eq(ovms_fw_poll(&fw, now + 11 * S, &next), OVMS_FW_NOTHING);
     ovms_fw_closed(&fw, now + 11 * S);
     now = fw.attempt_at;
-    fake_login(&srv, &fw, &fp, now, "PW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, now, "PW", "ServerToken0123456789a");
     server_send(&srv, &fw, now, "Z0");
     cr_assert_eq(server_collect(&srv, &fw), 2);
 
@@ -652,7 +652,7 @@ Test(firmware, history_survives_reconnects_and_restarts_until_acknowledged)
     ovms_fw_init(&fw, &c, &fp.pf, NULL, now);
     cr_assert_eq(fw.hq.n, 2);
     cr_assert_eq(fw.hq.next_ackcode, 4);
-    fake_login(&srv, &fw, &fp, now, "PW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, now, "PW", "ServerToken0123456789a");
     server_send(&srv, &fw, now, "Z0");
     cr_assert_eq(server_collect(&srv, &fw), 2);
     server_send(&srv, &fw, now, "h1");
@@ -672,7 +672,7 @@ Test(firmware, waiting_history_does_not_spin_before_the_first_z)
     ovms_fw_init(&fw, &c, &fp.pf, NULL, now);
     ovms_fw_record_t r = record(1);
     cr_assert_eq(ovms_fw_history_add(&fw, &r), 0);
-    fake_login(&srv, &fw, &fp, now, "PW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, now, "PW", "ServerToken0123456789a");
     /* logged in, no Z yet: nothing is due, so the core must not ask to run at once */
     cr_assert_eq(ovms_fw_poll(&fw, now + 5, &next), OVMS_FW_NOTHING);
     cr_assert_gt(next, now + 5);
@@ -755,7 +755,7 @@ Test(firmware, no_allocation_once_running)
     ovms_sim_init(&sim, 5, 30.0, fp.wall, now);
     ovms_fw_init(&fw, &c, &fp.pf, &sim.ops, now);
     /* warm up the crypto library once (its first use sets up tables) */
-    fake_login(&srv, &fw, &fp, now, "PW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, now, "PW", "ServerToken0123456789a");
     server_send(&srv, &fw, now, "Z0");
     server_collect(&srv, &fw);
 
@@ -763,7 +763,7 @@ Test(firmware, no_allocation_once_running)
     for (int round = 0; round < 3; round++) {
         ovms_fw_closed(&fw, now);
         now = fw.attempt_at;
-        fake_login(&srv, &fw, &fp, now, "PW", "ServerToken0123456789a");
+        fake_login(&srv, &fw, now, "PW", "ServerToken0123456789a");
         server_send(&srv, &fw, now, "Z1");
         for (int i = 0; i < 120; i++) {
             now += 5 * S;

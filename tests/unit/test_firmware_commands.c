@@ -33,7 +33,7 @@ static void online(void)
     ovms_sim_init(&sim, 11, 1.0, fp.wall, now);
     sim.phase_left = 1000000;                  /* stays parked unless a test moves it */
     ovms_fw_init(&fw, &c, &fp.pf, &sim.ops, now);
-    fake_login(&srv, &fw, &fp, now, "CARPW", "ServerToken0123456789a");
+    fake_login(&srv, &fw, now, "CARPW", "ServerToken0123456789a");
     server_send(&srv, &fw, now, "Z0");
     server_collect(&srv, &fw);
 }
@@ -97,7 +97,7 @@ Test(fwcmd, new_credentials_reconnect_with_them)
     cr_assert_eq(ovms_fw_poll(&fw, now, &next), OVMS_FW_CLOSE);
     ovms_fw_closed(&fw, now);
     cr_assert_eq(fw.state, OVMS_FW_WAITING);
-    fake_login(&srv, &fw, &fp, now, "NEWPW", "ServerToken0123456789b");
+    fake_login(&srv, &fw, now, "NEWPW", "ServerToken0123456789b");
 }
 
 Test(fwcmd, new_server_is_resolved)
