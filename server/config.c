@@ -243,11 +243,11 @@ static int read_file(source_t *src, const char *file)
     src->where = file;
     int rc = ini_parse(file, on_ini_value, src);
     if (rc == -1) {
-        snprintf(src->err, sizeof src->err, "cannot read config file %s", file);
+        snprintf(src->err, sizeof src->err, "cannot read config file %.400s", file);
         return -1;
     }
     if (rc > 0 && !src->err[0])
-        snprintf(src->err, sizeof src->err, "%s:%d: syntax error", file, rc);
+        snprintf(src->err, sizeof src->err, "%.400s:%d: syntax error", file, rc);
     if (rc != 0 || src->err[0]) {
         /* inih reports the line of the first error; put it in the message */
         char *p = strstr(src->err, ":-1:");

@@ -262,17 +262,14 @@ int conn_start_accepted(conn_t *c)
         conn_close(c, "closed by the peer");
         return 0;
     }
-    if (n > 0) {
-        conn_ref(c);
+    int rc = 0;
+    conn_ref(c);                /* the input may close it */
+    if (n > 0)
         input(c, c->w->rbuf, (size_t)n);
-        int done = c->state == CS_CLOSING || c->state == CS_MOVING || (c->flags & CF_MOVED);
-        conn_unref(c);
-        if (done)
-            return 0;
-    }
-    if (c->state == CS_WELCOME && !(c->flags & (CF_BUSY | CF_THROTTLED)))
-        return start_reading(c);
-    return 0;
+    if (c->state == CS_WELCOME && !(c->flags & (CF_BUSY | CF_THROTTLED | CF_MOVED)))
+        rc = start_reading(c);
+    conn_unref(c);
+    return rc;
 }
 
 /* Keep what cannot be handled yet (while parked, busy or moving). */

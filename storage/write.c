@@ -52,6 +52,7 @@ static int owner_id_by_name(ovms_store_t *st, const char *name, int64_t *id)
 {
     sqlite3_stmt *s = store_stmt(&st->w, "SELECT id FROM owners WHERE name = ?1 AND deleted = 0");
     int rc;
+    *id = -1;
     if (!s)
         return OVMS_EIO;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
@@ -71,6 +72,7 @@ static int owner_insert(ovms_store_t *st, const char *name, const char *mail, co
         "INSERT INTO owners(id, name, mail, pwhash, status, changed, origin, seq) "
         "VALUES ((SELECT coalesce(max(id), 0) + 1 FROM owners), ?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     int rc;
+    *id = -1;
     if (!s)
         return OVMS_EIO;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);

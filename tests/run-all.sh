@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The project's test command: installs what is missing, builds, and runs
-# every test. Two stages, each a CMake build tree with its own CTest run:
+# every test. Each stage is a CMake build tree with its own CTest run, and
+# every stage builds with -Werror (a packager's default build does not):
 #
-#   build/       gcc, RelWithDebInfo: unit and integration tests
-#   build-asan/  clang-14 with ASan + UBSan: the same tests again, plus each
-#                libFuzzer target for a short bounded time
+#   build/          gcc, RelWithDebInfo: unit and integration tests
+#   build-release/  gcc, Release (-O3, as packagers build it): the same tests
+#   build-asan/     clang-14 with ASan + UBSan: the same tests again, plus each
+#                   libFuzzer target for a short bounded time
 #
 # It ends with one line, "N passed, N failed", over both stages (a stage
 # that does not build counts as one failure), and exits non-zero on any
@@ -43,11 +45,12 @@ stage() {
   failed=$((failed + f))
 }
 
-stages=${OVMS_STAGES:-"build build-asan"}
+stages=${OVMS_STAGES:-"build build-release build-asan"}
 for s in $stages; do
   case $s in
-    build) stage build -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
-    build-asan) CC=clang-14 stage build-asan -DCMAKE_BUILD_TYPE=Debug -DOVMS_FUZZ=ON ;;
+    build) stage build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOVMS_WERROR=ON ;;
+    build-release) stage build-release -DCMAKE_BUILD_TYPE=Release -DOVMS_WERROR=ON ;;
+    build-asan) CC=clang-14 stage build-asan -DCMAKE_BUILD_TYPE=Debug -DOVMS_FUZZ=ON -DOVMS_WERROR=ON ;;
     *) echo "unknown stage $s"; failed=$((failed + 1)) ;;
   esac
 done
