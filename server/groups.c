@@ -97,7 +97,8 @@ static void send_to(server_t *srv, worker_t *here, const subscriber_t *s, const 
     d->conn_id = s->conn;
     d->len = len;
     memcpy(d->msg, msg, len);
-    worker_post(&srv->workers[s->worker], &d->mail);
+    if (worker_post(&srv->workers[s->worker], &d->mail) < 0)
+        free(d);
 }
 
 void groups_update(conn_t *car, ovms_str_t payload)

@@ -152,7 +152,8 @@ void login_hand_over(conn_t *c)
     LOG_DEBUG(c, "logged in for %s, moving to worker %d", full->vehicle, home->index);
     c->flags |= CF_MOVED;
     conn_close(c, NULL);
-    worker_post(home, &full->mail);
+    if (worker_post(home, &full->mail) < 0)
+        mail_dispose(home->srv, &full->mail);      /* the node is stopping */
 }
 
 void login_arrive(worker_t *w, handoff_t *ho)

@@ -82,7 +82,8 @@ static void stop_workers(server_t *srv)
         if (!m)
             continue;
         m->type = MAIL_STOP;
-        worker_post(&srv->workers[i], m);
+        if (worker_post(&srv->workers[i], m) < 0)
+            free(m);
     }
 }
 
@@ -180,12 +181,20 @@ int ovms_server_run(ovms_config_t *cfg)
     uv_signal_start(&sig.intr, on_signal, SIGINT);
     uv_signal_start(&sig.hup, on_signal, SIGHUP);
 
-    int started = 0;
-    for (int i = 0; i < srv.nworkers; i++, started++) {
-        srv.workers[i].srv = &srv;
-        srv.workers[i].index = i;
-        if ((rc = worker_start(&srv.workers[i])) < 0) {
-            LOG_ERROR(NULL, "cannot start worker %d: %s", i, uv_strerror(rc));
+    /* Every worker is set up before any listens: a listening worker may
+     * hand a login to any other at once. */
+    int ready = 0, started = 0;
+    for (; ready < srv.nworkers; ready++) {
+        srv.workers[ready].srv = &srv;
+        srv.workers[ready].index = ready;
+        if ((rc = worker_init(&srv.workers[ready])) < 0) {
+            LOG_ERROR(NULL, "cannot set up worker %d: %s", ready, uv_strerror(rc));
+            break;
+        }
+    }
+    for (; ready == srv.nworkers && started < srv.nworkers; started++) {
+        if ((rc = worker_start(&srv.workers[started])) < 0) {
+            LOG_ERROR(NULL, "cannot start worker %d: %s", started, uv_strerror(rc));
             break;
         }
     }
@@ -200,8 +209,13 @@ int ovms_server_run(ovms_config_t *cfg)
         uv_run(&srv.main_loop, UV_RUN_DEFAULT);
         rc = 1;
     }
-    for (int i = 0; i < started; i++) {
+    /* Loops are closed only once every thread is gone: until then any
+     * worker may still post to any other. */
+    for (int i = 0; i < started; i++)
         pthread_join(srv.workers[i].thread, NULL);
+    for (int i = 0; i < ready; i++) {
+        if (i >= started)
+            worker_run(&srv.workers[i]);    /* set up, never started: let it close */
         if (uv_loop_close(&srv.workers[i].loop) != 0)
             LOG_WARN(NULL, "worker %d: loop still had handles at exit", i);
         table_free(&srv.workers[i].vehicles);

@@ -235,6 +235,7 @@ struct worker {
     uv_timer_t sweep;
     pthread_mutex_t mail_mu;
     mail_t *mail_head, *mail_tail;
+    int mail_closed;         /* under mail_mu: the worker takes no more mail */
     conn_t *flush_head;
     link_t conns;
     size_t nconns;
@@ -249,9 +250,14 @@ struct worker {
     char scratch[2 * OVMS_B64_DECODED_MAX(OVMS_LINE_MAX) + 64];
 };
 
-int worker_start(worker_t *w);
+int worker_init(worker_t *w);      /* every worker, before any starts */
+int worker_start(worker_t *w);     /* listen and run the loop's thread */
+void worker_run(worker_t *w);      /* the loop, until the worker has stopped */
 void worker_maybe_finish(worker_t *w);
-void worker_post(worker_t *w, mail_t *m);
+/* Hand mail to a worker (any thread). -1 when it has stopped taking mail:
+ * the caller still owns m (mail_dispose frees any kind). */
+int worker_post(worker_t *w, mail_t *m);
+void mail_dispose(server_t *srv, mail_t *m);
 uint32_t worker_now(worker_t *w);               /* seconds since the loop began */
 int64_t wall_now(void);                          /* unix seconds */
 worker_t *worker_home(server_t *srv, const char *vehicle);

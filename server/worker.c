@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- clocks ------------------------------------------------------------------------- */
 
@@ -70,7 +71,8 @@ static void sreq_post(void *ctx, ovms_store_req_t *req)
 {
     sreq_t *r = container_of(req, sreq_t, req);
     (void)ctx;
-    worker_post(r->w, &r->mail);
+    /* cannot be refused: a worker keeps its mailbox while requests are pending */
+    (void)worker_post(r->w, &r->mail);
 }
 
 sreq_t *sreq_new(worker_t *w, conn_t *c, vehicle_t *v, sreq_cb done)
@@ -98,7 +100,7 @@ int sreq_submit(sreq_t *r)
     int rc = ovms_store_submit(r->w->srv->store, &r->req, &sink_template, NULL);
     if (rc < 0) {
         r->req.status = rc;
-        worker_post(r->w, &r->mail);   /* complete it the usual way */
+        (void)worker_post(r->w, &r->mail);   /* complete it the usual way */
     }
     return rc;
 }
@@ -127,20 +129,38 @@ static void sreq_complete(worker_t *w, sreq_t *r)
 
 /* ---- mailbox ------------------------------------------------------------------------------ */
 
-void worker_post(worker_t *w, mail_t *m)
+int worker_post(worker_t *w, mail_t *m)
 {
-    int was_empty;
     m->next = NULL;
     pthread_mutex_lock(&w->mail_mu);
-    was_empty = w->mail_head == NULL;
+    if (w->mail_closed) {
+        pthread_mutex_unlock(&w->mail_mu);
+        return -1;                      /* the worker has finished: the sender disposes */
+    }
+    int was_empty = w->mail_head == NULL;
     if (w->mail_tail)
         w->mail_tail->next = m;
     else
         w->mail_head = m;
     w->mail_tail = m;
-    pthread_mutex_unlock(&w->mail_mu);
+    /* signalled under the lock, so the handle cannot be closed in between */
     if (was_empty)
         uv_async_send(&w->wake);
+    pthread_mutex_unlock(&w->mail_mu);
+    return 0;
+}
+
+/* Mail that arrives for a worker that is stopping or has stopped: nothing
+ * may be lost silently, and a moving connection is closed, not leaked. */
+void mail_dispose(server_t *srv, mail_t *m)
+{
+    if (m->type == MAIL_HANDOFF) {
+        handoff_t *ho = (handoff_t *)m;
+        close(ho->fd);
+        tls_conn_free(ho->tls);
+        __atomic_sub_fetch(&srv->conn_count, 1, __ATOMIC_RELAXED);
+    }
+    free(m);
 }
 
 static void deliver(worker_t *w, deliver_t *d)
@@ -154,12 +174,25 @@ static void deliver(worker_t *w, deliver_t *d)
 static void begin_stop(worker_t *w);
 
 /* Once stopping and nothing is left (connections, store requests), close
- * the mailbox: the loop then has no handles and ends. */
+ * the mailbox: later mail is refused (its senders dispose of it), what is
+ * still queued is disposed of here, and the loop then has no handles and
+ * ends. Store completions cannot be refused: none is pending by now. */
 void worker_maybe_finish(worker_t *w)
 {
-    if (w->stopping && w->pending_sreqs == 0 && w->nconns == 0 &&
-        !uv_is_closing((uv_handle_t *)&w->wake))
-        uv_close((uv_handle_t *)&w->wake, NULL);
+    if (!w->stopping || w->pending_sreqs != 0 || w->nconns != 0 ||
+        uv_is_closing((uv_handle_t *)&w->wake))
+        return;
+    pthread_mutex_lock(&w->mail_mu);
+    w->mail_closed = 1;
+    mail_t *m = w->mail_head;
+    w->mail_head = w->mail_tail = NULL;
+    pthread_mutex_unlock(&w->mail_mu);
+    while (m) {
+        mail_t *next = m->next;
+        mail_dispose(w->srv, m);
+        m = next;
+    }
+    uv_close((uv_handle_t *)&w->wake, NULL);
 }
 
 static void on_wake(uv_async_t *a)
@@ -305,17 +338,22 @@ static void begin_stop(worker_t *w)
     worker_maybe_finish(w);
 }
 
-static void *worker_main(void *arg)
+void worker_run(worker_t *w)
 {
-    worker_t *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* drain what the last turn left (handles closed, mail taken) */
     uv_run(&w->loop, UV_RUN_NOWAIT);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_run(arg);
     return NULL;
 }
 
-/* listen_fds: sockets the server bound for this worker (SO_REUSEPORT). */
-int worker_start(worker_t *w)
+/* Everything a worker needs before any worker listens: once one listens,
+ * it may hand a login to any other, whose mailbox must then exist. */
+int worker_init(worker_t *w)
 {
     int rc = uv_loop_init(&w->loop);
     if (rc < 0)
@@ -334,9 +372,18 @@ int worker_start(worker_t *w)
     for (int i = 0; i < w->nlisteners; i++) {
         uv_tcp_init(&w->loop, &w->listeners[i]);
         w->listeners[i].data = w;
-        if ((rc = uv_tcp_open(&w->listeners[i], w->listen_fds[i])) < 0 ||
-            (rc = uv_listen((uv_stream_t *)&w->listeners[i], 1024, on_connection)) < 0)
+        if ((rc = uv_tcp_open(&w->listeners[i], w->listen_fds[i])) < 0)
             return rc;
     }
+    return 0;
+}
+
+/* listen_fds: sockets the server bound for this worker (SO_REUSEPORT). */
+int worker_start(worker_t *w)
+{
+    int rc;
+    for (int i = 0; i < w->nlisteners; i++)
+        if ((rc = uv_listen((uv_stream_t *)&w->listeners[i], 1024, on_connection)) < 0)
+            return rc;
     return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : UV_ENOMEM;
 }
