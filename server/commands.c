@@ -179,7 +179,7 @@ void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *ra
             conn_sendf(c, "c%d,1,vehicle not connected", cmd.cmd);
         return;                       /* a paranoid command cannot be answered */
     }
-    if (v->qlen >= c->w->srv->cfg->max_pending_commands) {
+    if (v->qlen >= c->w->cfg->max_pending_commands) {
         LOG_WARN(c, "%d commands waiting for the car: refused", v->qlen);
         if (!paranoid && cmd.has_cmd)
             conn_sendf(c, "c%d,1,too many commands waiting for the vehicle", cmd.cmd);

@@ -57,8 +57,9 @@ static const key_t_ KEYS[] = {
 static const char USAGE[] =
     "usage: ovmsd [--config FILE] [--db PATH] [--listen HOST:PORT]... [options]\n"
     "\n"
-    "Runs one OVMS v2 server node in the foreground until SIGTERM or SIGINT\n"
-    "(SIGHUP re-reads the log level, timeouts and limits from the file).\n"
+    "Runs one OVMS v2 server node in the foreground until SIGTERM or SIGINT.\n"
+    "SIGHUP re-reads the file and applies the flags again (flags still win); the log\n"
+    "level, timeouts and limits change at once, the rest at the next start.\n"
     "\n"
     "Every setting of the config file can be given as a flag, overriding it:\n"
     "  --node-id ID              this node's server id (default: the database's, or the host name)\n"
@@ -147,7 +148,6 @@ static int parse_level(const char *v, ovms_log_level_t *out)
 typedef struct source {
     ovms_config_t *cfg;
     int listen_seen, tls_seen;
-    int reload_only;
     char err[512];
     const char *where;
 } source_t;
@@ -157,8 +157,6 @@ static int set_value(source_t *src, const key_t_ *k, const char *v, int line)
     char *at = (char *)src->cfg + k->offset, *end;
     long n;
 
-    if (src->reload_only && !k->reloadable)
-        return 0;
     switch (k->type) {
     case K_STR:
         if (strlen(v) >= k->size)
@@ -307,6 +305,8 @@ int ovms_config_load(ovms_config_t *cfg, int argc, char **argv, char *err, size_
     source_t src = { .cfg = cfg };
 
     defaults(cfg);
+    cfg->argc = argc;
+    cfg->argv = argv;
     cfg->nlisten = 1;
     parse_listen("0.0.0.0:6867", &cfg->listen[0]);
     for (int i = 1; i < argc; i++) {
@@ -355,17 +355,24 @@ int ovms_config_load(ovms_config_t *cfg, int argc, char **argv, char *err, size_
     return 0;
 }
 
-int ovms_config_reload(ovms_config_t *cfg, char *err, size_t errlen)
+int ovms_config_reload(const ovms_config_t *cur, ovms_config_t *next, char *note, size_t notelen)
 {
-    ovms_config_t next = *cfg;
-    source_t src = { .cfg = &next, .reload_only = 1 };
+    size_t n = 0;
 
-    if (!cfg->config_file[0])
-        return 0;
-    if (read_file(&src, cfg->config_file) < 0) {
-        snprintf(err, errlen, "%s", src.err);
+    note[0] = '\0';
+    if (ovms_config_load(next, cur->argc, cur->argv, note, notelen) != 0)
         return -1;
+    for (size_t k = 0; k < NKEYS; k++) {
+        const key_t_ *key = &KEYS[k];
+        char *to = (char *)next + key->offset;
+        const char *from = (const char *)cur + key->offset;
+        if (key->reloadable || !memcmp(to, from, key->size))
+            continue;
+        if (n < notelen)
+            n += (size_t)snprintf(note + n, notelen - n, "%s%s", n ? ", " : "", key->name);
+        memcpy(to, from, key->size);
     }
-    *cfg = next;
+    next->nlisten = cur->nlisten;                 /* they go with the listen lists */
+    next->ntls_listen = cur->ntls_listen;
     return 0;
 }

@@ -418,10 +418,10 @@ static int reserve(conn_t *c, size_t more)
 
 static void over_limit_check(conn_t *c)
 {
-    if ((size_t)c->out_len + c->inflight > c->w->srv->cfg->output_limit && !(c->flags & CF_KILL)) {
+    if ((size_t)c->out_len + c->inflight > c->w->cfg->output_limit && !(c->flags & CF_KILL)) {
         c->flags |= CF_KILL;
         LOG_WARN(c, "output queue over %zu bytes: the client is not reading",
-                 c->w->srv->cfg->output_limit);
+                 c->w->cfg->output_limit);
     }
 }
 

@@ -300,7 +300,7 @@ void hub_store_message(vehicle_t *v, char code, const char *payload, size_t len,
 {
     const char *ptoken = paranoid ? hub_ptoken(v) : "";
     uint64_t now = uv_now(&v->w->loop);
-    uint64_t interval = (uint64_t)v->w->srv->cfg->message_interval_ms;
+    uint64_t interval = (uint64_t)v->w->cfg->message_interval_ms;
 
     if (v->msg_writes == 0 && v->ndirty == 0 && now - v->last_msg_write >= interval) {
         v->last_msg_write = now;
@@ -475,8 +475,8 @@ void hub_count(vehicle_t *v, int slot, size_t bytes)
 void hub_flush_all(worker_t *w, int all)
 {
     uint64_t now = uv_now(&w->loop);
-    uint64_t interval = (uint64_t)w->srv->cfg->message_interval_ms;
-    int util_due = all || worker_now(w) - w->last_util_flush >= (uint32_t)w->srv->cfg->util_flush;
+    uint64_t interval = (uint64_t)w->cfg->message_interval_ms;
+    int util_due = all || worker_now(w) - w->last_util_flush >= (uint32_t)w->cfg->util_flush;
 
     if (util_due)
         w->last_util_flush = worker_now(w);

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-ovms_log_level_t ovms_log_level = OVMS_LOG_INFO;
+int ovms_log_level = OVMS_LOG_INFO;
 static int journald;
 
 void log_init(void)
@@ -33,7 +33,7 @@ void log_line(ovms_log_level_t level, const conn_t *c, const char *fmt, ...)
     size_t n = 0;
     va_list ap;
 
-    if (level > ovms_log_level)
+    if (!log_enabled(level))
         return;
     if (journald) {
         n += (size_t)snprintf(line, sizeof line, "<%d>", prio[level]);

@@ -28,6 +28,8 @@ typedef enum ovms_log_level {
 } ovms_log_level_t;
 
 typedef struct ovms_config {
+    int argc;                        /* the command line, kept so that a reload re-applies it */
+    char **argv;
     char config_file[1024];          /* "" when none */
     char node_id[33];                /* "" : from the database / host name */
     ovms_listen_t listen[OVMS_MAX_LISTEN];
@@ -55,9 +57,12 @@ typedef struct ovms_config {
  * Returns 0, 1 when --help or --version was printed, or 2 with one line
  * explaining the problem in err (the caller exits with that code). */
 int ovms_config_load(ovms_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
-/* Re-read the file for what can change while running (log level,
- * timeouts, limits). */
-int ovms_config_reload(ovms_config_t *cfg, char *err, size_t errlen);
+/* A reload: next is built exactly as at start (defaults, the file, then
+ * the same command-line flags, which still win), and settings that only
+ * take effect at start are kept from cur. Returns 0 (note then names any
+ * such setting whose new value waits for a restart, or is ""), or -1 with
+ * the reason in note. */
+int ovms_config_reload(const ovms_config_t *cur, ovms_config_t *next, char *note, size_t notelen);
 
 /* Run a node until SIGTERM or SIGINT; SIGHUP reloads. Returns the exit
  * status (0 after a clean shutdown). */

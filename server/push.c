@@ -29,7 +29,7 @@ void push_notify(server_t *srv, worker_t *w, const char *vehicle, char type, con
         return;
     uint32_t recno = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) % 1000000;
     if (ovms_store_prep_hist_put(&r->req, vehicle, NOTIFICATION_TYPE, recno, now,
-                                 now + (int64_t)srv->cfg->notification_days * 86400, data,
+                                 now + (int64_t)w->cfg->notification_days * 86400, data,
                                  n > 0 && (size_t)n < sizeof data ? (size_t)n : 0) < 0) {
         sreq_free(r);
         return;

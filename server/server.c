@@ -92,17 +92,73 @@ typedef struct signals {
     server_t *srv;
 } signals_t;
 
+/* ---- configuration snapshots -------------------------------------------------------- */
+
+typedef struct shared_config {
+    ovms_config_t cfg;
+    int refs;
+} shared_config_t;
+
+const ovms_config_t *config_share(const ovms_config_t *src, int refs)
+{
+    shared_config_t *sc = malloc(sizeof *sc);
+    if (!sc)
+        return NULL;
+    sc->cfg = *src;
+    sc->refs = refs;
+    return &sc->cfg;
+}
+
+void config_unref(const ovms_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    shared_config_t *sc = container_of(cfg, shared_config_t, cfg);
+    if (__atomic_sub_fetch(&sc->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(sc);
+}
+
+/* SIGHUP: a fresh snapshot goes to every worker by mail, so a worker never
+ * sees a configuration change under its feet. */
+static void reload(server_t *srv)
+{
+    ovms_config_t next;
+    char note[512];
+
+    if (ovms_config_reload(srv->cfg, &next, note, sizeof note) < 0) {
+        LOG_ERROR(NULL, "reload failed, keeping the running configuration: %s", note);
+        return;
+    }
+    const ovms_config_t *shared = config_share(&next, 1 + srv->nworkers);
+    if (!shared) {
+        LOG_ERROR(NULL, "reload failed: out of memory");
+        return;
+    }
+    for (int i = 0; i < srv->nworkers; i++) {
+        config_mail_t *m = calloc(1, sizeof *m);
+        if (m) {
+            m->mail.type = MAIL_CONFIG;
+            m->cfg = shared;
+        }
+        if (!m || worker_post(&srv->workers[i], &m->mail) < 0) {
+            free(m);
+            config_unref(shared);
+        }
+    }
+    __atomic_store_n(&ovms_log_level, (int)shared->log_level, __ATOMIC_RELAXED);
+    config_unref(srv->cfg);
+    srv->cfg = shared;
+    if (note[0])
+        LOG_WARN(NULL, "configuration reloaded; changes to %s take effect at the next start", note);
+    else
+        LOG_INFO(NULL, "configuration reloaded");
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     signals_t *s = h->data;
     if (signum == SIGHUP) {
-        char err[512];
-        if (ovms_config_reload(s->srv->cfg, err, sizeof err) < 0) {
-            LOG_ERROR(NULL, "reload failed, keeping the running configuration: %s", err);
-        } else {
-            ovms_log_level = s->srv->cfg->log_level;
-            LOG_INFO(NULL, "configuration reloaded");
-        }
+        reload(s->srv);
         return;
     }
     LOG_INFO(NULL, "%s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -145,13 +201,13 @@ static void describe(const server_t *srv)
 
 int ovms_server_run(ovms_config_t *cfg)
 {
-    server_t srv = { .cfg = cfg };
+    server_t srv = { .cfg = cfg };      /* the caller's, until the workers exist */
     signals_t sig = { .srv = &srv };
     char err[512];
     int rc = 0;
 
     log_init();
-    ovms_log_level = cfg->log_level;
+    __atomic_store_n(&ovms_log_level, (int)cfg->log_level, __ATOMIC_RELAXED);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&srv.auth_mu, NULL);
     if (tls_init(&srv, err, sizeof err) < 0) {
@@ -166,11 +222,14 @@ int ovms_server_run(ovms_config_t *cfg)
     if (srv.nworkers < 1)
         srv.nworkers = 1;
     srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
-    if (!srv.workers || bind_all(&srv, err, sizeof err) < 0) {
-        LOG_ERROR(NULL, "%s", srv.workers ? err : "out of memory");
+    if (!srv.workers || bind_all(&srv, err, sizeof err) < 0 ||
+        !(srv.cfg = config_share(cfg, 1 + srv.nworkers))) {
+        LOG_ERROR(NULL, "%s", srv.workers && srv.cfg ? err : "out of memory");
         ovms_store_close(srv.store);
         return 1;
     }
+    for (int i = 0; i < srv.nworkers; i++)
+        srv.workers[i].cfg = srv.cfg;    /* one reference each */
     groups_init();
     uv_loop_init(&srv.main_loop);
     uv_signal_init(&srv.main_loop, &sig.term);
@@ -221,6 +280,9 @@ int ovms_server_run(ovms_config_t *cfg)
         table_free(&srv.workers[i].vehicles);
         table_free(&srv.workers[i].conn_ids);
     }
+    for (int i = 0; i < srv.nworkers; i++)
+        config_unref(srv.workers[i].cfg);
+    config_unref(srv.cfg);
     uv_loop_close(&srv.main_loop);
     ovms_store_close(srv.store);
     free(srv.workers);

@@ -82,18 +82,23 @@ uint64_t hash_str(const char *s);
 
 /* ---- logging (log.c) -------------------------------------------------------------------- */
 
-extern ovms_log_level_t ovms_log_level;
+/* Read by every thread, set by the main thread (SIGHUP): accessed atomically. */
+extern int ovms_log_level;
+static inline int log_enabled(ovms_log_level_t level)
+{
+    return (int)level <= __atomic_load_n(&ovms_log_level, __ATOMIC_RELAXED);
+}
 void log_init(void);
 void log_line(ovms_log_level_t level, const conn_t *c, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 #define LOG_ERROR(c, ...) log_line(OVMS_LOG_ERROR, c, __VA_ARGS__)
 #define LOG_WARN(c, ...) log_line(OVMS_LOG_WARN, c, __VA_ARGS__)
-#define LOG_INFO(c, ...) do { if (ovms_log_level >= OVMS_LOG_INFO) log_line(OVMS_LOG_INFO, c, __VA_ARGS__); } while (0)
-#define LOG_DEBUG(c, ...) do { if (ovms_log_level >= OVMS_LOG_DEBUG) log_line(OVMS_LOG_DEBUG, c, __VA_ARGS__); } while (0)
+#define LOG_INFO(c, ...) do { if (log_enabled(OVMS_LOG_INFO)) log_line(OVMS_LOG_INFO, c, __VA_ARGS__); } while (0)
+#define LOG_DEBUG(c, ...) do { if (log_enabled(OVMS_LOG_DEBUG)) log_line(OVMS_LOG_DEBUG, c, __VA_ARGS__); } while (0)
 
 /* ---- mailbox ------------------------------------------------------------------------------ */
 
-enum mail_type { MAIL_HANDOFF = 1, MAIL_STORE, MAIL_DELIVER, MAIL_STOP };
+enum mail_type { MAIL_HANDOFF = 1, MAIL_STORE, MAIL_DELIVER, MAIL_STOP, MAIL_CONFIG };
 
 typedef struct mail {
     struct mail *next;
@@ -117,6 +122,12 @@ typedef struct handoff {
     size_t nin;                          /* input received but not yet processed */
     char bytes[];                        /* nout output bytes, then nin input bytes */
 } handoff_t;
+
+/* A new configuration snapshot (SIGHUP); the mail holds one reference. */
+typedef struct config_mail {
+    mail_t mail;
+    const ovms_config_t *cfg;
+} config_mail_t;
 
 /* A line for a connection on another worker (group updates). */
 typedef struct deliver {
@@ -223,6 +234,7 @@ const char *conn_vehicle_id(const conn_t *c);
 
 struct worker {
     server_t *srv;
+    const ovms_config_t *cfg;    /* this worker's snapshot: only its thread reads or swaps it */
     int index;
     pthread_t thread;
     uv_loop_t loop;
@@ -272,7 +284,7 @@ void sreq_free(sreq_t *r);
 /* ---- the node (server.c) ------------------------------------------------------------------- */
 
 struct server {
-    ovms_config_t *cfg;
+    const ovms_config_t *cfg;        /* the main thread's snapshot (workers have their own) */
     ovms_store_t *store;
     worker_t *workers;
     int nworkers;
@@ -288,6 +300,11 @@ struct server {
 };
 
 extern const char ovms_server_version[];
+
+/* Configuration snapshots are immutable and shared by reference: a copy
+ * of src with refs references, and dropping one (the last frees it). */
+const ovms_config_t *config_share(const ovms_config_t *src, int refs);
+void config_unref(const ovms_config_t *cfg);
 
 /* ---- login (login.c) ------------------------------------------------------------------------ */
 

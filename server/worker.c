@@ -154,6 +154,8 @@ int worker_post(worker_t *w, mail_t *m)
  * may be lost silently, and a moving connection is closed, not leaked. */
 void mail_dispose(server_t *srv, mail_t *m)
 {
+    if (m->type == MAIL_CONFIG)
+        config_unref(((config_mail_t *)m)->cfg);
     if (m->type == MAIL_HANDOFF) {
         handoff_t *ho = (handoff_t *)m;
         close(ho->fd);
@@ -211,6 +213,11 @@ static void on_wake(uv_async_t *a)
         case MAIL_STORE: sreq_complete(w, container_of(m, sreq_t, mail)); break;
         case MAIL_DELIVER: deliver(w, (deliver_t *)m); break;
         case MAIL_STOP: free(m); begin_stop(w); break;
+        case MAIL_CONFIG:
+            config_unref(w->cfg);
+            w->cfg = ((config_mail_t *)m)->cfg;
+            free(m);
+            break;
         }
         m = next;
     }
@@ -226,7 +233,7 @@ static void on_check(uv_check_t *h)
 
 static void sweep_conn(worker_t *w, conn_t *c, uint32_t now)
 {
-    const ovms_config_t *cfg = w->srv->cfg;
+    const ovms_config_t *cfg = w->cfg;
 
     if (c->state == CS_WELCOME || (c->state == CS_PARKED && !c->role)) {
         if (now - c->accepted >= (uint32_t)cfg->welcome_timeout)
@@ -274,7 +281,7 @@ static void log_refusal(worker_t *w)
     if (last == 0 || now - last >= 10000) {
         __atomic_store_n(&srv->last_refusal_log, now, __ATOMIC_RELAXED);
         LOG_WARN(NULL, "connection limit (%d) reached: refusing connections (%lld so far)",
-                 srv->cfg->max_connections, (long long)n);
+                 w->cfg->max_connections, (long long)n);
     }
 }
 
@@ -302,7 +309,7 @@ static void on_connection(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)&c->tcp, refused_closed);
         return;
     }
-    if (__atomic_load_n(&w->srv->conn_count, __ATOMIC_RELAXED) >= w->srv->cfg->max_connections) {
+    if (__atomic_load_n(&w->srv->conn_count, __ATOMIC_RELAXED) >= w->cfg->max_connections) {
         log_refusal(w);
         c->state = CS_CLOSING;
         uv_close((uv_handle_t *)&c->tcp, refused_closed);

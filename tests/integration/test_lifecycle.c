@@ -172,3 +172,38 @@ Test(lifecycle, restarts_under_a_login_storm_are_clean, .timeout = 240)
     cr_assert_not(node_log_has(&node, "still had handles"), "a worker's loop did not close; see %s",
                   node.log);
 }
+
+/* SIGHUP re-reads the file and applies the command line again: a flag
+ * still overrides the file after a reload, while what only the file says
+ * changes at once. */
+Test(lifecycle, reload_keeps_command_line_overrides, .timeout = 30)
+{
+    client_t car, app;
+    node_prepare(&node);
+    FILE *f = fopen(node.conf, "w");
+    fprintf(f, "[timeouts]\nping_after = 900\nping_interval = 300\n[limits]\nmax_pending_commands = 64\n");
+    fclose(f);
+    node_start(&node, "--config %s --ping-after 1 --ping-interval 1", node.conf);
+    client_login_ok(&car, node.port, 'C', "TESTCAR", PW);
+    cr_assert(client_expect(&car, "AFA", 4000), "the flags are not in force at start");
+    f = fopen(node.conf, "w");
+    fprintf(f, "[timeouts]\nping_after = 900\nping_interval = 300\n[limits]\nmax_pending_commands = 1\n");
+    fclose(f);
+    kill(node.pid, SIGHUP);
+    for (int i = 0; i < 100 && !node_log_has(&node, "configuration reloaded"); i++)
+        usleep(20000);
+    cr_assert(node_log_has(&node, "configuration reloaded"));
+    /* the flag still wins: pings go on (counting only those after a
+     * sweep under the new settings) */
+    cr_assert(client_silent(&car, 1500, "AFA"));
+    cr_assert(client_expect(&car, "AFA", 3000), "a reload dropped --ping-after");
+    /* the file's new limit is in force: one command may wait for the car */
+    client_login_ok(&app, node.port, 'A', "TESTCAR", PW);
+    client_send(&app, "C7,one");
+    client_send(&app, "C7,two");
+    cr_assert_str_eq(client_expect_prefix(&app, "c7,", 3000),
+                     "c7,1,too many commands waiting for the vehicle");
+    client_close(&app);
+    client_close(&car);
+    cr_assert_eq(node_stop(&node), 0);
+}
