@@ -61,7 +61,8 @@ static void paranoid_message(conn_t *c, ovms_str_t payload, const char *raw, siz
     if (e.kind == 'T') {
         if (e.token.len == 0 || e.token.len > 64 || memchr(e.token.ptr, ',', e.token.len) ||
             hub_set_ptoken(v, e.token) < 0) {
-            LOG_WARN(c, "unusable paranoid token ignored");
+            log_limited(OVMS_LOG_WARN, c, "paranoid token ignored", v->id,
+                        "unusable paranoid token ignored");
             return;
         }
         sreq_t *r = sreq_new(c->w, NULL, NULL, NULL);
@@ -114,7 +115,8 @@ static void history(conn_t *c, ovms_str_t payload)
     if (ovms_str_copy(h.type, type, sizeof type) < 0 ||
         ovms_store_prep_hist_put(&r->req, c->vehicle->id, type, h.recno, now, now + h.lifetime,
                                  h.data.ptr, h.data.len) < 0) {
-        LOG_WARN(c, "H record refused (type too long or bad data)");
+        log_limited(OVMS_LOG_WARN, c, "H record refused", c->vehicle->id,
+                    "H record refused (type too long or bad data)");
         sreq_free(r);
         return;
     }

@@ -180,7 +180,8 @@ void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *ra
         return;                       /* a paranoid command cannot be answered */
     }
     if (v->qlen >= c->w->cfg->max_pending_commands) {
-        LOG_WARN(c, "%d commands waiting for the car: refused", v->qlen);
+        log_limited(OVMS_LOG_WARN, c, "command refused", v->id,
+                    "%d commands waiting for the car: refused", v->qlen);
         if (!paranoid && cmd.has_cmd)
             conn_sendf(c, "c%d,1,too many commands waiting for the vehicle", cmd.cmd);
         return;

@@ -75,6 +75,14 @@ static void read_peer(conn_t *c)
     }
 }
 
+const char *peer_addr_text(const peer_t *p, char *buf, size_t cap)
+{
+    if (!(p->family == 4 && inet_ntop(AF_INET, p->addr, buf, (socklen_t)cap)) &&
+        !(p->family == 6 && inet_ntop(AF_INET6, p->addr, buf, (socklen_t)cap)))
+        snprintf(buf, cap, "-");
+    return buf;
+}
+
 const char *conn_peer_text(const conn_t *c, char *buf, size_t cap)
 {
     char addr[INET6_ADDRSTRLEN];
@@ -114,6 +122,18 @@ static void on_closed(uv_handle_t *h)
     conn_unref(h->data);
 }
 
+/* Anyone can open connections that never log in, as many as they like:
+ * those closes are logged per source address and reason, a few a minute. */
+static void log_close(conn_t *c, const char *why)
+{
+    char addr[INET6_ADDRSTRLEN];
+    if (c->vehicle || c->moving)
+        LOG_INFO(c, "closed: %s", why);
+    else
+        log_limited(OVMS_LOG_INFO, c, why, peer_addr_text(&c->peer, addr, sizeof addr),
+                    "closed: %s", why);
+}
+
 void conn_close(conn_t *c, const char *why)
 {
     worker_t *w = c->w;
@@ -123,7 +143,7 @@ void conn_close(conn_t *c, const char *why)
     int was_counted = c->state != 0 && !(c->flags & CF_MOVED);
     c->state = CS_CLOSING;
     if (why && !(c->flags & CF_MOVED))
-        LOG_INFO(c, "closed: %s", why);
+        log_close(c, why);
     if (c->vehicle)
         hub_detach(c);
     if (c->flags & CF_GROUPS)

@@ -223,7 +223,9 @@ static void scheme0(conn_t *c, const ovms_welcome_t *wl)
     c->role = wl->role;
     if (ovms_digest_check(v.carpass, strlen(v.carpass), wl->token.ptr, wl->token.len,
                           wl->digest.ptr, wl->digest.len) < 0) {
-        LOG_WARN(c, "authentication failed for %s", id);
+        char addr[64];
+        log_limited(OVMS_LOG_WARN, c, "authentication failed", peer_addr_text(&c->peer, addr, sizeof addr),
+                    "authentication failed for %s", id);
         if (c->role == 'C')
             auth_alert(c, id, 1);
         c->role = 0;

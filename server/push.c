@@ -24,7 +24,10 @@ void push_notify(server_t *srv, worker_t *w, const char *vehicle, char type, con
     int n = snprintf(data, sizeof data, "%c,%s", type, text);
     sreq_t *r = sreq_new(w, NULL, NULL, NULL);
 
-    LOG_INFO(NULL, "%s: push alert %c: %s", vehicle, type, text);
+    /* the text is the owner's business: only its size at info level */
+    log_limited(OVMS_LOG_INFO, NULL, "push alert", vehicle, "%s: push alert %c (%zu bytes)", vehicle,
+                type, strlen(text));
+    LOG_DEBUG(NULL, "%s: push alert %c: %s", vehicle, type, text);
     if (!r)
         return;
     uint32_t recno = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) % 1000000;
@@ -75,7 +78,8 @@ void push_subscribe(conn_t *c, ovms_str_t payload)
         ovms_str_copy(ps.pushtype, ptype, sizeof ptype) < 0 ||
         ovms_str_copy(ps.pushkeytype, ktype, sizeof ktype) < 0 ||
         ovms_str_copy(ps.pushkeyvalue, kvalue, sizeof kvalue) < 0) {
-        LOG_INFO(c, "push subscription refused: malformed");
+        log_limited(OVMS_LOG_INFO, c, "push subscription refused", c->vehicle->id,
+                    "push subscription refused: malformed");
         return;
     }
     if (ps.simple) {
@@ -86,7 +90,8 @@ void push_subscribe(conn_t *c, ovms_str_t payload)
             ovms_store_vehicle_get(srv->store, vehicle, &target) < 0 ||
             target.owner != c->vehicle->owner || strlen(target.carpass) != ps.netpass.len ||
             CRYPTO_memcmp(target.carpass, ps.netpass.ptr, ps.netpass.len) != 0) {
-            LOG_INFO(c, "push subscription refused: not a vehicle of this owner, or wrong password");
+            log_limited(OVMS_LOG_INFO, c, "push subscription refused", c->vehicle->id,
+                        "push subscription refused: not a vehicle of this owner, or wrong password");
             return;
         }
     }

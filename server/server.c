@@ -199,14 +199,13 @@ static void describe(const server_t *srv)
              srv->cfg->db_path, ovms_store_vehicle_count(srv->store));
 }
 
-int ovms_server_run(ovms_config_t *cfg)
+static int server_run(ovms_config_t *cfg)
 {
     server_t srv = { .cfg = cfg };      /* the caller's, until the workers exist */
     signals_t sig = { .srv = &srv };
     char err[512];
     int rc = 0;
 
-    log_init();
     __atomic_store_n(&ovms_log_level, (int)cfg->log_level, __ATOMIC_RELAXED);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&srv.auth_mu, NULL);
@@ -290,4 +289,12 @@ int ovms_server_run(ovms_config_t *cfg)
     tls_free(&srv);
     LOG_INFO(NULL, "stopped");
     return rc < 0 ? 1 : rc;
+}
+
+int ovms_server_run(ovms_config_t *cfg)
+{
+    log_init();
+    int rc = server_run(cfg);
+    log_shutdown();
+    return rc;
 }

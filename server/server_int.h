@@ -88,9 +88,15 @@ static inline int log_enabled(ovms_log_level_t level)
 {
     return (int)level <= __atomic_load_n(&ovms_log_level, __ATOMIC_RELAXED);
 }
-void log_init(void);
+void log_init(void);                 /* starts the writer thread */
+void log_shutdown(void);             /* writes what is left (waits at most 2 s) */
 void log_line(ovms_log_level_t level, const conn_t *c, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A line for an event a client can repeat at will: at most a few per
+ * (kind, subject) a minute, then a count of the rest. subject is what
+ * makes events alike besides their kind: a source address, a vehicle. */
+void log_limited(ovms_log_level_t level, const conn_t *c, const char *kind, const char *subject,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 #define LOG_ERROR(c, ...) log_line(OVMS_LOG_ERROR, c, __VA_ARGS__)
 #define LOG_WARN(c, ...) log_line(OVMS_LOG_WARN, c, __VA_ARGS__)
 #define LOG_INFO(c, ...) do { if (log_enabled(OVMS_LOG_INFO)) log_line(OVMS_LOG_INFO, c, __VA_ARGS__); } while (0)
@@ -226,6 +232,8 @@ void conn_park(conn_t *c);
 void conn_unpark(conn_t *c);
 /* "address:port" of the peer, into buf. */
 const char *conn_peer_text(const conn_t *c, char *buf, size_t cap);
+/* The peer's address alone (no port), into buf. */
+const char *peer_addr_text(const peer_t *p, char *buf, size_t cap);
 const char *conn_vehicle_id(const conn_t *c);
 
 /* ---- workers (worker.c) ---------------------------------------------------------------------- */

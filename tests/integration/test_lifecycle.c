@@ -207,3 +207,136 @@ Test(lifecycle, reload_keeps_command_line_overrides, .timeout = 30)
     client_close(&car);
     cr_assert_eq(node_stop(&node), 0);
 }
+
+/* ---- logging ------------------------------------------------------------------------- */
+
+/* ovmsd with stdout and stderr on fd (a pipe the test holds). */
+static void start_on_fd(node_t *n, int fd, const char *level)
+{
+    char port[32];
+    if (!n->port)
+        n->port = harness_free_port();
+    snprintf(port, sizeof port, "127.0.0.1:%d", n->port);
+    n->pid = fork();
+    cr_assert_geq(n->pid, 0);
+    if (n->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(OVMSD_BIN, OVMSD_BIN, "--db", n->db, "--listen", port, "--workers", "2",
+              "--node-id", "TESTNODE", "--level", level, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) {
+        client_t probe;
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)n->port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int s = socket(AF_INET, SOCK_STREAM, 0), ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
+        close(s);
+        (void)probe;
+        if (ok)
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("ovmsd did not start");
+}
+
+/* Read what the pipe holds for up to ms; 1 if text was seen. */
+static int pipe_has(int fd, const char *text, int ms)
+{
+    static char seen[1 << 16];
+    static size_t len;
+    char buf[65536];
+    for (int waited = 0; waited < ms; waited += 20) {
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) {
+            /* keep the last 64 KiB, enough for a line that straddles reads */
+            if ((size_t)n >= sizeof seen) {
+                memcpy(seen, buf + n - (sizeof seen - 1), sizeof seen - 1);
+                len = sizeof seen - 1;
+            } else {
+                if (len + (size_t)n >= sizeof seen) {
+                    size_t keep = sizeof seen - 1 - (size_t)n;
+                    memmove(seen, seen + len - keep, keep);
+                    len = keep;
+                }
+                memcpy(seen + len, buf, (size_t)n);
+                len += (size_t)n;
+            }
+            seen[len] = '\0';
+            if (strstr(seen, text))
+                return 1;
+        }
+        usleep(20000);
+    }
+    return 0;
+}
+
+/* stderr stops being read (a full pipe, a stuck journald): the workers
+ * go on relaying, and the log later says how many lines it dropped. */
+Test(lifecycle, a_stalled_stderr_never_stops_the_workers, .timeout = 60)
+{
+    enum { MESSAGES = 3000 };
+    client_t car, app;
+    int p[2];
+    node_prepare(&node);
+    cr_assert_eq(pipe(p), 0);
+    start_on_fd(&node, p[1], "debug");           /* every message is two log lines */
+    close(p[1]);
+    client_login_ok(&car, node.port, 'C', "TESTCAR", PW);
+    client_login_ok(&app, node.port, 'A', "TESTCAR", PW);
+    for (int i = 0; i < MESSAGES; i++) {
+        client_sendf(&car, "S%d,K,0,0.00,stopped,standard,250,230,16,0,0,0,0,21,0,0,0,0", i);
+        cr_assert_not_null(client_expect_prefix(&app, "S", 5000),
+                           "relay stopped after %d messages while stderr was not read", i);
+    }
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    cr_assert(pipe_has(p[0], "lines dropped (stderr could not keep up)", 5000),
+              "no report of dropped log lines");
+    kill(node.pid, SIGTERM);
+    int status;
+    for (int i = 0; i < 500 && waitpid(node.pid, &status, WNOHANG) != node.pid; i++)
+        pipe_has(p[0], "\x01", 20);             /* keep draining while it stops */
+    node.pid = 0;
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(p[0]);
+}
+
+static int count_log_lines(node_t *n, const char *text)
+{
+    char line[4096];
+    int count = 0;
+    FILE *f = fopen(n->log, "r");
+    while (f && fgets(line, sizeof line, f))
+        count += strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return count;
+}
+
+/* Failed logins from one address are summed up, not one line each, and
+ * the text of a notification is not written at info level. */
+Test(lifecycle, repeated_events_are_summed_up_and_contents_kept_out, .timeout = 60)
+{
+    client_t c, car;
+    node_prepare(&node);
+    node_start(&node, NULL);
+    for (int i = 0; i < 60; i++) {
+        client_connect(&c, node.port);
+        const char *bad = "MP-A 0 abcdefghijklmnopqrstuv AAAAAAAAAAAAAAAAAAAAAA TESTCAR\r\n";
+        client_send_raw(&c, bad, strlen(bad));
+        client_wait_closed(&c, 2000);
+        client_close(&c);
+    }
+    client_login_ok(&car, node.port, 'C', "TESTCAR", PW);
+    client_send(&car, "PAthe secret words of the owner");
+    client_send(&car, "A");
+    cr_assert(client_expect(&car, "a", 3000));
+    client_close(&car);
+    cr_assert_eq(node_stop(&node), 0);
+    int failures = count_log_lines(&node, "authentication failed for TESTCAR");
+    cr_assert_leq(failures, 5, "%d lines for 60 failed logins from one address", failures);
+    cr_assert(node_log_has(&node, "more in the last"), "no summary of the repeated failures");
+    cr_assert(node_log_has(&node, "push alert A"), "the notification was not logged at all");
+    cr_assert_not(node_log_has(&node, "secret words"), "a notification's text is in the log");
+}
