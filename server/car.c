@@ -66,8 +66,10 @@ static void paranoid_message(conn_t *c, ovms_str_t payload, const char *raw, siz
             return;
         }
         sreq_t *r = sreq_new(c->w, NULL, NULL, NULL);
-        if (r && ovms_store_prep_ptoken_set(&r->req, v->id, hub_ptoken(v), wall_now()) == 0)
+        if (r && ovms_store_prep_ptoken_set(&r->req, v->id, hub_ptoken(v), wall_now()) == 0) {
+            ovms_store_req_incarnation(&r->req, v->incarnation);
             sreq_submit(r);
+        }
         else if (r)
             sreq_free(r);
         hub_to_clients(v, raw, rawlen);
@@ -120,6 +122,7 @@ static void history(conn_t *c, ovms_str_t payload)
         sreq_free(r);
         return;
     }
+    ovms_store_req_incarnation(&r->req, c->vehicle->incarnation);
     conn_hist_begin(c);
     sreq_submit(r);
 }
@@ -160,6 +163,7 @@ static void history_ack(conn_t *c, ovms_str_t payload)
         conn_send(c, ack, (size_t)n);
         return;
     }
+    ovms_store_req_incarnation(&r->req, c->vehicle->incarnation);
     conn_hist_begin(c);
     sreq_submit(r);
 }

@@ -37,17 +37,35 @@ static int64_t today(void)
     return now - now % 86400;
 }
 
-vehicle_t *hub_get(worker_t *w, const char *id)
+uint64_t hub_identity(const ovms_vehicle_t *rec)
+{
+    char text[200];
+    snprintf(text, sizeof text, "%s\n%lld\n%lld\n%s", rec->carpass, (long long)rec->owner,
+             (long long)rec->created, rec->v_server);
+    return hash_str(text);
+}
+
+static void hub_retire(vehicle_t *v, const char *why);
+
+vehicle_t *hub_get(worker_t *w, const char *id, uint64_t identity)
 {
     vehicle_t *v = table_find(&w->vehicles, hash_str(id), vehicle_match, id);
     ovms_vehicle_t rec;
 
+    if (ovms_store_vehicle_get(w->srv->store, id, &rec) < 0 || hub_identity(&rec) != identity)
+        return NULL;
+    if (v && v->identity != identity) {
+        hub_retire(v, "vehicle removed or changed");   /* its notice is still on the way */
+        v = NULL;
+    }
     if (v)
         return v;
-    if (ovms_store_vehicle_get(w->srv->store, id, &rec) < 0 || !(v = calloc(1, sizeof *v)))
+    if (!(v = calloc(1, sizeof *v)))
         return NULL;
     snprintf(v->id, sizeof v->id, "%s", rec.id);
     v->w = w;
+    v->identity = identity;
+    v->incarnation = rec.created;
     link_init(&v->clients);
     link_init(&v->waiting);
     if (rec.ptoken[0])
@@ -57,6 +75,7 @@ vehicle_t *hub_get(worker_t *w, const char *id)
     v->util_day = today();
     w->vehicles.hash_item = vehicle_hash;
     if (table_insert(&w->vehicles, v) < 0) {
+        free(v->ptoken);
         free(v);
         return NULL;
     }
@@ -111,13 +130,46 @@ void hub_unref(vehicle_t *v)
     if (--v->refs > 0)
         return;
     drop_cache(v);
-    if ((!util_pending(v) && !v->ndirty) || v->w->stopping) {
+    if ((!util_pending(v) && !v->ndirty) || v->w->stopping || v->retired) {
         hub_flush_util(v);
         if (v->ndirty && !v->msg_writes)
             submit_dirty(v);           /* keeps it referenced until written */
         if (v->refs == 0)
             free_vehicle(v);
     }
+}
+
+/* The vehicle is gone or is another one now: out of the table (a new login
+ * makes a fresh entry), nothing of it written any more, every connection
+ * closed. The entry itself goes with its last reference. */
+static void hub_retire(vehicle_t *v, const char *why)
+{
+    hub_ref(v);
+    table_remove(&v->w->vehicles, v);
+    v->retired = 1;
+    free_msgs(v->dirty, v->ndirty);
+    v->dirty = NULL;
+    v->ndirty = v->dirty_cap = 0;
+    memset(v->util, 0, sizeof v->util);
+    LOG_INFO(NULL, "%s: %s: closing its connections", v->id, why);
+    if (v->car)
+        conn_close(v->car, why);
+    while (!link_empty(&v->clients))
+        conn_close(container_of(v->clients.next, conn_t, vlink), why);
+    while (!link_empty(&v->waiting))
+        conn_close(container_of(v->waiting.next, conn_t, vlink), why);
+    hub_unref(v);
+}
+
+void hub_vehicle_changed(worker_t *w, const char *id)
+{
+    vehicle_t *v = table_find(&w->vehicles, hash_str(id), vehicle_match, id);
+    ovms_vehicle_t rec;
+    if (!v)
+        return;
+    if (ovms_store_vehicle_get(w->srv->store, id, &rec) == 0 && hub_identity(&rec) == v->identity)
+        return;                     /* changed and changed back, or already seen */
+    hub_retire(v, "vehicle removed or changed");
 }
 
 const char *hub_ptoken(const vehicle_t *v)
@@ -232,6 +284,7 @@ static void submit_message(vehicle_t *v, char code, const char *payload, size_t 
         sreq_free(r);
         return;
     }
+    ovms_store_req_incarnation(&r->req, v->incarnation);
     v->msg_writes++;
     sreq_submit(r);
 }
@@ -252,7 +305,7 @@ static void submit_dirty(vehicle_t *v)
 static void msg_written(sreq_t *r)
 {
     vehicle_t *v = r->vehicle;
-    if (r->req.status < 0)
+    if (r->req.status < 0 && !(r->req.status == OVMS_ENOTFOUND && v->retired))
         LOG_ERROR(NULL, "%s: stored message not written: %s", v->id, ovms_strerror(r->req.status));
     v->msg_writes--;
     /* what came meanwhile waits for the sweep (the write interval) */
@@ -458,12 +511,15 @@ void hub_flush_util(vehicle_t *v)
         return;
     ovms_store_prep_util_add(&r->req, v->id, v->util_day, v->util[0], v->util[1], v->util[2],
                              v->util[3]);
+    ovms_store_req_incarnation(&r->req, v->incarnation);
     memset(v->util, 0, sizeof v->util);
     sreq_submit(r);
 }
 
 void hub_count(vehicle_t *v, int slot, size_t bytes)
 {
+    if (v->retired)
+        return;                      /* last words (Z0) of a vehicle that is gone */
     int64_t day = today();
     if (day != v->util_day) {
         hub_flush_util(v);

@@ -53,13 +53,13 @@ static void auth_alert(conn_t *c, const char *vehicle, int failed)
         char text[128], peer[64];
         snprintf(text, sizeof text, "Vehicle authentication %s (%s)",
                  failed ? "failed" : "successful", conn_peer_text(c, peer, sizeof peer));
-        push_notify(srv, c->w, vehicle, 'A', text);
+        push_notify(srv, c->w, vehicle, 0, 'A', text);
     }
 }
 
 /* ---- moving to the home worker ------------------------------------------------------------ */
 
-static void begin_move(conn_t *c, const char *vehicle)
+static void begin_move(conn_t *c, const ovms_vehicle_t *rec)
 {
     handoff_t *ho = calloc(1, sizeof *ho);
     if (!ho) {
@@ -73,7 +73,8 @@ static void begin_move(conn_t *c, const char *vehicle)
     ho->scheme = c->scheme;
     ho->apc_done = (c->flags & CF_APC_DONE) != 0;
     ho->session = c->session;
-    snprintf(ho->vehicle, sizeof ho->vehicle, "%s", vehicle);
+    snprintf(ho->vehicle, sizeof ho->vehicle, "%s", rec->id);
+    ho->identity = hub_identity(rec);
     ho->peer = c->peer;
     ho->welcome_rx = c->welcome_rx;
     ho->welcome_tx = c->welcome_tx;
@@ -84,12 +85,13 @@ static void begin_move(conn_t *c, const char *vehicle)
 }
 
 /* Join the vehicle's hub entry on this (its home) worker and go live. */
-static void attach(conn_t *c, const char *vehicle, uint16_t welcome_rx, uint16_t welcome_tx)
+static void attach(conn_t *c, const char *vehicle, uint64_t identity, uint16_t welcome_rx,
+                   uint16_t welcome_tx)
 {
-    vehicle_t *v = hub_get(c->w, vehicle);
+    vehicle_t *v = hub_get(c->w, vehicle, identity);
 
     if (!v) {
-        conn_close(c, "vehicle vanished during login");
+        conn_close(c, "vehicle removed or changed during login");
         return;
     }
     c->vehicle = v;
@@ -125,11 +127,12 @@ void login_hand_over(conn_t *c)
     if (home == c->w) {
         /* already home: no socket to move */
         char vehicle[33];
+        uint64_t identity = ho->identity;
         snprintf(vehicle, sizeof vehicle, "%s", ho->vehicle);
         c->tls = ho->tls;
         c->moving = NULL;
         free(ho);
-        attach(c, vehicle, c->welcome_rx, c->welcome_tx);
+        attach(c, vehicle, identity, c->welcome_rx, c->welcome_tx);
         return;
     }
     /* the welcome travels with the connection and goes out with its first
@@ -192,7 +195,7 @@ void login_arrive(worker_t *w, handoff_t *ho)
         c->held_len = (uint32_t)ho->nin;
     }
     conn_start(c);
-    attach(c, ho->vehicle, ho->welcome_rx, ho->welcome_tx);
+    attach(c, ho->vehicle, ho->identity, ho->welcome_rx, ho->welcome_tx);
     free(ho);
 }
 
@@ -250,7 +253,7 @@ static void scheme0(conn_t *c, const ovms_welcome_t *wl)
     conn_send_raw(c, line, (size_t)n);
     c->welcome_tx = (uint16_t)n;
     c->scheme = 0;
-    begin_move(c, id);
+    begin_move(c, &v);
 }
 
 /* ---- scheme 1: owner name and password --------------------------------------------------- */
@@ -308,7 +311,7 @@ static void pw_checked(uv_work_t *req, int status)
             c->welcome_tx = (uint16_t)n;
             ovms_session_init_plain(&c->session);
             c->scheme = 1;
-            begin_move(c, vehicle);
+            begin_move(c, &v);
             if (c->state == CS_MOVING)
                 login_hand_over(c);
         }

@@ -331,8 +331,9 @@ static int vehicle_cmd(cli_t *c)
     } else if (!strcmp(sub, "remove")) {
         if ((rc = run_req(c, &req, ovms_store_prep_vehicle_remove(&req, id), "vehicle remove")) < 0)
             return vehicle_error(rc, id, NULL);
-        snprintf(text, sizeof text, "vehicle %s removed", id);
-        report_write(c, text, NULL, 0);
+        snprintf(text, sizeof text, "vehicle %s removed, with %lld rows of its data (stored messages, "
+                 "history, push subscriptions, provisioning records)", id, (long long)req.value);
+        report_write(c, text, "data_rows", req.value);
     } else {
         return usage_error("unknown vehicle command '%s'", sub);
     }

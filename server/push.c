@@ -16,7 +16,8 @@
 
 #define NOTIFICATION_TYPE "*-Log-Notification"
 
-void push_notify(server_t *srv, worker_t *w, const char *vehicle, char type, const char *text)
+void push_notify(server_t *srv, worker_t *w, const char *vehicle, int64_t incarnation, char type,
+                 const char *text)
 {
     static uint32_t seq;                /* tells apart notifications of the same second */
     char data[OVMS_LINE_MAX];
@@ -37,6 +38,7 @@ void push_notify(server_t *srv, worker_t *w, const char *vehicle, char type, con
         sreq_free(r);
         return;
     }
+    ovms_store_req_incarnation(&r->req, incarnation);
     sreq_submit(r);
 }
 
@@ -49,7 +51,7 @@ void push_from(conn_t *c, const ovms_msg_t *m)
     if (m->payload.len < 2)
         return;
     snprintf(text, sizeof text, "%.*s", (int)m->payload.len - 1, m->payload.ptr + 1);
-    push_notify(c->w->srv, c->w, v->id, m->payload.ptr[0], text);
+    push_notify(c->w->srv, c->w, v->id, v->incarnation, m->payload.ptr[0], text);
 }
 
 static void subscribed(sreq_t *r)
@@ -72,6 +74,7 @@ void push_subscribe(conn_t *c, ovms_str_t payload)
     ovms_pushsub_t ps;
     ovms_vehicle_t target;
     char vehicle[33], appid[65], ptype[17], ktype[65], kvalue[OVMS_LINE_MAX];
+    int64_t incarnation = c->vehicle->incarnation;
 
     if (ovms_pushsub_parse(payload, &ps) < 0 || !known_push_type(ps.pushtype) ||
         ovms_str_copy(ps.appid, appid, sizeof appid) < 0 ||
@@ -94,6 +97,7 @@ void push_subscribe(conn_t *c, ovms_str_t payload)
                         "push subscription refused: not a vehicle of this owner, or wrong password");
             return;
         }
+        incarnation = target.created;
     }
     if (!strcmp(ptype, "apns"))
         snprintf(ktype, sizeof ktype, "production");
@@ -106,5 +110,6 @@ void push_subscribe(conn_t *c, ovms_str_t payload)
         sreq_free(r);
         return;
     }
+    ovms_store_req_incarnation(&r->req, incarnation);
     sreq_submit(r);
 }

@@ -168,6 +168,20 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&s->hup, NULL);
 }
 
+/* On the store's writer thread: tell the vehicle's home worker. Before the
+ * workers exist there is nobody to tell; once they stop, they refuse it. */
+static void vehicle_changed(void *ctx, const char *id)
+{
+    server_t *srv = ctx;
+    vehicle_mail_t *m;
+    if (!__atomic_load_n(&srv->workers_ready, __ATOMIC_ACQUIRE) || !(m = calloc(1, sizeof *m)))
+        return;
+    m->mail.type = MAIL_VEHICLE;
+    snprintf(m->id, sizeof m->id, "%s", id);
+    if (worker_post(worker_home(srv, id), &m->mail) < 0)
+        free(m);
+}
+
 static int open_store(server_t *srv)
 {
     const ovms_config_t *cfg = srv->cfg;
@@ -176,6 +190,8 @@ static int open_store(server_t *srv)
         .node_id = cfg->node_id[0] ? cfg->node_id : NULL,
         .sync_normal = cfg->db_sync_normal,
         .expire_interval_ms = cfg->expire_interval * 1000,
+        .vehicle_changed = vehicle_changed,
+        .ctx = srv,
     };
     char err[512];
     int rc = ovms_store_open(&srv->store, &scfg, err, sizeof err);
@@ -250,6 +266,8 @@ static int server_run(ovms_config_t *cfg)
             break;
         }
     }
+    if (ready == srv.nworkers)
+        __atomic_store_n(&srv.workers_ready, 1, __ATOMIC_RELEASE);
     for (; ready == srv.nworkers && started < srv.nworkers; started++) {
         if ((rc = worker_start(&srv.workers[started])) < 0) {
             LOG_ERROR(NULL, "cannot start worker %d: %s", started, uv_strerror(rc));

@@ -104,7 +104,8 @@ void log_limited(ovms_log_level_t level, const conn_t *c, const char *kind, cons
 
 /* ---- mailbox ------------------------------------------------------------------------------ */
 
-enum mail_type { MAIL_HANDOFF = 1, MAIL_STORE, MAIL_DELIVER, MAIL_STOP, MAIL_CONFIG };
+enum mail_type { MAIL_HANDOFF = 1, MAIL_STORE, MAIL_DELIVER, MAIL_STOP, MAIL_CONFIG, MAIL_VEHICLE };
+
 
 typedef struct mail {
     struct mail *next;
@@ -121,6 +122,7 @@ typedef struct handoff {
     uint8_t apc_done;
     ovms_session_t session;
     char vehicle[33];
+    uint64_t identity;                   /* of the vehicle record the login was checked against */
     peer_t peer;
     tls_conn_t *tls;                     /* moves with the connection, or NULL */
     uint16_t welcome_rx, welcome_tx;     /* bytes, for utilisation */
@@ -128,6 +130,12 @@ typedef struct handoff {
     size_t nin;                          /* input received but not yet processed */
     char bytes[];                        /* nout output bytes, then nin input bytes */
 } handoff_t;
+
+/* A vehicle was removed or its identity changed (from the store's writer). */
+typedef struct vehicle_mail {
+    mail_t mail;
+    char id[33];
+} vehicle_mail_t;
 
 /* A new configuration snapshot (SIGHUP); the mail holds one reference. */
 typedef struct config_mail {
@@ -296,6 +304,7 @@ struct server {
     ovms_store_t *store;
     worker_t *workers;
     int nworkers;
+    int workers_ready;               /* atomic: every mailbox exists */
     uv_loop_t main_loop;
     int64_t conn_count;              /* atomic */
     int64_t refused;                 /* atomic */
@@ -338,7 +347,10 @@ enum cache_state { CACHE_NONE = 0, CACHE_LOADING, CACHE_READY };
 
 struct vehicle {
     char id[33];
+    uint8_t retired;         /* removed or changed: out of the table, going away */
     worker_t *w;
+    uint64_t identity;       /* hub_identity() of the record its connections logged in with */
+    int64_t incarnation;     /* the record's created: every data write is for this one */
     conn_t *car;
     link_t clients;          /* apps and batch clients, logged in */
     link_t waiting;          /* clients parked until the cache is loaded */
@@ -365,7 +377,14 @@ struct vehicle {
     int64_t util_day;
 };
 
-vehicle_t *hub_get(worker_t *w, const char *id);    /* find or create */
+/* What a login is checked against (car password, owner, incarnation, scope). */
+uint64_t hub_identity(const ovms_vehicle_t *rec);
+/* Find or create the entry for a login checked against identity; NULL when
+ * the vehicle is gone or changed since (an entry for an older identity is
+ * retired, its connections closed). */
+vehicle_t *hub_get(worker_t *w, const char *id, uint64_t identity);
+/* The store says the vehicle was removed or changed: close everything of it. */
+void hub_vehicle_changed(worker_t *w, const char *id);
 void hub_ref(vehicle_t *v);
 void hub_unref(vehicle_t *v);
 void hub_car_login(vehicle_t *v, conn_t *c);
@@ -406,7 +425,9 @@ void groups_car_gone(const char *vehicle);
 void groups_conn_gone(conn_t *c);
 void push_from(conn_t *c, const ovms_msg_t *m);
 void push_subscribe(conn_t *c, ovms_str_t payload);
-void push_notify(server_t *srv, worker_t *w, const char *vehicle, char type, const char *text);
+/* incarnation: the vehicle's, or 0 when the caller has no hub entry */
+void push_notify(server_t *srv, worker_t *w, const char *vehicle, int64_t incarnation, char type,
+                 const char *text);
 
 /* ---- TLS (tls.c) --------------------------------------------------------------------------------- */
 

@@ -115,7 +115,9 @@ static void sreq_complete(worker_t *w, sreq_t *r)
 {
     conn_t *c = r->conn;
     vehicle_t *v = r->vehicle;
-    if (r->req.status < 0 && !r->done)
+    if (r->req.status == OVMS_ENOTFOUND && !r->done)
+        LOG_INFO(c, "a write for a vehicle removed meanwhile was dropped");
+    else if (r->req.status < 0 && !r->done)
         LOG_ERROR(c, "store write failed: %s", ovms_strerror(r->req.status));
     if (r->done)
         r->done(r);
@@ -213,6 +215,10 @@ static void on_wake(uv_async_t *a)
         case MAIL_STORE: sreq_complete(w, container_of(m, sreq_t, mail)); break;
         case MAIL_DELIVER: deliver(w, (deliver_t *)m); break;
         case MAIL_STOP: free(m); begin_stop(w); break;
+        case MAIL_VEHICLE:
+            hub_vehicle_changed(w, ((vehicle_mail_t *)m)->id);
+            free(m);
+            break;
         case MAIL_CONFIG:
             config_unref(w->cfg);
             w->cfg = ((config_mail_t *)m)->cfg;

@@ -164,11 +164,35 @@ int store_cache_reload_owners(store_cache_t *c, store_conn_t *conn)
     return 0;
 }
 
-int store_cache_reload(store_cache_t *c, store_conn_t *conn)
+/* What a login was checked against: when any of it changes, connections
+ * made under the old values must go. */
+static int same_identity(const ovms_vehicle_t *a, const ovms_vehicle_t *b)
 {
-    store_cache_t fresh = { 0 };
+    return a->owner == b->owner && a->created == b->created && !strcmp(a->carpass, b->carpass) &&
+           !strcmp(a->v_server, b->v_server);
+}
+
+static const ovms_vehicle_t *lookup(const store_cache_t *c, const char *id)
+{
+    if (!c->vcap)
+        return NULL;
+    size_t i = find_slot(c->vehicles, c->vcap, id);
+    return c->vehicles[i].id[0] ? &c->vehicles[i] : NULL;
+}
+
+static void tell_changed(ovms_store_t *st, const char *id)
+{
+    if (st->cfg.vehicle_changed)
+        st->cfg.vehicle_changed(st->cfg.ctx, id);
+}
+
+int store_cache_reload(ovms_store_t *st, store_conn_t *conn)
+{
+    store_cache_t *c = &st->cache, fresh = { 0 };
     sqlite3_stmt *s = store_stmt(conn, VEHICLE_SQL);
     ovms_vehicle_t v;
+    char (*changed)[33] = NULL;
+    size_t nchanged = 0;
     int rc;
 
     if (!s)
@@ -187,19 +211,31 @@ int store_cache_reload(store_cache_t *c, store_conn_t *conn)
         return store_sql_error(conn->db, rc);
     }
     pthread_rwlock_wrlock(&c->lock);
+    /* vehicles gone or with another identity, told once the lock is released */
+    if (c->vcount && (changed = malloc(c->vcount * sizeof *changed))) {
+        for (size_t i = 0; i < c->vcap; i++) {
+            const ovms_vehicle_t *old = &c->vehicles[i], *now;
+            if (old->id[0] && (!(now = lookup(&fresh, old->id)) || !same_identity(old, now)))
+                memcpy(changed[nchanged++], old->id, sizeof changed[0]);
+        }
+    }
     free(c->vehicles);
     c->vehicles = fresh.vehicles;
     c->vcap = fresh.vcap;
     c->vcount = fresh.vcount;
     pthread_rwlock_unlock(&c->lock);
+    for (size_t i = 0; i < nchanged; i++)
+        tell_changed(st, changed[i]);
+    free(changed);
     return store_cache_reload_owners(c, conn);
 }
 
-int store_cache_refresh_vehicle(store_cache_t *c, store_conn_t *conn, const char *id)
+int store_cache_refresh_vehicle(ovms_store_t *st, store_conn_t *conn, const char *id)
 {
+    store_cache_t *c = &st->cache;
     sqlite3_stmt *s = store_stmt(conn, VEHICLE_ONE_SQL);
     ovms_vehicle_t v;
-    int found, rc = 0;
+    int found, rc = 0, changed;
 
     if (!s)
         return OVMS_EIO;
@@ -209,11 +245,15 @@ int store_cache_refresh_vehicle(store_cache_t *c, store_conn_t *conn, const char
         row_to_vehicle(s, &v);
     sqlite3_reset(s);
     pthread_rwlock_wrlock(&c->lock);
+    const ovms_vehicle_t *old = lookup(c, id);
+    changed = old && (!found || !same_identity(old, &v));
     if (found)
         rc = put_vehicle(c, &v);
     else
         drop_vehicle(c, id);
     pthread_rwlock_unlock(&c->lock);
+    if (changed)
+        tell_changed(st, id);
     return rc;
 }
 

@@ -63,6 +63,12 @@ typedef struct ovms_store_config {
     int expire_batch;           /* rows deleted per housekeeping transaction; 0: 1000 */
     int poll_ms;                /* how often to look for other processes' changes; 0: 1000 */
     int readonly;               /* open for reading only (no writer thread) */
+    /* Called on the writer thread after a commit (this process's or, within
+     * poll_ms, another's) that removed a vehicle, re-created it, or changed
+     * its car password, owner or scope: whoever is logged in for it under
+     * the old identity must go. Only hands the id over; may be NULL. */
+    void (*vehicle_changed)(void *ctx, const char *id);
+    void *ctx;
 } ovms_store_config_t;
 
 /* Open (creating and migrating as needed) and start the threads. On failure
@@ -87,7 +93,8 @@ typedef struct ovms_vehicle {
     char vtype[17];
     char v_server[33];          /* "*" or a server id */
     char ptoken[65];            /* current paranoid token, "" if none */
-    int64_t created;            /* unix seconds */
+    int64_t created;            /* unix seconds; also the vehicle's incarnation: a vehicle
+                                   removed and added again is created strictly later */
 } ovms_vehicle_t;
 
 typedef struct ovms_owner {
@@ -145,6 +152,7 @@ struct ovms_store_req {
     const char *s[OVMS_STORE_MAX_ARGS];
     size_t n[OVMS_STORE_MAX_ARGS];
     int64_t i[OVMS_STORE_MAX_ARGS];
+    int64_t incarnation;        /* see ovms_store_req_incarnation */
     double submitted;           /* monotonic seconds, for latency figures */
 };
 
@@ -162,6 +170,15 @@ int ovms_store_run(ovms_store_t *st, ovms_store_req_t *req);
 /* Flags for the *_put operations. */
 #define OVMS_STORE_CREATE 1     /* fail with OVMS_EEXIST if it exists */
 #define OVMS_STORE_UPDATE 2     /* fail with OVMS_ENOTFOUND if it does not */
+
+/* Make a prepared write of a vehicle's data (stored message, paranoid
+ * token, history, utilisation, push subscription) apply only to the
+ * vehicle created at `created` (ovms_vehicle_t.created): once that vehicle
+ * was removed, or removed and added again, the write fails with
+ * OVMS_ENOTFOUND and stores nothing, so nothing of an old vehicle leaks
+ * into a new one of the same id. Without it, the write applies to whatever
+ * live vehicle has the id. */
+void ovms_store_req_incarnation(ovms_store_req_t *req, int64_t created);
 
 /* Make a prepared read *ordered*: it runs on the writer, after every write
  * submitted before it, so it sees them (read-your-writes). Plain reads run
@@ -181,6 +198,9 @@ int ovms_store_prep_owner_remove(ovms_store_req_t *req, const char *name);
 int ovms_store_prep_vehicle_put(ovms_store_req_t *req, const char *id, const char *owner,
                                 const char *carpass, const char *vtype, const char *v_server,
                                 int flags);
+/* Leaves a tombstone (for replication) and deletes the vehicle's data in
+ * the same transaction: stored messages, history, push subscriptions,
+ * provisioning records, paranoid token. value: data rows deleted. */
 int ovms_store_prep_vehicle_remove(ovms_store_req_t *req, const char *id);
 /* The latest message of a code (replaces the previous one). */
 int ovms_store_prep_msg_put(ovms_store_req_t *req, const char *vehicle, char code,

@@ -143,7 +143,7 @@ static void add_stats(ovms_store_t *st, uint64_t commits, uint64_t writes, uint6
 static int needs_savepoint(int op)
 {
     return op == OP_OWNER_PUT || op == OP_OWNER_REMOVE || op == OP_VEHICLE_PUT ||
-           op == OP_UTIL_ADD;
+           op == OP_VEHICLE_REMOVE || op == OP_UTIL_ADD;
 }
 
 static void run_one(ovms_store_t *st, ovms_store_req_t *req)
@@ -167,10 +167,10 @@ static void refresh_cache(ovms_store_t *st)
 {
     store_dirty_t *d = &st->dirty;
     if (d->all) {
-        store_cache_reload(&st->cache, &st->w);
+        store_cache_reload(st, &st->w);
     } else {
         for (int i = 0; i < d->nvehicles; i++)
-            store_cache_refresh_vehicle(&st->cache, &st->w, d->vehicles[i]);
+            store_cache_refresh_vehicle(st, &st->w, d->vehicles[i]);
         if (d->owners)
             store_cache_reload_owners(&st->cache, &st->w);
     }
@@ -295,7 +295,7 @@ static void poll_external(ovms_store_t *st)
     sqlite3_reset(s);
     if (v != st->data_version) {
         st->data_version = v;
-        if (store_cache_reload(&st->cache, &st->w) == 0) {
+        if (store_cache_reload(st, &st->w) == 0) {
             pthread_mutex_lock(&st->stats_mu);
             st->stats.reloads++;
             pthread_mutex_unlock(&st->stats_mu);
@@ -318,14 +318,14 @@ static void *writer_main(void *arg)
         if (list) {
             process_writes(st, list);
             stopped = 0;                /* drain everything before leaving */
-            continue;
         }
+        /* also when busy: other processes' changes must be seen within poll_ms */
         double now = store_now_mono();
         if (now >= next_poll) {
             poll_external(st);
             next_poll = now + poll;
         }
-        if (next_expire > 0 && now >= next_expire) {
+        if (!list && next_expire > 0 && now >= next_expire) {
             expire_until_done(st, store_now());
             next_expire = now + expire;
         }
@@ -439,7 +439,7 @@ static int open_and_prepare(ovms_store_t *st, char *err, size_t errlen)
     store_load_seq(&st->w, st->node_id, &st->own_seq);
     if ((rc = open_conn(&st->r, st->path, cfg->readonly, cfg->sync_normal, err, errlen)) < 0)
         return rc;
-    if ((rc = store_cache_reload(&st->cache, &st->w)) < 0) {
+    if ((rc = store_cache_reload(st, &st->w)) < 0) {
         snprintf(err, errlen, "cannot load vehicles from %s: %s", st->path, ovms_strerror(rc));
         return rc;
     }
@@ -523,6 +523,11 @@ void ovms_store_get_stats(ovms_store_t *st, ovms_store_stats_t *out)
 void ovms_store_req_init(ovms_store_req_t *req)
 {
     memset(req, 0, sizeof *req);
+}
+
+void ovms_store_req_incarnation(ovms_store_req_t *req, int64_t created)
+{
+    req->incarnation = created;
 }
 
 void ovms_store_req_ordered(ovms_store_req_t *req)

@@ -86,8 +86,9 @@ int store_save_seq(store_conn_t *c, const char *node, int64_t seq);
 /* cache.c */
 int store_cache_init(store_cache_t *c);
 void store_cache_free(store_cache_t *c);
-int store_cache_reload(store_cache_t *c, store_conn_t *conn);
-int store_cache_refresh_vehicle(store_cache_t *c, store_conn_t *conn, const char *id);
+/* Both tell cfg.vehicle_changed about vehicles whose identity changed. */
+int store_cache_reload(ovms_store_t *st, store_conn_t *conn);
+int store_cache_refresh_vehicle(ovms_store_t *st, store_conn_t *conn, const char *id);
 int store_cache_reload_owners(store_cache_t *c, store_conn_t *conn);
 
 /* write.c: one write request inside the writer's transaction */

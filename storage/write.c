@@ -188,8 +188,8 @@ static int vehicle_create(ovms_store_t *st, ovms_store_req_t *req, int64_t owner
         "  changed, origin, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9) "
         "ON CONFLICT(vehicleid) DO UPDATE SET owner = excluded.owner, "
         "  carpass = excluded.carpass, vtype = excluded.vtype, v_server = excluded.v_server, "
-        "  created = excluded.created, deleted = 0, ptoken = '', changed = excluded.changed, "
-        "  origin = excluded.origin, seq = excluded.seq");
+        "  created = max(excluded.created, vehicles.created + 1), deleted = 0, ptoken = '', "
+        "  changed = excluded.changed, origin = excluded.origin, seq = excluded.seq");
     int64_t now = store_now();
     if (!s)
         return OVMS_EIO;
@@ -243,10 +243,34 @@ static int op_vehicle_put(ovms_store_t *st, ovms_store_req_t *req)
     return rc;
 }
 
+/* A removed vehicle takes its data with it, so that a vehicle added later
+ * with the same id starts empty; the tombstone row stays for replication. */
+static int purge_vehicle_data(ovms_store_t *st, const char *id, int64_t *rows)
+{
+    static const char *const purges[] = {
+        "DELETE FROM messages WHERE vehicleid = ?1",
+        "DELETE FROM history WHERE vehicleid = ?1",
+        "DELETE FROM pushsubs WHERE vehicleid = ?1",
+        "DELETE FROM provisioning WHERE vehicleid = ?1",
+    };
+    *rows = 0;
+    for (size_t k = 0; k < sizeof purges / sizeof purges[0]; k++) {
+        sqlite3_stmt *s = store_stmt(&st->w, purges[k]);
+        int rc;
+        if (!s)
+            return OVMS_EIO;
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+        if ((rc = store_step_done(&st->w, s)) < 0)
+            return rc;
+        *rows += sqlite3_changes(st->w.db);
+    }
+    return 0;
+}
+
 static int op_vehicle_remove(ovms_store_t *st, ovms_store_req_t *req)
 {
     sqlite3_stmt *s = store_stmt(&st->w,
-        "UPDATE vehicles SET deleted = 1, changed = ?1, origin = ?2, seq = ?3 "
+        "UPDATE vehicles SET deleted = 1, ptoken = '', changed = ?1, origin = ?2, seq = ?3 "
         "WHERE vehicleid = ?4 AND deleted = 0");
     int rc;
     if (!s)
@@ -256,14 +280,37 @@ static int op_vehicle_remove(ovms_store_t *st, ovms_store_req_t *req)
     rc = store_step_done(&st->w, s);
     if (rc == 0 && sqlite3_changes(st->w.db) == 0)
         return OVMS_ENOTFOUND;
+    if (rc == 0)
+        rc = purge_vehicle_data(st, ARG(0), &req->value);
     store_mark_vehicle(st, ARG(0));
     return rc;
 }
 
 /* ---- car data ----------------------------------------------------------------- */
 
+/* Data is written only for a live vehicle, and, when the request names an
+ * incarnation, only for that one (ovms_store_req_incarnation). */
+static int vehicle_current(ovms_store_t *st, ovms_store_req_t *req, const char *id)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "SELECT created FROM vehicles WHERE vehicleid = ?1 AND deleted = 0");
+    int rc, ok;
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(s);
+    ok = rc == SQLITE_ROW && (!req->incarnation || sqlite3_column_int64(s, 0) == req->incarnation);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_sql_error(st->w.db, rc);
+    return ok ? 0 : OVMS_ENOTFOUND;
+}
+
 static int op_msg_put(ovms_store_t *st, ovms_store_req_t *req)
 {
+    int live = vehicle_current(st, req, ARG(0));
+    if (live < 0)
+        return live;
     sqlite3_stmt *s = store_stmt(&st->w,
         "INSERT INTO messages(vehicleid, code, payload, received, paranoid, ptoken, origin, seq) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(vehicleid, code) DO UPDATE SET "
@@ -285,6 +332,9 @@ static int op_msg_put(ovms_store_t *st, ovms_store_req_t *req)
 
 static int op_ptoken_set(ovms_store_t *st, ovms_store_req_t *req)
 {
+    int live = vehicle_current(st, req, ARG(0));
+    if (live < 0)
+        return live;
     sqlite3_stmt *s = store_stmt(&st->w,
         "UPDATE vehicles SET ptoken = ?1, ptoken_changed = ?2, ptoken_origin = ?3, "
         "ptoken_seq = ?4 WHERE vehicleid = ?5 AND deleted = 0");
@@ -303,6 +353,9 @@ static int op_ptoken_set(ovms_store_t *st, ovms_store_req_t *req)
 
 static int op_hist_put(ovms_store_t *st, ovms_store_req_t *req)
 {
+    int live = vehicle_current(st, req, ARG(0));
+    if (live < 0)
+        return live;
     sqlite3_stmt *s = store_stmt(&st->w,
         "INSERT INTO history(vehicleid, type, recno, ts, korigin, expires, data, origin, seq) "
         "VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7, ?8) "
@@ -324,6 +377,9 @@ static int op_hist_put(ovms_store_t *st, ovms_store_req_t *req)
 
 static int op_util_add(ovms_store_t *st, ovms_store_req_t *req)
 {
+    int live = vehicle_current(st, req, ARG(0));
+    if (live < 0)
+        return live;
     int64_t day = req->i[0] - (req->i[0] % 86400);
     for (int k = 0; k < 4; k++) {
         sqlite3_stmt *s = store_stmt(&st->w,
@@ -352,6 +408,9 @@ static int op_util_add(ovms_store_t *st, ovms_store_req_t *req)
 
 static int op_pushsub_put(ovms_store_t *st, ovms_store_req_t *req)
 {
+    int live = vehicle_current(st, req, ARG(0));
+    if (live < 0)
+        return live;
     sqlite3_stmt *s = store_stmt(&st->w,
         "INSERT INTO pushsubs(owner, vehicleid, appid, pushtype, keytype, keyvalue, created) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(owner, vehicleid, appid) DO UPDATE SET "

@@ -670,3 +670,121 @@ Test(storage, closed_store_refuses)
     ovms_store_req_cleanup(&req);
     ovms_store_close(st);
 }
+
+/* ---- vehicles removed and changed ------------------------------------------------- */
+
+typedef struct changes_seen {
+    pthread_mutex_t mu;
+    char ids[16][33];
+    int n;
+} changes_seen_t;
+
+static void note_change(void *ctx, const char *id)
+{
+    changes_seen_t *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    if (c->n < 16)
+        snprintf(c->ids[c->n++], sizeof c->ids[0], "%s", id);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int seen(changes_seen_t *c, const char *id)
+{
+    int found = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->n; i++)
+        found |= !strcmp(c->ids[i], id);
+    c->n = 0;
+    pthread_mutex_unlock(&c->mu);
+    return found;
+}
+
+static int64_t count_rows(const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    int64_t n = -1;
+    sqlite3_open(path, &db);
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/* A removed vehicle's data goes with it, and writes made for the old
+ * vehicle (still in flight when it was removed and added again) are
+ * refused instead of landing in the new one. */
+Test(storage, removal_takes_the_data_and_old_writes_are_refused)
+{
+    ovms_store_req_t req;
+    ovms_vehicle_t v;
+    changes_seen_t changes = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    make_path();
+    ovms_store_config_t cfg = { .path = path, .node_id = "N1", .poll_ms = 50,
+                                .vehicle_changed = note_change, .ctx = &changes };
+    ovms_store_t *st;
+    cr_assert_eq(ovms_store_open(&st, &cfg, NULL, 0), 0);
+    ovms_store_req_init(&req);
+    add_vehicle(st, "CAR", "PW");
+    cr_assert_eq(ovms_store_vehicle_get(st, "CAR", &v), 0);
+    int64_t first = v.created;
+    RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "CAR", 'S', "80,K", 4, 0, "", 100));
+    RUN_OK(st, &req, ovms_store_prep_ptoken_set(&req, "CAR", "tok", 100));
+    RUN_OK(st, &req, ovms_store_prep_hist_put(&req, "CAR", "*-LOG-Trip", 1, 100, 1L << 40, "x", 1));
+    RUN_OK(st, &req, ovms_store_prep_pushsub_put(&req, v.owner, "CAR", "app", "mail", "", "a@b"));
+    RUN_OK(st, &req, ovms_store_prep_prov_put(&req, "VIN1", "CAR", "t", "d", "r"));
+    cr_assert_not(seen(&changes, "CAR"), "adding a vehicle is no change of identity");
+
+    RUN_OK(st, &req, ovms_store_prep_vehicle_remove(&req, "CAR"));
+    cr_assert_eq(req.value, 4, "data rows removed: %lld", (long long)req.value);
+    cr_assert(seen(&changes, "CAR"), "removal not reported");
+    cr_assert_eq(count_rows("SELECT count(*) FROM messages"), 0);
+    cr_assert_eq(count_rows("SELECT count(*) FROM history"), 0);
+    cr_assert_eq(count_rows("SELECT count(*) FROM pushsubs"), 0);
+    cr_assert_eq(count_rows("SELECT count(*) FROM provisioning"), 0);
+    cr_assert_eq(count_rows("SELECT count(*) FROM vehicles WHERE deleted = 1"), 1, "no tombstone");
+
+    /* a write for the removed vehicle is refused */
+    ovms_store_prep_msg_put(&req, "CAR", 'D', "1", 1, 0, "", 101);
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);
+
+    /* added again (in the same second): a new incarnation */
+    add_vehicle(st, "CAR", "NEWPW");
+    cr_assert_eq(ovms_store_vehicle_get(st, "CAR", &v), 0);
+    cr_assert_gt(v.created, first, "the new vehicle is not a new incarnation");
+    cr_assert_str_eq(v.ptoken, "");
+    ovms_store_prep_msg_put(&req, "CAR", 'S', "old car", 7, 0, "", 102);
+    ovms_store_req_incarnation(&req, first);
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND, "a write of the old incarnation landed");
+    ovms_store_prep_hist_put(&req, "CAR", "*-LOG-Trip", 2, 102, 1L << 40, "old", 3);
+    ovms_store_req_incarnation(&req, first);
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);
+    ovms_store_prep_msg_put(&req, "CAR", 'S', "new car", 7, 0, "", 103);
+    ovms_store_req_incarnation(&req, v.created);
+    cr_assert_eq(run(st, &req), 0);
+    RUN_OK(st, &req, ovms_store_prep_msg_list(&req, "CAR"));
+    cr_assert_eq(req.rows.nrows, 1);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 1), "new car");
+
+    /* identity changes are reported; other changes are not */
+    RUN_OK(st, &req, ovms_store_prep_vehicle_put(&req, "CAR", NULL, NULL, "TR", NULL, OVMS_STORE_UPDATE));
+    cr_assert_not(seen(&changes, "CAR"), "a type change is not a change of identity");
+    RUN_OK(st, &req, ovms_store_prep_vehicle_put(&req, "CAR", NULL, "PW3", NULL, NULL, OVMS_STORE_UPDATE));
+    cr_assert(seen(&changes, "CAR"), "password change not reported");
+    RUN_OK(st, &req, ovms_store_prep_vehicle_put(&req, "CAR", NULL, NULL, NULL, "N2", OVMS_STORE_UPDATE));
+    cr_assert(seen(&changes, "CAR"), "scope change not reported");
+    ovms_store_req_cleanup(&req);
+
+    /* ... also when another process makes them */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s --db %s vehicle remove CAR >/dev/null", OVMS_ADMIN_BIN, path);
+    cr_assert_eq(system(cmd), 0);
+    int reported = 0;
+    for (int i = 0; i < 100 && !reported; i++) {
+        usleep(20000);
+        reported = seen(&changes, "CAR");
+    }
+    cr_assert(reported, "a removal by another process was not reported");
+    ovms_store_close(st);
+}
