@@ -68,6 +68,7 @@ vehicle_t *hub_get(worker_t *w, const char *id, uint64_t identity)
     v->incarnation = rec.created;
     link_init(&v->clients);
     link_init(&v->waiting);
+    link_init(&v->dlink);
     if (rec.ptoken[0])
         v->ptoken = strdup(rec.ptoken);
     v->last_update = rec.created;
@@ -113,6 +114,7 @@ static int util_pending(const vehicle_t *v)
 
 static void free_vehicle(vehicle_t *v)
 {
+    link_del(&v->dlink);
     free(v->ptoken);
     drop_cache(v);
     free_msgs(v->dirty, v->ndirty);
@@ -150,6 +152,7 @@ static void hub_retire(vehicle_t *v, const char *why)
     free_msgs(v->dirty, v->ndirty);
     v->dirty = NULL;
     v->ndirty = v->dirty_cap = 0;
+    link_del(&v->dlink);
     memset(v->util, 0, sizeof v->util);
     LOG_INFO(NULL, "%s: %s: closing its connections", v->id, why);
     if (v->car)
@@ -295,11 +298,68 @@ static void submit_dirty(vehicle_t *v)
     int n = v->ndirty;
     v->dirty = NULL;
     v->ndirty = v->dirty_cap = 0;
+    link_del(&v->dlink);
     v->last_msg_write = uv_now(&v->w->loop);
     for (int i = 0; i < n; i++)
         submit_message(v, dirty[i].code, dirty[i].payload, dirty[i].len, dirty[i].paranoid,
                        dirty[i].ptoken, dirty[i].received);
     free_msgs(dirty, n);
+}
+
+/* ---- the due list ------------------------------------------------------------------------- *
+ * Vehicles whose held messages wait for their write interval, ordered by
+ * when it ends (last write + interval), with one timer for the head. A
+ * vehicle due while its previous write is still in flight leaves the list
+ * and is written as soon as that write completes. So a held message is
+ * durable at most one interval (plus a commit) after it arrived, and with
+ * an interval of 0 right after the write before it. */
+
+static uint64_t due_at(const vehicle_t *v)
+{
+    return v->last_msg_write + (uint64_t)v->w->cfg->message_interval_ms;
+}
+
+static void on_due_timer(uv_timer_t *t)
+{
+    hub_write_due(t->data);
+}
+
+static void arm_due_timer(worker_t *w)
+{
+    if (link_empty(&w->due) || w->stopping) {
+        uv_timer_stop(&w->due_timer);
+        return;
+    }
+    uint64_t at = due_at(container_of(w->due.next, vehicle_t, dlink)), now = uv_now(&w->loop);
+    uv_timer_start(&w->due_timer, on_due_timer, at > now ? at - now : 0, 0);
+}
+
+static void due_insert(vehicle_t *v)
+{
+    worker_t *w = v->w;
+    link_t *pos = w->due.prev;
+    if (!link_empty(&v->dlink))
+        return;
+    /* usually the latest: walk back from the tail */
+    while (pos != &w->due && due_at(container_of(pos, vehicle_t, dlink)) > due_at(v))
+        pos = pos->prev;
+    link_add(pos->next, &v->dlink);
+    if (w->due.next == &v->dlink)
+        arm_due_timer(w);
+}
+
+void hub_write_due(worker_t *w)
+{
+    uint64_t now = uv_now(&w->loop);
+    while (!link_empty(&w->due)) {
+        vehicle_t *v = container_of(w->due.next, vehicle_t, dlink);
+        if (due_at(v) > now)
+            break;
+        link_del(&v->dlink);
+        if (v->msg_writes == 0)
+            submit_dirty(v);          /* else msg_written submits it */
+    }
+    arm_due_timer(w);
 }
 
 static void msg_written(sreq_t *r)
@@ -308,7 +368,8 @@ static void msg_written(sreq_t *r)
     if (r->req.status < 0 && !(r->req.status == OVMS_ENOTFOUND && v->retired))
         LOG_ERROR(NULL, "%s: stored message not written: %s", v->id, ovms_strerror(r->req.status));
     v->msg_writes--;
-    /* what came meanwhile waits for the sweep (the write interval) */
+    if (v->msg_writes == 0 && v->ndirty && due_at(v) <= uv_now(&v->w->loop))
+        submit_dirty(v);              /* what came meanwhile, now that it is due */
 }
 
 /* Keep the newest message of its code for the next write. */
@@ -342,11 +403,12 @@ static void hold_message(vehicle_t *v, char code, const char *payload, size_t le
     v->dirty[i].paranoid = (uint8_t)paranoid;
     snprintf(v->dirty[i].ptoken, sizeof v->dirty[i].ptoken, "%s", ptoken);
     v->dirty[i].received = when;
+    due_insert(v);
 }
 
 /* The first message after a quiet spell is written at once; within the
- * write interval later ones are held, newest per code, and written by the
- * sweep. A flood of car messages therefore costs at most one write per
+ * write interval later ones are held, newest per code, and written when
+ * the interval ends (the due list). A flood of car messages therefore costs at most one write per
  * vehicle and code per interval. (History, H and h, is never held.) */
 void hub_store_message(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
                        int64_t when)
@@ -530,8 +592,6 @@ void hub_count(vehicle_t *v, int slot, size_t bytes)
 
 void hub_flush_all(worker_t *w, int all)
 {
-    uint64_t now = uv_now(&w->loop);
-    uint64_t interval = (uint64_t)w->cfg->message_interval_ms;
     int util_due = all || worker_now(w) - w->last_util_flush >= (uint32_t)w->cfg->util_flush;
 
     if (util_due)
@@ -542,7 +602,7 @@ void hub_flush_all(worker_t *w, int all)
             continue;
         if (util_due)
             hub_flush_util(v);
-        if (v->ndirty && v->msg_writes == 0 && (all || now - v->last_msg_write >= interval))
+        if (all && v->ndirty && v->msg_writes == 0)
             submit_dirty(v);
         if (v->refs == 0 && !util_pending(v) && !v->ndirty) {
             free_vehicle(v);         /* a retired entry: the table shifted, look again here */

@@ -261,6 +261,8 @@ struct worker {
     uv_async_t wake;
     uv_check_t flusher;
     uv_timer_t sweep;
+    uv_timer_t due_timer;    /* the due list's head: held stored messages to write */
+    link_t due;              /* vehicles with held messages, by when they are due */
     pthread_mutex_t mail_mu;
     mail_t *mail_head, *mail_tail;
     int mail_closed;         /* under mail_mu: the worker takes no more mail */
@@ -372,6 +374,7 @@ struct vehicle {
     int ndirty, dirty_cap;
     int msg_writes;
     uint64_t last_msg_write;     /* worker clock, ms */
+    link_t dlink;            /* on the worker's due list while messages are held */
     /* utilisation not yet written */
     int64_t util[4];         /* car_rx car_tx app_rx app_tx */
     int64_t util_day;
@@ -405,9 +408,11 @@ void conn_hist_begin(conn_t *c);
 void conn_hist_end(conn_t *c);
 void hub_count(vehicle_t *v, int slot, size_t bytes);   /* utilisation */
 void hub_flush_util(vehicle_t *v);
-/* Periodic and final writes: utilisation, and stored messages held back
- * by the write interval (all of them when `all`). */
+/* Periodic and final writes: utilisation, and (when `all`, at stop) every
+ * stored message still held back by the write interval. */
 void hub_flush_all(worker_t *w, int all);
+/* The due timer: write the held messages whose interval has passed. */
+void hub_write_due(worker_t *w);
 enum { UTIL_CAR_RX, UTIL_CAR_TX, UTIL_APP_RX, UTIL_APP_TX };
 
 /* ---- messages (car.c, client.c, commands.c, groups.c, push.c) --------------------------------- */

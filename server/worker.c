@@ -342,6 +342,7 @@ static void begin_stop(worker_t *w)
         uv_close((uv_handle_t *)&w->listeners[i], NULL);
     uv_timer_stop(&w->sweep);
     uv_close((uv_handle_t *)&w->sweep, NULL);
+    uv_close((uv_handle_t *)&w->due_timer, NULL);
     conn_flush_all(w);
     link_each(pos, &w->conns)
         conn_close(container_of(pos, conn_t, wlink), "server shutting down");
@@ -381,6 +382,9 @@ int worker_init(worker_t *w)
     uv_timer_init(&w->loop, &w->sweep);
     w->sweep.data = w;
     uv_timer_start(&w->sweep, on_sweep, 1000, 1000);
+    uv_timer_init(&w->loop, &w->due_timer);
+    w->due_timer.data = w;
+    link_init(&w->due);
     w->last_util_flush = worker_now(w);
     for (int i = 0; i < w->nlisteners; i++) {
         uv_tcp_init(&w->loop, &w->listeners[i]);

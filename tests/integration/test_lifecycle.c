@@ -340,3 +340,49 @@ Test(lifecycle, repeated_events_are_summed_up_and_contents_kept_out, .timeout = 
     cr_assert(node_log_has(&node, "push alert A"), "the notification was not logged at all");
     cr_assert_not(node_log_has(&node, "secret words"), "a notification's text is in the log");
 }
+
+/* ---- what a kill -9 may lose ---------------------------------------------------------- */
+
+/* A burst of S messages; the app sees the last relayed; `wait_ms` later
+ * the node is killed. The replay after the restart must show that last
+ * one: with --message-interval-ms 0 "durable promptly", otherwise at most
+ * one interval later. */
+static void burst_then_kill(int interval_ms, int wait_ms, int rounds)
+{
+    client_t car, app;
+    char extra[64];
+    snprintf(extra, sizeof extra, "--message-interval-ms %d", interval_ms);
+    node_prepare(&node);
+    for (int round = 0; round < rounds; round++) {
+        char last[64];
+        node_start(&node, "%s", extra);
+        client_login_ok(&car, node.port, 'C', "TESTCAR", PW);
+        client_login_ok(&app, node.port, 'A', "TESTCAR", PW);
+        for (int i = 0; i < 50; i++)
+            client_sendf(&car, "S%d.%d,K,220", round, i);
+        snprintf(last, sizeof last, "S%d.49,K,220", round);
+        cr_assert(client_expect(&app, last, 5000), "the last message was not relayed");
+        usleep((useconds_t)wait_ms * 1000);
+        node_kill9(&node);
+        client_close(&car);
+        client_close(&app);
+        node_start(&node, "%s", extra);
+        cr_assert_eq(client_login(&app, node.port, 'A', "TESTCAR", PW), 0);
+        cr_assert_str_eq(client_recv(&app, 3000), "Z0");
+        const char *m = client_recv(&app, 3000);
+        cr_assert(m && !strcmp(m, last), "round %d (interval %d ms): kill -9 %d ms after the relay "
+                  "lost %s; the replay has %s", round, interval_ms, wait_ms, last, m ? m : "nothing");
+        client_close(&app);
+        cr_assert_eq(node_stop(&node), 0);
+    }
+}
+
+Test(lifecycle, a_relayed_message_is_durable_promptly_with_interval_0, .timeout = 60)
+{
+    burst_then_kill(0, 150, 3);
+}
+
+Test(lifecycle, a_relayed_message_is_durable_within_one_interval, .timeout = 60)
+{
+    burst_then_kill(1000, 1250, 2);
+}
