@@ -25,6 +25,7 @@
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
+#define SHORT_CARPASS 8          /* shorter car passwords get a warning */
 
 static const char USAGE[] =
     "usage: ovms-admin --db PATH [--json] [--node ID] COMMAND ...\n"
@@ -315,6 +316,11 @@ static int vehicle_cmd(cli_t *c)
         const char *pw = !strcmp(sub, "set-password") && c->argc > 3 ? c->argv[3] : c->password;
         if ((add || !strcmp(sub, "set-password")) && !pw)
             return usage_error("vehicle %s needs the car password (--password PW)", sub);
+        if (pw && !*pw)
+            return fail("the car password may not be empty: anyone could log in as the car");
+        if (pw && strlen(pw) < SHORT_CARPASS)
+            fprintf(stderr, "ovms-admin: warning: a car password of %zu characters is easy to guess; "
+                            "use at least %d (at most 64)\n", strlen(pw), SHORT_CARPASS);
         rc = ovms_store_prep_vehicle_put(&req, id, c->owner, pw, c->type, c->server,
                                          add ? OVMS_STORE_CREATE : OVMS_STORE_UPDATE);
         if (rc == OVMS_EINVAL)

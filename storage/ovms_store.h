@@ -194,7 +194,8 @@ int ovms_store_prep_owner_put(ovms_store_req_t *req, const char *name, const cha
                               const char *pwhash, int64_t status, int flags);
 int ovms_store_prep_owner_remove(ovms_store_req_t *req, const char *name);
 /* Vehicle by id. owner NULL on create: a new owner named after the vehicle.
- * NULL strings leave fields unchanged on update. value: the owner id. */
+ * NULL strings leave fields unchanged on update. value: the owner id.
+ * OVMS_EINVAL for an empty car password (or one with spaces or commas). */
 int ovms_store_prep_vehicle_put(ovms_store_req_t *req, const char *id, const char *owner,
                                 const char *carpass, const char *vtype, const char *v_server,
                                 int flags);

@@ -80,8 +80,9 @@ int ovms_store_prep_vehicle_put(ovms_store_req_t *req, const char *id, const cha
                                 int flags)
 {
     char key[33];
+    /* an empty car password would let anyone log in as the car */
     if (vehicle_key(id, key) < 0 || plain_field(owner, 64) || plain_field(carpass, 64) ||
-        plain_field(vtype, 16) || (carpass && strchr(carpass, ' ')))
+        plain_field(vtype, 16) || (carpass && (!*carpass || strchr(carpass, ' '))))
         return OVMS_EINVAL;
     if (v_server && strcmp(v_server, "*") != 0 && ovms_serverid_check(ovms_str_c(v_server)) < 0)
         return OVMS_EINVAL;

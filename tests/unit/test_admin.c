@@ -115,3 +115,28 @@ Test(admin, errors_are_clear)
     cr_assert_eq(admin(out, sizeof out, "vehicle list"), 1);
     cr_assert(strstr(out, "not a usable SQLite database"), "%s", out);
 }
+
+/* An empty car password would let anyone log in as the car: refused.
+ * Short ones work, with a warning. */
+Test(admin, empty_car_passwords_are_refused_and_short_ones_warned)
+{
+    char out[8192];
+    fresh_db();
+    cr_assert_eq(admin(out, sizeof out, "vehicle add CAR --password ''"), 1, "%s", out);
+    cr_assert(strstr(out, "may not be empty"), "%s", out);
+    cr_assert_eq(admin(out, sizeof out, "vehicle list --json"), 0);
+    cr_assert_str_eq(out, "[]\n", "the vehicle was added anyway: %s", out);
+    cr_assert_eq(admin(out, sizeof out, "vehicle add CAR --password abc"), 0, "%s", out);
+    cr_assert(strstr(out, "warning: a car password of 3 characters is easy to guess"), "%s", out);
+    cr_assert_eq(admin(out, sizeof out, "vehicle set-password CAR ''"), 1, "%s", out);
+    cr_assert(strstr(out, "may not be empty"), "%s", out);
+    cr_assert_eq(admin(out, sizeof out, "vehicle set-password CAR longenough"), 0, "%s", out);
+    cr_assert_null(strstr(out, "warning"), "%s", out);
+
+    /* and at the storage API, for any other tool */
+    ovms_store_req_t req;
+    ovms_store_req_init(&req);
+    cr_assert_eq(ovms_store_prep_vehicle_put(&req, "CAR2", NULL, "", NULL, NULL, OVMS_STORE_CREATE),
+                 OVMS_EINVAL);
+    ovms_store_req_cleanup(&req);
+}
