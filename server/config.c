@@ -46,9 +46,19 @@ static const key_t_ KEYS[] = {
     { "timeouts", "ping_interval", K_INT, F(ping_interval), 1, 86400, 1 },
     { "timeouts", "util_flush", K_INT, F(util_flush), 1, 3600, 1 },
     { "timeouts", "expire_interval", K_INT, F(expire_interval), 1, 86400, 0 },
+    { "timeouts", "welcome_under_pressure", K_INT, F(welcome_under_pressure), 1, 86400, 1 },
     { "limits", "max_connections", K_INT, F(max_connections), 1, 1000000, 1 },
     { "limits", "output_limit", K_SIZE, F(output_limit), 4096, 1L << 30, 1 },
     { "limits", "max_pending_commands", K_INT, F(max_pending_commands), 1, 10000, 1 },
+    { "limits", "max_unauthenticated", K_INT, F(max_unauth), 1, 1000000, 1 },
+    { "limits", "max_unauthenticated_per_address", K_INT, F(max_unauth_per_address), 1, 1000000, 1 },
+    { "security", "login_penalty", K_INT, F(login_penalty), 0, 3600, 1 },
+    { "security", "login_penalty_threshold", K_INT, F(login_penalty_threshold), 0, 86400, 1 },
+    { "security", "login_penalty_max", K_INT, F(login_penalty_max), 1, 86400, 1 },
+    { "security", "vehicle_login_penalty", K_INT, F(vehicle_penalty), 0, 3600, 1 },
+    { "security", "vehicle_login_penalty_threshold", K_INT, F(vehicle_penalty_threshold), 0, 86400, 1 },
+    { "security", "token_replay", K_INT, F(token_replay), 0, 1, 1 },
+    { "security", "token_memory", K_INT, F(token_memory), 1024, 16777216, 0 },
     { "push", "notification_days", K_INT, F(notification_days), 1, 3650, 1 },
     { "log", "level", K_LEVEL, F(log_level), 0, 0, 1 },
 };
@@ -76,6 +86,16 @@ static const char USAGE[] =
     "  --max-connections N       refuse connections beyond this\n"
     "  --output-limit BYTES      close a connection whose unsent output exceeds this\n"
     "  --max-pending-commands N  per car\n"
+    "  --max-unauthenticated N, --max-unauthenticated-per-address N\n"
+    "                            connections that have not logged in yet (1024; 64 per address)\n"
+    "  --welcome-under-pressure N  welcome timeout past half of those, seconds (5)\n"
+    "  --login-penalty N --login-penalty-threshold N --login-penalty-max N\n"
+    "                            seconds per failed login; an address over the threshold is\n"
+    "                            refused (3, 15, 600)\n"
+    "  --vehicle-login-penalty N --vehicle-login-penalty-threshold N\n"
+    "                            the same per vehicle, for addresses it does not know (3, 60)\n"
+    "  --token-replay 0|1        refuse a client token a vehicle has seen before (1)\n"
+    "  --token-memory N          client tokens remembered (262144)\n"
     "  --notification-days N     how long push notifications are kept in history\n"
     "  --level error|warn|info|debug   log level (also --log-level)\n"
     "  --help, --version\n"
@@ -97,6 +117,16 @@ static void defaults(ovms_config_t *cfg)
     cfg->max_connections = 19000;
     cfg->output_limit = 1 << 20;
     cfg->max_pending_commands = 64;
+    cfg->max_unauth = 1024;
+    cfg->max_unauth_per_address = 64;
+    cfg->welcome_under_pressure = 5;
+    cfg->login_penalty = 3;
+    cfg->login_penalty_threshold = 15;
+    cfg->login_penalty_max = 600;
+    cfg->vehicle_penalty = 3;
+    cfg->vehicle_penalty_threshold = 60;
+    cfg->token_replay = 1;
+    cfg->token_memory = 262144;
     cfg->notification_days = 30;
     cfg->log_level = OVMS_LOG_INFO;
 }

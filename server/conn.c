@@ -56,8 +56,10 @@ const char *conn_vehicle_id(const conn_t *c)
     return "-";
 }
 
-static void read_peer(conn_t *c)
+void conn_read_peer(conn_t *c)
 {
+    if (c->peer.family)
+        return;
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
@@ -134,6 +136,13 @@ static void log_close(conn_t *c, const char *why)
                     "closed: %s", why);
 }
 
+void conn_authenticated(conn_t *c)
+{
+    if (c->flags & CF_UNAUTH)
+        guard_release(c->w->srv->guard, &c->peer, (c->flags & CF_ADDR_COUNT) != 0);
+    c->flags &= (uint16_t)~(CF_UNAUTH | CF_ADDR_COUNT);
+}
+
 void conn_close(conn_t *c, const char *why)
 {
     worker_t *w = c->w;
@@ -142,6 +151,7 @@ void conn_close(conn_t *c, const char *why)
         return;
     int was_counted = c->state != 0 && !(c->flags & CF_MOVED);
     c->state = CS_CLOSING;
+    conn_authenticated(c);
     if (why && !(c->flags & CF_MOVED))
         log_close(c, why);
     if (c->vehicle)
@@ -256,8 +266,7 @@ static void stop_reading(conn_t *c)
 
 int conn_start(conn_t *c)
 {
-    if (!c->peer.family)
-        read_peer(c);
+    conn_read_peer(c);
     link_add(&c->w->conns, &c->wlink);
     c->w->nconns++;
     LOG_DEBUG(c, "connected");
@@ -272,8 +281,7 @@ int conn_start_accepted(conn_t *c)
     uv_os_fd_t fd;
     ssize_t n = -1;
 
-    if (!c->peer.family)
-        read_peer(c);
+    conn_read_peer(c);
     link_add(&c->w->conns, &c->wlink);
     c->w->nconns++;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)

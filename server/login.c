@@ -82,6 +82,8 @@ static void begin_move(conn_t *c, const ovms_vehicle_t *rec)
     c->tls = NULL;
     c->moving = ho;
     c->state = CS_MOVING;
+    conn_authenticated(c);
+    guard_success(c->w->srv->guard, &c->peer, rec->id);
 }
 
 /* Join the vehicle's hub entry on this (its home) worker and go live. */
@@ -206,33 +208,53 @@ static int in_scope(server_t *srv, const ovms_vehicle_t *v)
     return !strcmp(v->v_server, "*") || !strcasecmp(v->v_server, ovms_store_node_id(srv->store));
 }
 
+/* A failed login: the address (and the vehicle, when there is one) pays
+ * for it (guard.c), the log says so a few times a minute, and the
+ * connection closes without a reply, as cars expect. */
+static void refuse(conn_t *c, const char *vehicle, const char *why)
+{
+    char addr[64];
+    guard_failure(c->w->srv->guard, c->w->cfg, &c->peer, vehicle);
+    log_limited(OVMS_LOG_WARN, c, why, peer_addr_text(&c->peer, addr, sizeof addr), "%s%s%s", why,
+                vehicle ? " for " : "", vehicle ? vehicle : "");
+    c->role = 0;
+    conn_close(c, why);
+}
+
 static void scheme0(conn_t *c, const ovms_welcome_t *wl)
 {
     server_t *srv = c->w->srv;
+    guard_t *guard = srv->guard;
     ovms_vehicle_t v;
     char id[33], client_token[65], server_token[OVMS_TOKEN_LEN + 1];
     char digest[OVMS_DIGEST_B64_LEN + 1], line[128];
 
     if (ovms_vehicleid_normalize(wl->vehicle, id, sizeof id) < 0 ||
         ovms_store_vehicle_get(srv->store, id, &v) < 0 || !in_scope(srv, &v)) {
-        conn_close(c, "login for an unknown vehicle");
+        refuse(c, NULL, "login for an unknown vehicle");
         return;
     }
     if (wl->token.len >= sizeof client_token) {
         conn_close(c, "client token too long");
         return;
     }
+    if (!guard_vehicle_allows(guard, c->w->cfg, &c->peer, id)) {
+        refuse(c, id, "vehicle under a password-guessing attack: refused from an unknown address");
+        return;
+    }
     ovms_str_copy(wl->token, client_token, sizeof client_token);
     c->role = wl->role;
     if (ovms_digest_check(v.carpass, strlen(v.carpass), wl->token.ptr, wl->token.len,
                           wl->digest.ptr, wl->digest.len) < 0) {
-        char addr[64];
-        log_limited(OVMS_LOG_WARN, c, "authentication failed", peer_addr_text(&c->peer, addr, sizeof addr),
-                    "authentication failed for %s", id);
         if (c->role == 'C')
             auth_alert(c, id, 1);
-        c->role = 0;
-        conn_close(c, "bad digest");
+        refuse(c, id, "authentication failed");
+        return;
+    }
+    /* no real client reuses a token: a second use is a recorded welcome
+     * played back (protocol-notes.md) */
+    if (c->w->cfg->token_replay && !guard_token_fresh(guard, id, client_token)) {
+        refuse(c, id, "replayed welcome (client token used before)");
         return;
     }
     if (c->role == 'C')
@@ -265,6 +287,7 @@ typedef struct pw_work {
     char password[129];
     char vehicle[33];
     int ok;
+    int unknown;             /* no such owner: checked against a dummy hash all the same */
 } pw_work_t;
 
 static void pw_check(uv_work_t *req)
@@ -299,8 +322,8 @@ static void pw_checked(uv_work_t *req, int status)
 
     c->flags &= (uint16_t)~CF_BUSY;
     if (c->state != CS_CLOSING) {
-        if (status < 0 || !pw->ok) {
-            conn_close(c, "scheme 1 login: wrong password");
+        if (status < 0 || !pw->ok || pw->unknown) {
+            refuse(c, NULL, "scheme 1 login: unknown owner or wrong password");
         } else if (ovms_store_owner_vehicles(srv->store, pw->owner.id, ids, sizeof ids) < 0 ||
                    pick_vehicle(pw->vehicle, ids, vehicle, sizeof vehicle) < 0 ||
                    ovms_store_vehicle_get(srv->store, vehicle, &v) < 0 || !in_scope(srv, &v)) {
@@ -336,10 +359,11 @@ static void scheme1(conn_t *c, const ovms_welcome_t *wl)
         conn_close(c, "out of memory");
         return;
     }
+    /* an unknown owner costs the same PBKDF2 as a wrong password, so the
+     * time to the close does not tell which owner names exist */
     if (ovms_store_owner_get(srv->store, user, &pw->owner) < 0 || !pw->owner.pwhash[0]) {
-        free(pw);
-        conn_close(c, "scheme 1 login: unknown owner");
-        return;
+        pw->unknown = 1;
+        snprintf(pw->owner.pwhash, sizeof pw->owner.pwhash, "%s", srv->dummy_hash);
     }
     ovms_str_copy(wl->digest, pw->password, sizeof pw->password);
     if (ovms_str_eq(wl->vehicle, "*"))

@@ -49,6 +49,16 @@ typedef struct ovms_config {
     int max_connections;
     size_t output_limit;             /* bytes queued for one connection */
     int max_pending_commands;        /* per car */
+    int max_unauth;                  /* unauthenticated connections, in total */
+    int max_unauth_per_address;      /* ... from one source address */
+    int welcome_under_pressure;      /* welcome timeout past half of max_unauth, seconds */
+    /* failed logins (guard.c): seconds of penalty per failure, and above
+     * how many seconds an address (or a vehicle, for addresses it does not
+     * know) is refused */
+    int login_penalty, login_penalty_threshold, login_penalty_max;
+    int vehicle_penalty, vehicle_penalty_threshold;
+    int token_replay;                /* 1: refuse a client token seen before for the vehicle */
+    int token_memory;                /* tokens remembered */
     int notification_days;           /* *-Log-Notification lifetime */
     ovms_log_level_t log_level;
 } ovms_config_t;

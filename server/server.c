@@ -233,6 +233,14 @@ static int server_run(ovms_config_t *cfg)
         tls_free(&srv);
         return 1;
     }
+    if (!(srv.guard = guard_new((size_t)cfg->token_memory)) ||
+        ovms_password_hash("a password no owner has", srv.dummy_hash, sizeof srv.dummy_hash) < 0) {
+        LOG_ERROR(NULL, "out of memory");
+        guard_free(srv.guard);
+        ovms_store_close(srv.store);
+        tls_free(&srv);
+        return 1;
+    }
     srv.nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (srv.nworkers < 1)
         srv.nworkers = 1;
@@ -304,6 +312,7 @@ static int server_run(ovms_config_t *cfg)
     ovms_store_close(srv.store);
     free(srv.workers);
     free(srv.auth_failed);
+    guard_free(srv.guard);
     tls_free(&srv);
     LOG_INFO(NULL, "stopped");
     return rc < 0 ? 1 : rc;

@@ -30,6 +30,7 @@ typedef struct worker worker_t;
 typedef struct conn conn_t;
 typedef struct vehicle vehicle_t;
 typedef struct tls_conn tls_conn_t;
+typedef struct guard guard_t;
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -185,6 +186,8 @@ enum conn_state {
 #define CF_MOVED      0x40   /* handed to another worker: this object only closes */
 #define CF_KILL       0x80   /* over its output limit: close at the next flush */
 #define CF_THROTTLED  0x100  /* too many history writes pending: not reading */
+#define CF_UNAUTH     0x200  /* counted as unauthenticated (guard) */
+#define CF_ADDR_COUNT 0x400  /* ... and against its address */
 
 /* A car may have this many history records waiting for the disk before the
  * server stops reading from it (and resumes below half). */
@@ -224,6 +227,10 @@ int conn_start(conn_t *c);
 /* The same for a fresh accept: reads what already arrived first. */
 int conn_start_accepted(conn_t *c);
 void conn_close(conn_t *c, const char *why);
+/* Its address from the socket (once). */
+void conn_read_peer(conn_t *c);
+/* It logged in (or is going): no longer counted as unauthenticated. */
+void conn_authenticated(conn_t *c);
 void conn_ref(conn_t *c);
 void conn_unref(conn_t *c);
 /* Queue a message (code + payload) for the client, encrypted with its session. */
@@ -299,6 +306,32 @@ sreq_t *sreq_new(worker_t *w, conn_t *c, vehicle_t *v, sreq_cb done);
 int sreq_submit(sreq_t *r);
 void sreq_free(sreq_t *r);
 
+/* ---- admission control (guard.c) ------------------------------------------------------------ */
+
+enum { GUARD_OK = 0, GUARD_PENALIZED, GUARD_ADDRESS_FULL, GUARD_TOTAL_FULL };
+
+guard_t *guard_new(size_t token_memory);
+void guard_free(guard_t *g);
+/* A new connection: GUARD_OK (and counted as unauthenticated; *counted
+ * says whether against its address too), or why it must be closed. */
+int guard_accept(guard_t *g, const ovms_config_t *cfg, const peer_t *p, int *counted);
+/* It left the unauthenticated state (logged in, or closed). */
+void guard_release(guard_t *g, const peer_t *p, int counted);
+/* Welcomes time out sooner while this holds. */
+int guard_under_pressure(guard_t *g, const ovms_config_t *cfg);
+/* A failed login from p (for vehicle, or NULL when none is known). */
+void guard_failure(guard_t *g, const ovms_config_t *cfg, const peer_t *p, const char *vehicle);
+void guard_success(guard_t *g, const peer_t *p, const char *vehicle);
+/* 0 when the vehicle is being guessed at and p never logged in to it. */
+int guard_vehicle_allows(guard_t *g, const ovms_config_t *cfg, const peer_t *p, const char *vehicle);
+/* Remembers the token; 0 when it was used for this vehicle before. */
+int guard_token_fresh(guard_t *g, const char *vehicle, const char *token);
+typedef struct guard_stats {
+    int64_t unauthenticated, refused_penalty, refused_address, refused_total, refused_vehicle,
+        replays;
+} guard_stats_t;
+void guard_stats(guard_t *g, guard_stats_t *out);
+
 /* ---- the node (server.c) ------------------------------------------------------------------- */
 
 struct server {
@@ -312,6 +345,8 @@ struct server {
     int64_t refused;                 /* atomic */
     uint64_t last_refusal_log;
     void *tls_ctx;                   /* SSL_CTX, when TLS listeners are configured */
+    guard_t *guard;
+    char dummy_hash[129];            /* checked for unknown owners, so they take as long */
     /* vehicles whose car failed to authenticate (for the success alert) */
     pthread_mutex_t auth_mu;
     char (*auth_failed)[33];

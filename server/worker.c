@@ -237,12 +237,21 @@ static void on_check(uv_check_t *h)
     conn_flush_all(h->data);
 }
 
+/* Shorter while many connections have not logged in (a handshake flood). */
+static uint32_t welcome_limit(worker_t *w)
+{
+    const ovms_config_t *cfg = w->cfg;
+    if (guard_under_pressure(w->srv->guard, cfg) && cfg->welcome_under_pressure < cfg->welcome_timeout)
+        return (uint32_t)cfg->welcome_under_pressure;
+    return (uint32_t)cfg->welcome_timeout;
+}
+
 static void sweep_conn(worker_t *w, conn_t *c, uint32_t now)
 {
     const ovms_config_t *cfg = w->cfg;
 
     if (c->state == CS_WELCOME || (c->state == CS_PARKED && !c->role)) {
-        if (now - c->accepted >= (uint32_t)cfg->welcome_timeout)
+        if (now - c->accepted >= welcome_limit(w))
             conn_close(c, "no welcome within the time limit");
         return;
     }
@@ -299,6 +308,28 @@ static void refused_closed(uv_handle_t *h)
     free(c);
 }
 
+/* Admission control before a byte is read (guard.c): penalized addresses,
+ * and too many unauthenticated connections from one address or in all. */
+static int admit(worker_t *w, conn_t *c)
+{
+    static const char *const why[] = {
+        [GUARD_PENALIZED] = "refused: too many failed logins from this address",
+        [GUARD_ADDRESS_FULL] = "refused: too many connections from this address not logged in yet",
+        [GUARD_TOTAL_FULL] = "refused: too many connections not logged in yet",
+    };
+    char addr[64];
+    int counted;
+    conn_read_peer(c);
+    int rc = guard_accept(w->srv->guard, w->cfg, &c->peer, &counted);
+    if (rc != GUARD_OK) {
+        log_limited(OVMS_LOG_WARN, c, why[rc], rc == GUARD_TOTAL_FULL ? "all addresses"
+                    : peer_addr_text(&c->peer, addr, sizeof addr), "%s", why[rc]);
+        return 0;
+    }
+    c->flags |= CF_UNAUTH | (counted ? CF_ADDR_COUNT : 0);
+    return 1;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     worker_t *w = listener->data;
@@ -317,6 +348,11 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     if (__atomic_load_n(&w->srv->conn_count, __ATOMIC_RELAXED) >= w->cfg->max_connections) {
         log_refusal(w);
+        c->state = CS_CLOSING;
+        uv_close((uv_handle_t *)&c->tcp, refused_closed);
+        return;
+    }
+    if (!admit(w, c)) {
         c->state = CS_CLOSING;
         uv_close((uv_handle_t *)&c->tcp, refused_closed);
         return;

@@ -94,7 +94,10 @@ void node_start(node_t *n, const char *args_fmt, ...)
     }
     if (!n->port)
         n->port = harness_free_port();
-    snprintf(cmd, sizeof cmd, "exec %s --db %s --listen 127.0.0.1:%d --workers 2 --node-id TESTNODE %s >>%s 2>&1",
+    /* failed logins are no offence here unless a test says so (its flags come later and win):
+     * tests fail logins on purpose, all from 127.0.0.1 */
+    snprintf(cmd, sizeof cmd, "exec %s --db %s --listen 127.0.0.1:%d --workers 2 --node-id TESTNODE "
+             "--login-penalty 0 --vehicle-login-penalty 0 %s >>%s 2>&1",
              OVMSD_BIN, n->db, n->port, args, n->log);
     n->pid = fork();
     cr_assert_geq(n->pid, 0);
@@ -176,12 +179,23 @@ int node_log_has(node_t *n, const char *text)
 
 void client_connect(client_t *c, int port)
 {
+    client_connect_from(c, port, NULL);
+}
+
+void client_connect_from(client_t *c, int port, const char *source)
+{
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     int one = 1;
     memset(c, 0, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(c->fd, 0);
+    if (source) {
+        struct sockaddr_in from = { .sin_family = AF_INET };
+        cr_assert_eq(inet_pton(AF_INET, source, &from.sin_addr), 1, "bad source %s", source);
+        cr_assert_eq(bind(c->fd, (struct sockaddr *)&from, sizeof from), 0, "bind %s: %s", source,
+                     strerror(errno));
+    }
     cr_assert_eq(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0, "connect: %s", strerror(errno));
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ovms_linesplit_init(&c->ls, OVMS_CLIENT_LINE_MAX, c->tail, sizeof c->tail);

@@ -26,8 +26,9 @@ int harness_free_port(void);
 /* A fresh database with TESTCAR/NETPASS and OTHERCAR/OTHERPW (one owner,
  * "owner", login password "ownerpw"). */
 void node_prepare(node_t *n);
-/* Start ovmsd --db --listen 127.0.0.1:<free port> --workers 2 plus args
- * (a printf format); waits until it accepts connections. */
+/* Start ovmsd --db --listen 127.0.0.1:<free port> --workers 2, without
+ * login penalties (tests fail logins on purpose), plus args (a printf
+ * format, which may turn them on); waits until it accepts connections. */
 void node_start(node_t *n, const char *args_fmt, ...);
 /* SIGTERM, wait; returns the exit status (-1 if it had to be killed). */
 int node_stop(node_t *n);
@@ -56,6 +57,8 @@ typedef struct client {
 
 /* TCP connect; the test fails if it cannot. */
 void client_connect(client_t *c, int port);
+/* The same from a given loopback address (127.0.0.0/8), e.g. "127.0.0.7". */
+void client_connect_from(client_t *c, int port, const char *source);
 /* TCP connect and a TLS handshake (certificates are not checked). */
 void client_connect_tls(client_t *c, int port);
 /* A self-signed certificate and key for localhost in dir (cert.pem, key.pem). */

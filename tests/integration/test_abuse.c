@@ -1,0 +1,232 @@
+/*
+ * test_abuse.c -- what one client (or one address, or a crowd of them)
+ * must not be able to do to a node: exhaust the connection slots with
+ * half-finished welcomes, guess passwords at full speed, learn which owner
+ * names exist from timing, or replay a recorded welcome. The real ovmsd;
+ * clients come from different loopback addresses (127.0.0.0/8).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static node_t node;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* A scheme 0 login from a source address; 0 when the server welcomed it. */
+static int login_from(client_t *c, const char *source, char role, const char *vehicle, const char *pw)
+{
+    client_connect_from(c, node.port, source);
+    return client_login_on(c, role, vehicle, pw);
+}
+
+/* A connection that never finishes its welcome. */
+static void half_open(client_t *c, const char *source)
+{
+    client_connect_from(c, node.port, source);
+    client_send_raw(c, "MP-", 3);
+}
+
+/* ---- connection exhaustion (item 7) --------------------------------------------------- */
+
+Test(abuse, half_finished_welcomes_from_one_address_do_not_block_logins, .timeout = 60)
+{
+    enum { FLOOD = 300 };
+    static client_t flood[FLOOD];
+    client_t app;
+    node_prepare(&node);
+    node_start(&node, "--max-connections 300 --max-unauthenticated-per-address 20");
+    for (int i = 0; i < FLOOD; i++)
+        half_open(&flood[i], "127.0.0.5");
+    int cut = 0;
+    usleep(300000);                  /* refusals are immediate: the ones admitted stay open */
+    for (int i = 0; i < FLOOD; i++)
+        cut += client_wait_closed(&flood[i], 20);
+    cr_assert_geq(cut, FLOOD - 20, "only %d of %d half-finished welcomes from one address were cut", cut,
+                  FLOOD);
+    double t0 = now_ms();
+    cr_assert_eq(login_from(&app, "127.0.0.6", 'A', "TESTCAR", "NETPASS"), 0,
+                 "a login from another address was refused while one address flooded");
+    cr_assert_lt(now_ms() - t0, 1000);
+    cr_assert(node_log_has(&node, "too many connections from this address not logged in yet"));
+    for (int i = 0; i < FLOOD; i++)
+        client_close(&flood[i]);
+    client_close(&app);
+    cr_assert_eq(node_stop(&node), 0);
+}
+
+Test(abuse, a_handshake_flood_from_many_addresses_is_timed_out_sooner, .timeout = 60)
+{
+    enum { FLOOD = 40 };
+    client_t flood[FLOOD], app;
+    char source[32];
+    node_prepare(&node);
+    node_start(&node, "--max-unauthenticated %d --welcome-under-pressure 2", FLOOD);
+    for (int i = 0; i < FLOOD; i++) {
+        snprintf(source, sizeof source, "127.0.1.%d", i + 1);
+        half_open(&flood[i], source);
+    }
+    usleep(200000);
+    /* the slots are full: logins wait for the flood to be cut, seconds, not 30 */
+    double t0 = now_ms();
+    int ok = -1;
+    while (ok != 0 && now_ms() - t0 < 6000) {
+        ok = login_from(&app, "127.0.0.6", 'A', "TESTCAR", "NETPASS");
+        if (ok != 0) {
+            client_close(&app);
+            usleep(200000);
+        }
+    }
+    cr_assert_eq(ok, 0, "no login within 6 s while handshakes flooded the node");
+    /* cut until the pressure is relieved (below half the limit) */
+    int cut = 0;
+    for (int i = 0; i < FLOOD; i++)
+        cut += client_wait_closed(&flood[i], 100);
+    cr_assert_geq(cut, FLOOD / 2, "only %d of %d half-finished welcomes cut under pressure", cut, FLOOD);
+    for (int i = 0; i < FLOOD; i++)
+        client_close(&flood[i]);
+    client_close(&app);
+    cr_assert_eq(node_stop(&node), 0);
+}
+
+/* ---- password guessing (item 8) ------------------------------------------------------------ */
+
+Test(abuse, failed_logins_are_penalized_per_address, .timeout = 60)
+{
+    client_t c, car;
+    node_prepare(&node);
+    node_start(&node, "--login-penalty 2 --login-penalty-threshold 6");
+    for (int i = 0; i < 200; i++) {
+        char guess[16];
+        snprintf(guess, sizeof guess, "GUESS%d", i);
+        cr_assert_eq(login_from(&c, "127.0.0.7", 'C', "TESTCAR", guess), -1);
+        client_close(&c);
+    }
+    /* the guesser's address is refused even with the right password ... */
+    cr_assert_eq(login_from(&c, "127.0.0.7", 'C', "TESTCAR", "NETPASS"), -1,
+                 "the right password worked at once after 200 wrong ones from one address");
+    client_close(&c);
+    /* ... while the real car, elsewhere, logs in at once */
+    cr_assert_eq(login_from(&car, "127.0.0.8", 'C', "TESTCAR", "NETPASS"), 0);
+    cr_assert_str_eq(client_recv(&car, 3000), "Z0");
+    cr_assert(node_log_has(&node, "refused: too many failed logins from this address"));
+    /* the penalty runs out: only the first few failures counted */
+    usleep(3500000);
+    cr_assert_eq(login_from(&c, "127.0.0.7", 'A', "TESTCAR", "NETPASS"), 0,
+                 "the address stays refused after its penalty ran out");
+    client_close(&c);
+    client_close(&car);
+    cr_assert_eq(node_stop(&node), 0);
+}
+
+Test(abuse, a_vehicle_guessed_at_from_many_addresses_keeps_its_real_car, .timeout = 60)
+{
+    client_t c, car;
+    char source[32];
+    node_prepare(&node);
+    node_start(&node, "--vehicle-login-penalty 3 --vehicle-login-penalty-threshold 30");
+    cr_assert_eq(login_from(&car, "127.0.0.9", 'C', "TESTCAR", "NETPASS"), 0);   /* known good */
+    client_close(&car);
+    for (int i = 0; i < 20; i++) {
+        snprintf(source, sizeof source, "127.0.2.%d", i + 1);
+        cr_assert_eq(login_from(&c, source, 'A', "TESTCAR", "WRONG"), -1);
+        client_close(&c);
+    }
+    cr_assert_eq(login_from(&c, "127.0.3.1", 'A', "TESTCAR", "NETPASS"), -1,
+                 "an unknown address got its guess checked while the vehicle was under attack");
+    client_close(&c);
+    cr_assert_eq(login_from(&car, "127.0.0.9", 'C', "TESTCAR", "NETPASS"), 0,
+                 "the real car was locked out");
+    cr_assert_str_eq(client_recv(&car, 3000), "Z0");
+    cr_assert_eq(login_from(&c, "127.0.3.1", 'A', "OTHERCAR", "OTHERPW"), 0,
+                 "another vehicle was locked out too");
+    client_close(&c);
+    client_close(&car);
+    cr_assert_eq(node_stop(&node), 0);
+}
+
+/* Scheme 1: an unknown owner name takes as long to refuse as a known one
+ * with a wrong password, so timing does not tell which names exist. */
+static double scheme1_refusal_ms(const char *user)
+{
+    client_t c;
+    char line[128];
+    double total = 0;
+    for (int i = 0; i < 5; i++) {
+        client_connect(&c, node.port);
+        int n = snprintf(line, sizeof line, "MP-A 1 %s wrongpassword TESTCAR\r\n", user);
+        double t0 = now_ms();
+        client_send_raw(&c, line, (size_t)n);
+        cr_assert(client_wait_closed(&c, 5000));
+        total += now_ms() - t0;
+        client_close(&c);
+    }
+    return total / 5;
+}
+
+Test(abuse, unknown_owners_take_as_long_as_wrong_passwords, .timeout = 60)
+{
+    node_prepare(&node);
+    node_start(&node, NULL);
+    double known = scheme1_refusal_ms("owner"), unknown = scheme1_refusal_ms("nosuchowner");
+    cr_log_info("scheme 1 refusal: known owner %.2f ms, unknown owner %.2f ms", known, unknown);
+    cr_assert_gt(unknown, known * 0.5, "unknown owner refused in %.2f ms, known one in %.2f ms",
+                 unknown, known);
+    cr_assert_eq(node_stop(&node), 0);
+}
+
+/* ---- replayed welcomes (item 9) -------------------------------------------------------- */
+
+/* The welcome line of a car login, as a sniffer would record it. */
+static int recorded_welcome(char *line, size_t cap)
+{
+    char token[OVMS_TOKEN_LEN + 1], digest[OVMS_DIGEST_B64_LEN + 1];
+    ovms_token_generate(token);
+    ovms_digest_b64("NETPASS", 7, token, strlen(token), digest);
+    return ovms_welcome_format_client(line, cap, 'C', token, digest, "TESTCAR");
+}
+
+static int answered(const char *line, size_t n)
+{
+    client_t c;
+    size_t len;
+    client_connect(&c, node.port);
+    client_send_raw(&c, line, n);
+    int got = client_recv_line(&c, 2000, &len) != NULL;
+    client_close(&c);
+    return got;
+}
+
+Test(abuse, a_recorded_car_welcome_cannot_be_replayed, .timeout = 60)
+{
+    char line[256];
+    client_t car;
+    node_prepare(&node);
+    node_start(&node, NULL);
+    int n = recorded_welcome(line, sizeof line);
+    cr_assert(answered(line, (size_t)n), "the original login was refused");
+    /* the real car comes back with a fresh token; a replay must not drop it */
+    client_login_ok(&car, node.port, 'C', "TESTCAR", "NETPASS");
+    cr_assert_not(answered(line, (size_t)n), "a replayed welcome logged in");
+    client_send(&car, "A");
+    cr_assert(client_expect(&car, "a", 3000), "the real car was dropped by the replay");
+    cr_assert(node_log_has(&node, "replayed welcome"));
+    client_close(&car);
+    cr_assert_eq(node_stop(&node), 0);
+
+    /* configurable: off, tokens may be reused as PROTOCOL 2.4.2 allows */
+    node_start(&node, "--token-replay 0");
+    cr_assert(answered(line, (size_t)n));
+    cr_assert(answered(line, (size_t)n), "--token-replay 0 still refused a reused token");
+    cr_assert_eq(node_stop(&node), 0);
+}
