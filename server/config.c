@@ -50,6 +50,7 @@ static const key_t_ KEYS[] = {
     { "limits", "max_connections", K_INT, F(max_connections), 1, 1000000, 1 },
     { "limits", "output_limit", K_SIZE, F(output_limit), 4096, 1L << 30, 1 },
     { "limits", "max_pending_commands", K_INT, F(max_pending_commands), 1, 10000, 1 },
+    { "limits", "max_groups_per_connection", K_INT, F(max_groups_per_conn), 1, 100000, 1 },
     { "limits", "max_unauthenticated", K_INT, F(max_unauth), 1, 1000000, 1 },
     { "limits", "max_unauthenticated_per_address", K_INT, F(max_unauth_per_address), 1, 1000000, 1 },
     { "security", "login_penalty", K_INT, F(login_penalty), 0, 3600, 1 },
@@ -86,6 +87,7 @@ static const char USAGE[] =
     "  --max-connections N       refuse connections beyond this\n"
     "  --output-limit BYTES      close a connection whose unsent output exceeds this\n"
     "  --max-pending-commands N  per car\n"
+    "  --max-groups-per-connection N  groups an app joins or a car is in (16)\n"
     "  --max-unauthenticated N, --max-unauthenticated-per-address N\n"
     "                            connections that have not logged in yet (1024; 64 per address)\n"
     "  --welcome-under-pressure N  welcome timeout past half of those, seconds (5)\n"
@@ -117,6 +119,7 @@ static void defaults(ovms_config_t *cfg)
     cfg->max_connections = 19000;
     cfg->output_limit = 1 << 20;
     cfg->max_pending_commands = 64;
+    cfg->max_groups_per_conn = 16;
     cfg->max_unauth = 1024;
     cfg->max_unauth_per_address = 64;
     cfg->welcome_under_pressure = 5;

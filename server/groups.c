@@ -4,9 +4,14 @@
  * subscribed to that group, whichever worker the app is on; G subscribes
  * an app and sends it the current entries. All in memory.
  *
- * One registry under one mutex: groups are rare (rallies, fleet maps), and
- * the lock is held only to copy what must be sent. Deliveries to apps on
- * other workers go through their mailboxes.
+ * One registry under one mutex (groups are rare: rallies, fleet maps), held
+ * only to find and copy what must be sent. Groups are found by name in a
+ * hash table and freed when their last member and subscriber are gone.
+ * Each subscribing connection and each member car has a small record of its
+ * groups, so leaving touches only those, and both are capped
+ * (max_groups_per_connection): one app cannot make the registry grow, or
+ * every later G slow, by subscribing to thousands of names. Deliveries to
+ * apps on other workers go through their mailboxes.
  * Threading: any worker.
  */
 #include "server_int.h"
@@ -27,7 +32,6 @@ typedef struct subscriber {
 } subscriber_t;
 
 typedef struct group {
-    struct group *next;
     char name[65];
     member_t *m;
     int nm, mcap;
@@ -35,11 +39,43 @@ typedef struct group {
     int ns, scap;
 } group_t;
 
+/* What one app connection subscribed to, or one car is a member of. */
+typedef struct holder {
+    uint64_t conn;                   /* the connection (app or car) */
+    char vehicle[33];                /* a car's vehicle; "" for an app */
+    int n, cap;                      /* cap: the limit when it was made (a reload may change it) */
+    group_t *g[];                    /* at most the cap at creation */
+} holder_t;
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static group_t *groups;
+static table_t groups;               /* group_t by name */
+static table_t holders;              /* holder_t by connection id */
+static int64_t nsubs, nmembers;      /* under mu, for the statistics */
+
+static uint64_t group_hash(const void *item)
+{
+    return hash_str(((const group_t *)item)->name);
+}
+
+static int group_match(const void *item, const void *key)
+{
+    return !strcmp(((const group_t *)item)->name, key);
+}
+
+static uint64_t holder_hash(const void *item)
+{
+    return hash_u64(((const holder_t *)item)->conn);
+}
+
+static int holder_match(const void *item, const void *key)
+{
+    return ((const holder_t *)item)->conn == *(const uint64_t *)key;
+}
 
 void groups_init(void)
 {
+    groups.hash_item = group_hash;
+    holders.hash_item = holder_hash;
 }
 
 static int group_name(ovms_str_t id, char out[65])
@@ -50,23 +86,6 @@ static int group_name(ovms_str_t id, char out[65])
         out[i] = (char)toupper((unsigned char)id.ptr[i]);
     out[id.len] = '\0';
     return 0;
-}
-
-/* Caller holds mu. */
-static group_t *find_group(const char *name, int create)
-{
-    for (group_t *g = groups; g; g = g->next)
-        if (!strcmp(g->name, name))
-            return g;
-    if (!create)
-        return NULL;
-    group_t *g = calloc(1, sizeof *g);
-    if (!g)
-        return NULL;
-    snprintf(g->name, sizeof g->name, "%s", name);
-    g->next = groups;
-    groups = g;
-    return g;
 }
 
 static int grow(void **arr, int *cap, int n, size_t size)
@@ -81,6 +100,87 @@ static int grow(void **arr, int *cap, int n, size_t size)
     *cap = ncap;
     return 0;
 }
+
+/* ---- the registry (caller holds mu) --------------------------------------------------- */
+
+static group_t *find_group(const char *name, int create)
+{
+    group_t *g = table_find(&groups, hash_str(name), group_match, name);
+    if (g || !create)
+        return g;
+    if (!(g = calloc(1, sizeof *g)))
+        return NULL;
+    snprintf(g->name, sizeof g->name, "%s", name);
+    if (table_insert(&groups, g) < 0) {
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void maybe_free_group(group_t *g)
+{
+    if (g->nm || g->ns)
+        return;
+    table_remove(&groups, g);
+    free(g->m);
+    free(g->s);
+    free(g);
+}
+
+static holder_t *find_holder(uint64_t conn)
+{
+    return table_find(&holders, hash_u64(conn), holder_match, &conn);
+}
+
+/* The holder's record, made on first use. */
+static holder_t *holder_of(uint64_t conn, const char *vehicle, int cap)
+{
+    holder_t *h = find_holder(conn);
+    if (h)
+        return h;
+    if (!(h = calloc(1, sizeof *h + (size_t)cap * sizeof h->g[0])))
+        return NULL;
+    h->conn = conn;
+    h->cap = cap;
+    snprintf(h->vehicle, sizeof h->vehicle, "%s", vehicle ? vehicle : "");
+    if (table_insert(&holders, h) < 0) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+static int holds(const holder_t *h, const group_t *g)
+{
+    for (int i = 0; i < h->n; i++)
+        if (h->g[i] == g)
+            return 1;
+    return 0;
+}
+
+static void drop_member(group_t *g, const char *vehicle)
+{
+    for (int i = 0; i < g->nm; i++)
+        if (!strcmp(g->m[i].vehicle, vehicle)) {
+            free(g->m[i].data);
+            g->m[i] = g->m[--g->nm];
+            nmembers--;
+            return;
+        }
+}
+
+static void drop_subscriber(group_t *g, int worker, uint64_t conn)
+{
+    for (int i = 0; i < g->ns; i++)
+        if (g->s[i].worker == worker && g->s[i].conn == conn) {
+            g->s[i] = g->s[--g->ns];
+            nsubs--;
+            return;
+        }
+}
+
+/* ---- delivering --------------------------------------------------------------------------- */
 
 static void send_to(server_t *srv, worker_t *here, const subscriber_t *s, const char *msg, size_t len)
 {
@@ -101,67 +201,101 @@ static void send_to(server_t *srv, worker_t *here, const subscriber_t *s, const 
         free(d);
 }
 
+/* The car's entry in the group; NULL when it is a member of as many groups
+ * as it may be. Caller holds mu. */
+static member_t *member_slot(conn_t *car, group_t *g)
+{
+    const char *id = car->vehicle->id;
+    for (int i = 0; i < g->nm; i++)
+        if (!strcmp(g->m[i].vehicle, id))
+            return &g->m[i];
+    holder_t *h = holder_of(car->id, id, car->w->cfg->max_groups_per_conn);
+    if (!h || h->n >= h->cap || h->n >= car->w->cfg->max_groups_per_conn ||
+        grow((void **)&g->m, &g->mcap, g->nm, sizeof *g->m) < 0)
+        return NULL;
+    h->g[h->n++] = g;
+    car->flags |= CF_GROUPS;
+    member_t *m = &g->m[g->nm++];
+    snprintf(m->vehicle, sizeof m->vehicle, "%s", id);
+    m->data = NULL;
+    nmembers++;
+    return m;
+}
+
 void groups_update(conn_t *car, ovms_str_t payload)
 {
     ovms_group_t gu;
     char name[65], msg[OVMS_LINE_MAX + 128];
     subscriber_t *subs = NULL;
-    int ns = 0;
+    int ns = 0, refused = 0;
 
     if (ovms_group_parse_car(payload, &gu) < 0 || group_name(gu.group, name) < 0)
         return;
     int n = ovms_group_format_relay(car->vehicle->id, name, gu.data.ptr ? gu.data : OVMS_STR(""),
                                     msg, sizeof msg);
-    if (n < 0)
+    char *data = strndup(gu.data.ptr ? gu.data.ptr : "", gu.data.len);
+    if (n < 0 || !data) {
+        free(data);
         return;
+    }
     pthread_mutex_lock(&mu);
     group_t *g = find_group(name, 1);
-    if (g) {
-        int i;
-        for (i = 0; i < g->nm && strcmp(g->m[i].vehicle, car->vehicle->id); i++)
-            ;
-        char *data = strndup(gu.data.ptr ? gu.data.ptr : "", gu.data.len);
-        if (data && (i < g->nm || grow((void **)&g->m, &g->mcap, g->nm, sizeof *g->m) == 0)) {
-            if (i == g->nm) {
-                snprintf(g->m[i].vehicle, sizeof g->m[i].vehicle, "%s", car->vehicle->id);
-                g->m[i].data = NULL;
-                g->nm++;
-            }
-            free(g->m[i].data);
-            g->m[i].data = data;
-        } else {
-            free(data);
-        }
+    member_t *m = g ? member_slot(car, g) : NULL;
+    if (m) {
+        free(m->data);
+        m->data = data;
+        data = NULL;
         if (g->ns && (subs = malloc((size_t)g->ns * sizeof *subs))) {
             memcpy(subs, g->s, (size_t)g->ns * sizeof *subs);
             ns = g->ns;
         }
+    } else if (g) {
+        refused = 1;
+        maybe_free_group(g);
     }
     pthread_mutex_unlock(&mu);
+    free(data);
+    if (refused)
+        log_limited(OVMS_LOG_INFO, car, "group update refused", car->vehicle->id,
+                    "g for %s refused: the car is in %d groups already", name,
+                    car->w->cfg->max_groups_per_conn);
     for (int i = 0; i < ns; i++)
         send_to(car->w->srv, car->w, &subs[i], msg, (size_t)n);
     free(subs);
+}
+
+/* An app joins (at most max_groups_per_connection groups). 0, or -1 when it
+ * may not: then nothing is sent. Caller holds mu. */
+static int subscribe(conn_t *c, group_t *g)
+{
+    holder_t *h = holder_of(c->id, NULL, c->w->cfg->max_groups_per_conn);
+    if (!h)
+        return -1;
+    if (holds(h, g))
+        return 0;
+    if (h->n >= h->cap || h->n >= c->w->cfg->max_groups_per_conn || grow((void **)&g->s, &g->scap, g->ns, sizeof *g->s) < 0)
+        return -1;
+    h->g[h->n++] = g;
+    g->s[g->ns++] = (subscriber_t){ c->w->index, c->id };
+    c->flags |= CF_GROUPS;
+    nsubs++;
+    return 0;
 }
 
 void groups_subscribe(conn_t *c, ovms_str_t payload)
 {
     ovms_groupsub_t gs;
     char name[65], **lines = NULL;
-    int nlines = 0;
+    int nlines = 0, refused = 0;
 
     if (ovms_groupsub_parse(payload, &gs) < 0 || group_name(gs.group, name) < 0)
         return;
     pthread_mutex_lock(&mu);
     group_t *g = find_group(name, c->role == 'A');
-    if (g && c->role == 'A') {
-        int i;
-        for (i = 0; i < g->ns; i++)
-            if (g->s[i].worker == c->w->index && g->s[i].conn == c->id)
-                break;
-        if (i == g->ns && grow((void **)&g->s, &g->scap, g->ns, sizeof *g->s) == 0) {
-            g->s[g->ns++] = (subscriber_t){ c->w->index, c->id };
-            c->flags |= CF_GROUPS;
-        }
+    if (g && c->role == 'A' && subscribe(c, g) < 0) {
+        refused = 1;
+        maybe_free_group(g);
+        g = NULL;
     }
     if (g && g->nm && (lines = calloc((size_t)g->nm, sizeof *lines))) {
         for (int i = 0; i < g->nm; i++) {
@@ -172,6 +306,10 @@ void groups_subscribe(conn_t *c, ovms_str_t payload)
         }
     }
     pthread_mutex_unlock(&mu);
+    if (refused)
+        log_limited(OVMS_LOG_INFO, c, "group subscription refused", c->vehicle->id,
+                    "G %s refused: the connection is in %d groups already", name,
+                    c->w->cfg->max_groups_per_conn);
     for (int i = 0; i < nlines; i++) {
         if (lines[i])
             conn_send(c, lines[i], strlen(lines[i]));
@@ -180,27 +318,31 @@ void groups_subscribe(conn_t *c, ovms_str_t payload)
     free(lines);
 }
 
-void groups_car_gone(const char *vehicle)
-{
-    pthread_mutex_lock(&mu);
-    for (group_t *g = groups; g; g = g->next)
-        for (int i = 0; i < g->nm; i++)
-            if (!strcmp(g->m[i].vehicle, vehicle)) {
-                free(g->m[i].data);
-                g->m[i] = g->m[--g->nm];
-                break;
-            }
-    pthread_mutex_unlock(&mu);
-}
-
+/* A car or app connection with groups leaves: its entries and subscriptions
+ * go, and every group left empty with them. */
 void groups_conn_gone(conn_t *c)
 {
     pthread_mutex_lock(&mu);
-    for (group_t *g = groups; g; g = g->next)
-        for (int i = 0; i < g->ns; i++)
-            if (g->s[i].worker == c->w->index && g->s[i].conn == c->id) {
-                g->s[i] = g->s[--g->ns];
-                break;
-            }
+    holder_t *h = find_holder(c->id);
+    if (h) {
+        for (int i = 0; i < h->n; i++) {
+            if (h->vehicle[0])
+                drop_member(h->g[i], h->vehicle);
+            else
+                drop_subscriber(h->g[i], c->w->index, c->id);
+            maybe_free_group(h->g[i]);
+        }
+        table_remove(&holders, h);
+        free(h);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+void groups_stats(int64_t *ngroups, int64_t *subscriptions, int64_t *members)
+{
+    pthread_mutex_lock(&mu);
+    *ngroups = (int64_t)groups.count;
+    *subscriptions = nsubs;
+    *members = nmembers;
     pthread_mutex_unlock(&mu);
 }

@@ -544,8 +544,7 @@ void hub_detach(conn_t *c)
     if (v->car == c) {
         v->car = NULL;
         cmd_clear(v);
-        hub_to_clients(v, "Z0", 2);
-        groups_car_gone(v->id);
+        hub_to_clients(v, "Z0", 2);      /* (its group entries go with the connection) */
     } else if (!link_empty(&c->vlink)) {
         link_del(&c->vlink);
         if (c->flags & CF_REPLAYED) {

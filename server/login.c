@@ -218,7 +218,7 @@ static void refuse(conn_t *c, const char *vehicle, const char *why)
     log_limited(OVMS_LOG_WARN, c, why, peer_addr_text(&c->peer, addr, sizeof addr), "%s%s%s", why,
                 vehicle ? " for " : "", vehicle ? vehicle : "");
     c->role = 0;
-    conn_close(c, why);
+    conn_close(c, NULL);             /* logged just above */
 }
 
 static void scheme0(conn_t *c, const ovms_welcome_t *wl)

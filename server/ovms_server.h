@@ -49,6 +49,7 @@ typedef struct ovms_config {
     int max_connections;
     size_t output_limit;             /* bytes queued for one connection */
     int max_pending_commands;        /* per car */
+    int max_groups_per_conn;         /* groups an app subscribes to, or a car is in */
     int max_unauth;                  /* unauthenticated connections, in total */
     int max_unauth_per_address;      /* ... from one source address */
     int welcome_under_pressure;      /* welcome timeout past half of max_unauth, seconds */

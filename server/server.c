@@ -88,7 +88,7 @@ static void stop_workers(server_t *srv)
 }
 
 typedef struct signals {
-    uv_signal_t term, intr, hup;
+    uv_signal_t term, intr, hup, usr1;
     server_t *srv;
 } signals_t;
 
@@ -154,6 +154,24 @@ static void reload(server_t *srv)
         LOG_INFO(NULL, "configuration reloaded");
 }
 
+/* SIGUSR1: one line of what the node holds, for operators (and tests). */
+static void log_stats(server_t *srv)
+{
+    guard_stats_t g;
+    int64_t ngroups, nsubs, nmembers;
+    guard_stats(srv->guard, &g);
+    groups_stats(&ngroups, &nsubs, &nmembers);
+    LOG_WARN(NULL, "stats: %lld connections (%lld not logged in), %zu vehicles known, "
+             "%lld groups (%lld subscriptions, %lld members); refused since start: %lld penalized "
+             "addresses, %lld over the per-address limit, %lld over the total limit, %lld for a "
+             "guarded vehicle, %lld replayed welcomes",
+             (long long)__atomic_load_n(&srv->conn_count, __ATOMIC_RELAXED),
+             (long long)g.unauthenticated, ovms_store_vehicle_count(srv->store), (long long)ngroups,
+             (long long)nsubs, (long long)nmembers, (long long)g.refused_penalty,
+             (long long)g.refused_address, (long long)g.refused_total, (long long)g.refused_vehicle,
+             (long long)g.replays);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     signals_t *s = h->data;
@@ -161,11 +179,16 @@ static void on_signal(uv_signal_t *h, int signum)
         reload(s->srv);
         return;
     }
+    if (signum == SIGUSR1) {
+        log_stats(s->srv);
+        return;
+    }
     LOG_INFO(NULL, "%s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     stop_workers(s->srv);
     uv_close((uv_handle_t *)&s->term, NULL);
     uv_close((uv_handle_t *)&s->intr, NULL);
     uv_close((uv_handle_t *)&s->hup, NULL);
+    uv_close((uv_handle_t *)&s->usr1, NULL);
 }
 
 /* On the store's writer thread: tell the vehicle's home worker. Before the
@@ -258,10 +281,12 @@ static int server_run(ovms_config_t *cfg)
     uv_signal_init(&srv.main_loop, &sig.term);
     uv_signal_init(&srv.main_loop, &sig.intr);
     uv_signal_init(&srv.main_loop, &sig.hup);
-    sig.term.data = sig.intr.data = sig.hup.data = &sig;
+    uv_signal_init(&srv.main_loop, &sig.usr1);
+    sig.term.data = sig.intr.data = sig.hup.data = sig.usr1.data = &sig;
     uv_signal_start(&sig.term, on_signal, SIGTERM);
     uv_signal_start(&sig.intr, on_signal, SIGINT);
     uv_signal_start(&sig.hup, on_signal, SIGHUP);
+    uv_signal_start(&sig.usr1, on_signal, SIGUSR1);
 
     /* Every worker is set up before any listens: a listening worker may
      * hand a login to any other at once. */
@@ -290,6 +315,7 @@ static int server_run(ovms_config_t *cfg)
         uv_close((uv_handle_t *)&sig.term, NULL);
         uv_close((uv_handle_t *)&sig.intr, NULL);
         uv_close((uv_handle_t *)&sig.hup, NULL);
+        uv_close((uv_handle_t *)&sig.usr1, NULL);
         uv_run(&srv.main_loop, UV_RUN_DEFAULT);
         rc = 1;
     }

@@ -180,7 +180,7 @@ enum conn_state {
 #define CF_APC_DONE   0x01   /* answered an AP-C already */
 #define CF_IN_FLUSH   0x02   /* on the worker's flush list */
 #define CF_READING    0x04
-#define CF_GROUPS     0x08   /* has group subscriptions */
+#define CF_GROUPS     0x08   /* has group subscriptions or entries */
 #define CF_BUSY       0x10   /* a welcome step is pending (AP-C lookup, scheme 1) */
 #define CF_REPLAYED   0x20   /* got its login burst */
 #define CF_MOVED      0x40   /* handed to another worker: this object only closes */
@@ -461,8 +461,8 @@ void cmd_clear(vehicle_t *v);
 void groups_init(void);
 void groups_update(conn_t *car, ovms_str_t payload);
 void groups_subscribe(conn_t *c, ovms_str_t payload);
-void groups_car_gone(const char *vehicle);
 void groups_conn_gone(conn_t *c);
+void groups_stats(int64_t *ngroups, int64_t *subscriptions, int64_t *members);
 void push_from(conn_t *c, const ovms_msg_t *m);
 void push_subscribe(conn_t *c, ovms_str_t payload);
 /* incarnation: the vehicle's, or 0 when the caller has no hub entry */

@@ -6,6 +6,7 @@
  * clients come from different loopback addresses (127.0.0.0/8).
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,5 +229,51 @@ Test(abuse, a_recorded_car_welcome_cannot_be_replayed, .timeout = 60)
     node_start(&node, "--token-replay 0");
     cr_assert(answered(line, (size_t)n));
     cr_assert(answered(line, (size_t)n), "--token-replay 0 still refused a reused token");
+    cr_assert_eq(node_stop(&node), 0);
+}
+
+/* ---- groups (item 6) ------------------------------------------------------------------------- */
+
+static int stats_say(const char *text)
+{
+    char line[4096];
+    int found = 0;
+    kill(node.pid, SIGUSR1);
+    for (int i = 0; i < 50 && !found; i++) {
+        usleep(20000);
+        FILE *f = fopen(node.log, "r");
+        found = 0;
+        while (f && fgets(line, sizeof line, f))
+            found = strstr(line, "stats: ") ? strstr(line, text) != NULL : found;
+        if (f)
+            fclose(f);
+    }
+    return found;
+}
+
+Test(abuse, groups_are_capped_indexed_and_freed, .timeout = 60)
+{
+    enum { NAMES = 120000 };
+    client_t app, car;
+    node_prepare(&node);
+    node_start(&node, NULL);
+    client_login_ok(&app, node.port, 'A', "TESTCAR", "NETPASS");
+    client_login_ok(&car, node.port, 'C', "OTHERCAR", "OTHERPW");
+    double t0 = now_ms();
+    for (int i = 0; i < NAMES; i++)
+        client_sendf(&app, "GFLOOD%d", i);
+    client_send(&app, "A");
+    cr_assert(client_expect(&app, "a", 30000), "%d G were not handled within 30 s", NAMES);
+    cr_log_info("%d G in %.0f ms", NAMES, now_ms() - t0);
+    /* subscribed to the first 16 only */
+    client_send(&car, "gFLOOD5,80,50,90,35,1,1,51.4775,-0.0014");
+    cr_assert_str_eq(client_recv(&app, 3000), "gOTHERCAR,FLOOD5,80,50,90,35,1,1,51.4775,-0.0014");
+    client_send(&car, "gFLOOD100,80,50,90,35,1,1,51.4775,-0.0014");
+    cr_assert(client_silent(&app, 500, NULL), "subscribed beyond the cap");
+    cr_assert(stats_say("17 groups (16 subscriptions, 2 members)"), "unexpected group registry");
+    client_close(&app);
+    client_close(&car);
+    usleep(300000);
+    cr_assert(stats_say("0 groups (0 subscriptions, 0 members)"), "groups not freed after their clients left");
     cr_assert_eq(node_stop(&node), 0);
 }
