@@ -61,10 +61,56 @@ void cmd_clear(vehicle_t *v)
 
 /* ---- server-handled commands 30, 31, 32 -------------------------------------------------- */
 
-static void reply_rows(sreq_t *r, int cmd, const char *none, void (*line)(sreq_t *, int, int, char *, size_t))
+/* ---- streaming replies -------------------------------------------------------------------- *
+ * A reply can be thousands of lines (C32 of a busy car's history): they are
+ * queued only while the connection's unsent output stays below a high-water
+ * mark, and the rest follows as the kernel takes it, so a reader that keeps
+ * up gets everything and never meets the output limit. The connection's
+ * input is held meanwhile (it cannot pile up more requests); a reply that
+ * is not read for a minute closes the connection (worker.c). */
+
+#define REPLY_HIGH_WATER (64 * 1024)
+
+typedef void (*line_fn)(sreq_t *r, int k, int n, char *buf, size_t cap);
+static void c30_line(sreq_t *r, int k, int n, char *buf, size_t cap);
+static void c31_line(sreq_t *r, int k, int n, char *buf, size_t cap);
+static void c32_line(sreq_t *r, int k, int n, char *buf, size_t cap);
+
+static line_fn line_of(int cmd)
+{
+    return cmd == 30 ? c30_line : cmd == 31 ? c31_line : c32_line;
+}
+
+void cmd_reply_continue(conn_t *c)
+{
+    sreq_t *r = c->reply;
+    char buf[OVMS_LINE_MAX + 512];
+    int n = r->req.rows.nrows;
+    size_t high = c->w->cfg->output_limit / 2 < REPLY_HIGH_WATER ? c->w->cfg->output_limit / 2
+                                                                  : REPLY_HIGH_WATER;
+    while (r->next < n && conn_backlog(c) < high && c->state == CS_ACTIVE) {
+        line_of(r->cmd)(r, r->next, n, buf, sizeof buf);
+        conn_send(c, buf, strlen(buf));
+        r->next++;
+    }
+    if (r->next >= n)
+        cmd_reply_end(c);
+}
+
+void cmd_reply_end(conn_t *c)
+{
+    sreq_t *r = c->reply;
+    c->reply = NULL;
+    c->flags &= (uint16_t)~CF_REPLYING;
+    sreq_free(r);
+    if (c->state != CS_CLOSING)
+        conn_unpark(c);                  /* what it sent meanwhile, then the socket */
+    conn_unref(c);                       /* the reference the request held */
+}
+
+static void reply_rows(sreq_t *r, int cmd, const char *none)
 {
     conn_t *c = r->conn;
-    char buf[OVMS_LINE_MAX + 512];
     int n = r->req.status == 0 ? r->req.rows.nrows : 0;
 
     if (c->state != CS_ACTIVE)
@@ -73,12 +119,16 @@ static void reply_rows(sreq_t *r, int cmd, const char *none, void (*line)(sreq_t
         LOG_ERROR(c, "command %d: store read failed: %s", cmd, ovms_strerror(r->req.status));
     if (n == 0) {
         conn_sendf(c, "c%d,1,%s", cmd, none);
+        c->flags &= (uint16_t)~CF_REPLYING;
+        conn_unpark(c);
         return;
     }
-    for (int k = 0; k < n; k++) {
-        line(r, k, n, buf, sizeof buf);
-        conn_send(c, buf, strlen(buf));
-    }
+    r->cmd = cmd;
+    r->next = 0;
+    r->kept = 1;                         /* the connection owns it now, and its reference */
+    c->reply = r;
+    c->flags |= CF_REPLYING;
+    cmd_reply_continue(c);
 }
 
 static void c30_line(sreq_t *r, int k, int n, char *buf, size_t cap)
@@ -107,17 +157,17 @@ static void c32_line(sreq_t *r, int k, int n, char *buf, size_t cap)
 
 static void c30_done(sreq_t *r)
 {
-    reply_rows(r, 30, "No GPRS utilisation data available", c30_line);
+    reply_rows(r, 30, "No GPRS utilisation data available");
 }
 
 static void c31_done(sreq_t *r)
 {
-    reply_rows(r, 31, "No historical data available", c31_line);
+    reply_rows(r, 31, "No historical data available");
 }
 
 static void c32_done(sreq_t *r)
 {
-    reply_rows(r, 32, "No historical data available", c32_line);
+    reply_rows(r, 32, "No historical data available");
 }
 
 /* "since" is a date or a timestamp; missing or unreadable means all records. */
@@ -158,6 +208,7 @@ static void server_command(conn_t *c, const ovms_command_t *cmd)
         return;
     ovms_store_req_ordered(&r->req);
     sreq_submit(r);
+    c->flags |= CF_REPLYING;    /* one server command at a time: input waits for the reply */
 }
 
 /* ---- routing ------------------------------------------------------------------------------- */

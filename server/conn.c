@@ -154,6 +154,8 @@ void conn_close(conn_t *c, const char *why)
     conn_authenticated(c);
     if (why && !(c->flags & CF_MOVED))
         log_close(c, why);
+    if (c->reply)
+        cmd_reply_end(c);
     if (c->vehicle)
         hub_detach(c);
     if (c->flags & CF_GROUPS)
@@ -294,7 +296,7 @@ int conn_start_accepted(conn_t *c)
     conn_ref(c);                /* the input may close it */
     if (n > 0)
         input(c, c->w->rbuf, (size_t)n);
-    if (c->state == CS_WELCOME && !(c->flags & (CF_BUSY | CF_THROTTLED | CF_MOVED)))
+    if (c->state == CS_WELCOME && !(c->flags & (CF_HOLD_INPUT | CF_MOVED)))
         rc = start_reading(c);
     conn_unref(c);
     return rc;
@@ -348,7 +350,7 @@ void conn_feed(conn_t *c, const char *data, size_t len)
     for (;;) {
         if (c->state == CS_CLOSING)
             return;
-        if (c->state == CS_PARKED || c->state == CS_MOVING || (c->flags & (CF_BUSY | CF_THROTTLED))) {
+        if (c->state == CS_PARKED || c->state == CS_MOVING || (c->flags & CF_HOLD_INPUT)) {
             hold(c, data, len);
             stop_reading(c);
             if (c->state == CS_MOVING)
@@ -392,7 +394,7 @@ void conn_unpark(conn_t *c)
         conn_feed(c, held, n);
     free(held);
     if (c->state != CS_CLOSING && c->state != CS_PARKED && c->state != CS_MOVING &&
-        !(c->flags & (CF_BUSY | CF_THROTTLED)))
+        !(c->flags & CF_HOLD_INPUT))
         start_reading(c);
     conn_unref(c);
 }
@@ -539,6 +541,8 @@ static void on_written(uv_write_t *req, int status)
     free(wr->buffer);
     free(wr);
     c->inflight = 0;
+    if (c->reply && c->state == CS_ACTIVE && status >= 0)
+        cmd_reply_continue(c);           /* the kernel took it: the next rows */
     if (status < 0 && c->state != CS_CLOSING)
         conn_close(c, uv_strerror(status));
     else if (c->state == CS_MOVING && c->moving)
@@ -569,6 +573,8 @@ static void flush_one(conn_t *c)
         free(c->out);
         c->out = NULL;
         c->out_len = c->out_cap = 0;
+        if (c->reply)
+            cmd_reply_continue(c);       /* room for the next rows */
         return;
     }
     write_req_t *wr = malloc(sizeof *wr);

@@ -165,6 +165,8 @@ struct sreq {
     sreq_cb done;
     char text[160];          /* e.g. the h ack, a C32 record type */
     int64_t arg;
+    uint8_t kept;            /* done() kept it (a reply still streaming): not freed */
+    int cmd, next;           /* a streaming reply: its command, the next row to send */
 };
 
 /* ---- connections (conn.c) ---------------------------------------------------------------- */
@@ -188,6 +190,9 @@ enum conn_state {
 #define CF_THROTTLED  0x100  /* too many history writes pending: not reading */
 #define CF_UNAUTH     0x200  /* counted as unauthenticated (guard) */
 #define CF_ADDR_COUNT 0x400  /* ... and against its address */
+#define CF_REPLYING   0x800  /* a long reply is streaming: input is held */
+/* what holds a connection's input back */
+#define CF_HOLD_INPUT (CF_BUSY | CF_THROTTLED | CF_REPLYING)
 
 /* A car may have this many history records waiting for the disk before the
  * server stops reading from it (and resumes below half). */
@@ -218,6 +223,7 @@ struct conn {
     uint16_t welcome_rx, welcome_tx; /* welcome line bytes, for utilisation */
     handoff_t *moving;       /* the handoff being prepared (CS_MOVING) */
     tls_conn_t *tls;         /* on a TLS listener: out holds ciphertext */
+    sreq_t *reply;           /* a server command's rows, streaming (CF_REPLYING) */
     peer_t peer;
 };
 
@@ -233,6 +239,11 @@ void conn_read_peer(conn_t *c);
 void conn_authenticated(conn_t *c);
 void conn_ref(conn_t *c);
 void conn_unref(conn_t *c);
+/* Bytes queued for the socket and not yet written. */
+static inline size_t conn_backlog(const conn_t *c)
+{
+    return (size_t)c->out_len + c->inflight;
+}
 /* Queue a message (code + payload) for the client, encrypted with its session. */
 void conn_send(conn_t *c, const char *msg, size_t len);
 void conn_sendf(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -457,6 +468,10 @@ void client_message(conn_t *c, const ovms_msg_t *m);
 void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *raw, size_t rawlen);
 void cmd_reply_from_car(conn_t *car, ovms_str_t payload, int paranoid, const char *raw, size_t rawlen);
 void cmd_forget(vehicle_t *v, conn_t *c);
+/* A streaming reply: more rows once output drained, or its end (also when
+ * the connection closes). */
+void cmd_reply_continue(conn_t *c);
+void cmd_reply_end(conn_t *c);
 void cmd_clear(vehicle_t *v);
 void groups_init(void);
 void groups_update(conn_t *car, ovms_str_t payload);

@@ -122,6 +122,12 @@ static void sreq_complete(worker_t *w, sreq_t *r)
     if (r->done)
         r->done(r);
     w->pending_sreqs--;
+    if (r->kept) {                   /* the connection streams its rows and frees it */
+        if (v)
+            hub_unref(v);
+        r->vehicle = NULL;
+        return;
+    }
     sreq_free(r);
     if (c)
         conn_unref(c);
@@ -237,6 +243,8 @@ static void on_check(uv_check_t *h)
     conn_flush_all(h->data);
 }
 
+#define REPLY_STALL 60               /* seconds a streaming reply may make no progress */
+
 /* Shorter while many connections have not logged in (a handshake flood). */
 static uint32_t welcome_limit(worker_t *w)
 {
@@ -261,6 +269,10 @@ static void sweep_conn(worker_t *w, conn_t *c, uint32_t now)
                   : c->role == 'A' ? (uint32_t)cfg->app_idle : (uint32_t)cfg->batch_idle;
     if (now - c->last_rx >= idle) {
         conn_close(c, "idle: nothing received for the time limit");
+        return;
+    }
+    if (c->reply && now - c->last_tx >= REPLY_STALL) {
+        conn_close(c, "a long reply was not read for 60 s");
         return;
     }
     if (c->role == 'C' && now - c->last_tx >= (uint32_t)cfg->ping_after &&

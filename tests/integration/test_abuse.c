@@ -277,3 +277,46 @@ Test(abuse, groups_are_capped_indexed_and_freed, .timeout = 60)
     cr_assert(stats_say("0 groups (0 subscriptions, 0 members)"), "groups not freed after their clients left");
     cr_assert_eq(node_stop(&node), 0);
 }
+
+/* ---- long replies (item 11) ------------------------------------------------------------------- */
+
+Test(abuse, a_long_c32_reply_reaches_a_reader_that_keeps_up, .timeout = 120)
+{
+    enum { RECORDS = 20000 };
+    client_t app;
+    char data[501], prefix[64];
+    node_prepare(&node);
+    ovms_store_t *st = node_store(&node);
+    ovms_store_req_t *reqs = calloc(RECORDS, sizeof *reqs);   /* submitted together: one commit */
+    memset(data, 'x', 500);
+    data[500] = '\0';
+    int64_t now = (int64_t)time(NULL);
+    for (int i = 0; i < RECORDS; i++) {
+        ovms_store_req_init(&reqs[i]);
+        ovms_store_prep_hist_put(&reqs[i], "TESTCAR", "*-LOG-Big", i, now - RECORDS + i, now + 86400,
+                                 data, 500);
+        cr_assert_eq(ovms_store_submit(st, &reqs[i], NULL, NULL), 0);
+    }
+    ovms_store_close(st);                          /* finishes every write */
+    for (int i = 0; i < RECORDS; i++) {
+        cr_assert_eq(reqs[i].status, 0);
+        ovms_store_req_cleanup(&reqs[i]);
+    }
+    free(reqs);
+    node_start(&node, NULL);                        /* default output limit: 1 MiB */
+    client_login_ok(&app, node.port, 'A', "TESTCAR", "NETPASS");
+    client_send(&app, "C32,*-LOG-Big");
+    client_send(&app, "C31");                       /* waits for the C32 reply */
+    for (int i = 0; i < RECORDS; i++) {
+        const char *m = client_recv(&app, 5000);
+        cr_assert_not_null(m, "the reply stopped after %d of %d lines (%s)", i, RECORDS,
+                           app.closed ? "closed by the server" : "silence");
+        snprintf(prefix, sizeof prefix, "c32,0,%d,%d,*-LOG-Big,", i + 1, RECORDS);
+        cr_assert(!strncmp(m, prefix, strlen(prefix)), "line %d: %.60s", i, m);
+    }
+    const char *m = client_recv(&app, 5000);
+    cr_assert(m && !strncmp(m, "c31,0,1,1,*-LOG-Big,20000,20000,", 32), "after the reply: %s", m ? m : "(none)");
+    cr_assert_not(node_log_has(&node, "slow reader"));
+    client_close(&app);
+    cr_assert_eq(node_stop(&node), 0);
+}
