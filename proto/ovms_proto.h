@@ -56,7 +56,8 @@ extern "C" {
     X(EBUSY,       -19, "resource busy")                                      \
     X(ECLOSED,     -20, "closed")                                             \
     X(ETIMEDOUT,   -21, "timed out")                                          \
-    X(ECONFIG,     -22, "bad configuration")
+    X(ECONFIG,     -22, "bad configuration")                                  \
+    X(EQUOTA,      -23, "quota exceeded")
 
 enum {
 #define OVMS__ERRENUM(name, val, text) OVMS_##name = (val),

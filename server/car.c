@@ -95,10 +95,40 @@ static void paranoid_message(conn_t *c, ovms_str_t payload, const char *raw, siz
     }
 }
 
+/* A car's history record is limited in three ways (docs/operations.md): its
+ * lifetime (history_max_days), the records its vehicle may hold
+ * (history_max_records: over it, h is not acknowledged, so the car keeps
+ * it), and the rate (history_per_minute: over it, the car is not read
+ * until the budget refills; nothing is lost). */
+static int64_t capped_expiry(const conn_t *c, int64_t ts, int64_t expires)
+{
+    int64_t longest = ts + (int64_t)c->w->cfg->history_max_days * 86400;
+    return expires > longest ? longest : expires;
+}
+
+static void submit_history(conn_t *c, sreq_t *r)
+{
+    ovms_store_req_incarnation(&r->req, c->vehicle->incarnation);
+    ovms_store_req_limit(&r->req, c->w->cfg->history_max_records);
+    conn_hist_begin(c);
+    sreq_submit(r);
+    if (!quota_take(c->vehicle, QUOTA_HISTORY))
+        conn_quota_pause(c);
+}
+
+static void history_full(sreq_t *r, const char *what)
+{
+    log_limited(OVMS_LOG_WARN, r->conn, "history full", conn_vehicle_id(r->conn),
+                "%s not stored: the vehicle holds %d history records, its limit", what,
+                r->w->cfg->history_max_records);
+}
+
 static void history_written(sreq_t *r)
 {
     conn_hist_end(r->conn);
-    if (r->req.status < 0)
+    if (r->req.status == OVMS_EQUOTA)
+        history_full(r, "H record");
+    else if (r->req.status < 0)
         LOG_ERROR(r->conn, "H record not stored: %s", ovms_strerror(r->req.status));
 }
 
@@ -115,16 +145,14 @@ static void history(conn_t *c, ovms_str_t payload)
     if (!r)
         return;
     if (ovms_str_copy(h.type, type, sizeof type) < 0 ||
-        ovms_store_prep_hist_put(&r->req, c->vehicle->id, type, h.recno, now, now + h.lifetime,
-                                 h.data.ptr, h.data.len) < 0) {
+        ovms_store_prep_hist_put(&r->req, c->vehicle->id, type, h.recno, now,
+                                 capped_expiry(c, now, now + h.lifetime), h.data.ptr, h.data.len) < 0) {
         log_limited(OVMS_LOG_WARN, c, "H record refused", c->vehicle->id,
                     "H record refused (type too long or bad data)");
         sreq_free(r);
         return;
     }
-    ovms_store_req_incarnation(&r->req, c->vehicle->incarnation);
-    conn_hist_begin(c);
-    sreq_submit(r);
+    submit_history(c, r);
 }
 
 /* The acknowledgement goes out only once the record is durable. */
@@ -132,6 +160,10 @@ static void history_stored(sreq_t *r)
 {
     conn_t *c = r->conn;
     conn_hist_end(c);
+    if (r->req.status == OVMS_EQUOTA) {
+        history_full(r, "h record (not acknowledged: the car keeps it)");
+        return;
+    }
     if (r->req.status < 0) {
         LOG_ERROR(c, "h record not stored (%s): not acknowledged, the car will resend",
                   ovms_strerror(r->req.status));
@@ -158,14 +190,13 @@ static void history_ack(conn_t *c, ovms_str_t payload)
     }
     memcpy(r->text, ack, (size_t)n + 1);
     if (ovms_store_prep_hist_put(&r->req, c->vehicle->id, type, h.recno, now + h.timediff,
-                                 now + (h.lifetime - h.timediff), h.data.ptr, h.data.len) < 0) {
+                                 capped_expiry(c, now + h.timediff, now + (h.lifetime - h.timediff)),
+                                 h.data.ptr, h.data.len) < 0) {
         sreq_free(r);
         conn_send(c, ack, (size_t)n);
         return;
     }
-    ovms_store_req_incarnation(&r->req, c->vehicle->incarnation);
-    conn_hist_begin(c);
-    sreq_submit(r);
+    submit_history(c, r);
 }
 
 void car_message(conn_t *c, const ovms_msg_t *m)

@@ -62,6 +62,18 @@ static const key_t_ KEYS[] = {
     { "security", "token_memory", K_INT, F(token_memory), 1024, 16777216, 0 },
     { "push", "notification_days", K_INT, F(notification_days), 1, 3650, 1 },
     { "log", "level", K_LEVEL, F(log_level), 0, 0, 1 },
+    { "log", "history", K_INT, F(log_history), 0, 3650 * 86400L, 1 },
+    { "quota", "history_per_minute", K_INT, F(history_per_minute), 1, 1000000, 1 },
+    { "quota", "history_burst", K_INT, F(history_burst), 1, 1000000, 1 },
+    { "quota", "history_max_records", K_INT, F(history_max_records), 10, 100000000, 1 },
+    { "quota", "history_max_days", K_INT, F(history_max_days), 1, 36500, 1 },
+    { "quota", "notifications_per_minute", K_INT, F(notifications_per_minute), 1, 1000000, 1 },
+    { "quota", "notification_burst", K_INT, F(notification_burst), 1, 1000000, 1 },
+    { "quota", "push_subscriptions_per_hour", K_INT, F(push_subscriptions_per_hour), 1, 1000000, 1 },
+    { "quota", "push_subscription_burst", K_INT, F(push_subscription_burst), 1, 1000000, 1 },
+    { "quota", "max_push_subscriptions", K_INT, F(max_push_subscriptions), 1, 1000000, 1 },
+    { "quota", "server_history_per_minute", K_INT, F(server_history_per_minute), 1, 1000000, 1 },
+    { "quota", "server_history_burst", K_INT, F(server_history_burst), 1, 1000000, 1 },
 };
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -99,6 +111,16 @@ static const char USAGE[] =
     "  --token-replay 0|1        refuse a client token a vehicle has seen before (1)\n"
     "  --token-memory N          client tokens remembered (262144)\n"
     "  --notification-days N     how long push notifications are kept in history\n"
+    "  --history N               seconds stored messages and server log lines are kept as\n"
+    "                            history, as the reference does (86400; 0: off)\n"
+    "  Budgets per vehicle ([quota]; see docs/operations.md):\n"
+    "  --history-per-minute N --history-burst N   h and H from the car (120, 1000)\n"
+    "  --history-max-records N   records stored per vehicle (100000)\n"
+    "  --history-max-days N      longest lifetime of a car's record (365)\n"
+    "  --notifications-per-minute N --notification-burst N   stored P (6, 20)\n"
+    "  --push-subscriptions-per-hour N --push-subscription-burst N --max-push-subscriptions N\n"
+    "                            (60, 10, 32)\n"
+    "  --server-history-per-minute N --server-history-burst N   log history records (60, 120)\n"
     "  --level error|warn|info|debug   log level (also --log-level)\n"
     "  --help, --version\n"
     "\n"
@@ -130,6 +152,18 @@ static void defaults(ovms_config_t *cfg)
     cfg->vehicle_penalty_threshold = 60;
     cfg->token_replay = 1;
     cfg->token_memory = 262144;
+    cfg->history_per_minute = 120;
+    cfg->history_burst = 1000;
+    cfg->history_max_records = 100000;
+    cfg->history_max_days = 365;
+    cfg->notifications_per_minute = 6;
+    cfg->notification_burst = 20;
+    cfg->push_subscriptions_per_hour = 60;
+    cfg->push_subscription_burst = 10;
+    cfg->max_push_subscriptions = 32;
+    cfg->server_history_per_minute = 60;
+    cfg->server_history_burst = 120;
+    cfg->log_history = 86400;            /* the reference's default: a day */
     cfg->notification_days = 30;
     cfg->log_level = OVMS_LOG_INFO;
 }

@@ -156,6 +156,8 @@ void conn_close(conn_t *c, const char *why)
         log_close(c, why);
     if (c->reply)
         cmd_reply_end(c);
+    if (c->vehicle && why)
+        hub_server_log(c, "%s", why);
     if (c->vehicle)
         hub_detach(c);
     if (c->flags & CF_GROUPS)
@@ -414,6 +416,25 @@ void conn_hist_end(conn_t *c)
     c->hist_writes--;
     if ((c->flags & CF_THROTTLED) && c->hist_writes < HIST_WRITES_MAX / 2) {
         c->flags &= (uint16_t)~CF_THROTTLED;
+        conn_unpark(c);
+    }
+}
+
+/* The car's history budget is spent: not read until it refills (the sweep
+ * looks once a second), so it slows down instead of losing anything. */
+void conn_quota_pause(conn_t *c)
+{
+    if (!(c->flags & CF_QUOTA))
+        log_limited(OVMS_LOG_INFO, c, "history budget spent", conn_vehicle_id(c),
+                    "history records faster than %d a minute: pausing reads",
+                    c->w->cfg->history_per_minute);
+    c->flags |= CF_QUOTA;
+}
+
+void conn_quota_check(conn_t *c)
+{
+    if ((c->flags & CF_QUOTA) && c->vehicle && quota_available(c->vehicle, QUOTA_HISTORY)) {
+        c->flags &= (uint16_t)~CF_QUOTA;
         conn_unpark(c);
     }
 }

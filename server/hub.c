@@ -15,6 +15,7 @@
  */
 #include "server_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,15 +125,16 @@ static void free_vehicle(vehicle_t *v)
 }
 
 /* With no connection left the entry goes, unless it still holds
- * utilisation counts: then it stays, retired, until the next periodic
- * flush, so a car that reconnects often costs one write per period rather
- * than one per visit. */
+ * utilisation counts or held messages, or owes on a budget: then it stays
+ * until the next periodic flush finds it settled, so a car that reconnects
+ * often costs one write per period rather than one per visit, and cannot
+ * refill its budgets by reconnecting. */
 void hub_unref(vehicle_t *v)
 {
     if (--v->refs > 0)
         return;
     drop_cache(v);
-    if ((!util_pending(v) && !v->ndirty) || v->w->stopping || v->retired) {
+    if ((!util_pending(v) && !v->ndirty && quota_settled(v)) || v->w->stopping || v->retired) {
         hub_flush_util(v);
         if (v->ndirty && !v->msg_writes)
             submit_dirty(v);           /* keeps it referenced until written */
@@ -288,6 +290,13 @@ static void submit_message(vehicle_t *v, char code, const char *payload, size_t 
         return;
     }
     ovms_store_req_incarnation(&r->req, v->incarnation);
+    /* the reference's log history: every stored message also as a record
+     * of its code, within the vehicle's budget for the node's own records */
+    const ovms_config_t *cfg = v->w->cfg;
+    if (cfg->log_history > 0 && quota_take(v, QUOTA_SERVER_HISTORY)) {
+        ovms_store_req_msg_history(&r->req, when + cfg->log_history);
+        ovms_store_req_limit(&r->req, cfg->history_max_records / 2);
+    }
     v->msg_writes++;
     sreq_submit(r);
 }
@@ -561,6 +570,42 @@ void hub_detach(conn_t *c)
     hub_unref(v);
 }
 
+/* ---- server log history ----------------------------------------------------------------------- */
+
+#define SERVER_LOGS_TYPE "*-OVM-ServerLogs"
+
+void hub_server_log(conn_t *c, const char *fmt, ...)
+{
+    static uint32_t recno;           /* as the reference: a counter, 0..65535 */
+    vehicle_t *v = c->vehicle;
+    const ovms_config_t *cfg = c->w->cfg;
+    char data[512];
+    va_list ap;
+
+    if (!v || v->retired || cfg->log_history <= 0 || !quota_take(v, QUOTA_SERVER_HISTORY))
+        return;
+    int n = snprintf(data, sizeof data, "#%llu %c ", (unsigned long long)c->id, c->role ? c->role : '-');
+    va_start(ap, fmt);
+    vsnprintf(data + n, sizeof data - (size_t)n, fmt, ap);
+    va_end(ap);
+    for (char *p = data; *p; p++)    /* the last field of a record: commas may stay, line breaks not */
+        if (*p == '\r' || *p == '\n')
+            *p = ' ';
+    sreq_t *r = sreq_new(c->w, NULL, NULL, NULL);
+    int64_t now = wall_now();
+    uint32_t k = __atomic_fetch_add(&recno, 1, __ATOMIC_RELAXED) % 65536;
+    if (!r)
+        return;
+    if (ovms_store_prep_hist_put(&r->req, v->id, SERVER_LOGS_TYPE, k, now, now + cfg->log_history,
+                                 data, strlen(data)) < 0) {
+        sreq_free(r);
+        return;
+    }
+    ovms_store_req_incarnation(&r->req, v->incarnation);
+    ovms_store_req_limit(&r->req, cfg->history_max_records / 2);
+    sreq_submit(r);
+}
+
 /* ---- utilisation ------------------------------------------------------------------------------ */
 
 void hub_flush_util(vehicle_t *v)
@@ -603,7 +648,7 @@ void hub_flush_all(worker_t *w, int all)
             hub_flush_util(v);
         if (all && v->ndirty && v->msg_writes == 0)
             submit_dirty(v);
-        if (v->refs == 0 && !util_pending(v) && !v->ndirty) {
+        if (v->refs == 0 && !util_pending(v) && !v->ndirty && quota_settled(v)) {
             free_vehicle(v);         /* a retired entry: the table shifted, look again here */
             i--;
         }

@@ -107,6 +107,7 @@ static void attach(conn_t *c, const char *vehicle, uint64_t identity, uint16_t w
         hub_count(v, UTIL_APP_RX, welcome_tx);
     }
     LOG_INFO(c, "%s logged in", c->role == 'C' ? "car" : c->role == 'A' ? "app" : "batch client");
+    hub_server_log(c, "got proto #%d/%c login", c->scheme, c->role);
     if (c->role == 'C') {
         hub_car_login(v, c);
         conn_unpark(c);

@@ -60,6 +60,14 @@ typedef struct ovms_config {
     int vehicle_penalty, vehicle_penalty_threshold;
     int token_replay;                /* 1: refuse a client token seen before for the vehicle */
     int token_memory;                /* tokens remembered */
+    /* budgets per vehicle (quota.c): a rate and a burst each */
+    int history_per_minute, history_burst;           /* h and H from the car */
+    int history_max_records;         /* stored per vehicle; the node's own records up to half */
+    int history_max_days;            /* longest lifetime a car may give a record */
+    int notifications_per_minute, notification_burst;
+    int push_subscriptions_per_hour, push_subscription_burst, max_push_subscriptions;
+    int server_history_per_minute, server_history_burst;   /* log history records */
+    int log_history;                 /* seconds messages and server logs are kept as history; 0 off */
     int notification_days;           /* *-Log-Notification lifetime */
     ovms_log_level_t log_level;
 } ovms_config_t;

@@ -39,6 +39,7 @@ void push_notify(server_t *srv, worker_t *w, const char *vehicle, int64_t incarn
         return;
     }
     ovms_store_req_incarnation(&r->req, incarnation);
+    ovms_store_req_limit(&r->req, w->cfg->history_max_records / 2);    /* a record of the node's own */
     sreq_submit(r);
 }
 
@@ -50,13 +51,24 @@ void push_from(conn_t *c, const ovms_msg_t *m)
     hub_to_clients(v, m->payload.ptr - 1, m->payload.len + 1);
     if (m->payload.len < 2)
         return;
+    /* relayed live always; stored and pushed within the vehicle's budget */
+    if (!quota_take(v, QUOTA_NOTIFY)) {
+        log_limited(OVMS_LOG_INFO, c, "notification not stored", v->id,
+                    "more than %d notifications a minute: relayed, not stored or pushed",
+                    c->w->cfg->notifications_per_minute);
+        return;
+    }
     snprintf(text, sizeof text, "%.*s", (int)m->payload.len - 1, m->payload.ptr + 1);
     push_notify(c->w->srv, c->w, v->id, v->incarnation, m->payload.ptr[0], text);
 }
 
 static void subscribed(sreq_t *r)
 {
-    if (r->req.status < 0)
+    if (r->req.status == OVMS_EQUOTA)
+        log_limited(OVMS_LOG_INFO, r->conn, "push subscription refused", conn_vehicle_id(r->conn),
+                    "push subscription refused: the vehicle has %d, its limit",
+                    r->w->cfg->max_push_subscriptions);
+    else if (r->req.status < 0)
         LOG_WARN(r->conn, "push subscription not stored: %s", ovms_strerror(r->req.status));
     else
         LOG_INFO(r->conn, "push subscription stored (%s)", r->text);
@@ -101,6 +113,12 @@ void push_subscribe(conn_t *c, ovms_str_t payload)
     }
     if (!strcmp(ptype, "apns"))
         snprintf(ktype, sizeof ktype, "production");
+    if (!quota_take(c->vehicle, QUOTA_PUSHSUB)) {
+        log_limited(OVMS_LOG_INFO, c, "push subscription refused", c->vehicle->id,
+                    "push subscription refused: more than %d an hour",
+                    c->w->cfg->push_subscriptions_per_hour);
+        return;
+    }
     sreq_t *r = sreq_new(c->w, c, NULL, subscribed);
     if (!r)
         return;
@@ -111,5 +129,6 @@ void push_subscribe(conn_t *c, ovms_str_t payload)
         return;
     }
     ovms_store_req_incarnation(&r->req, incarnation);
+    ovms_store_req_limit(&r->req, c->w->cfg->max_push_subscriptions);
     sreq_submit(r);
 }

@@ -191,8 +191,9 @@ enum conn_state {
 #define CF_UNAUTH     0x200  /* counted as unauthenticated (guard) */
 #define CF_ADDR_COUNT 0x400  /* ... and against its address */
 #define CF_REPLYING   0x800  /* a long reply is streaming: input is held */
+#define CF_QUOTA      0x1000 /* the car's history budget is spent: not reading */
 /* what holds a connection's input back */
-#define CF_HOLD_INPUT (CF_BUSY | CF_THROTTLED | CF_REPLYING)
+#define CF_HOLD_INPUT (CF_BUSY | CF_THROTTLED | CF_REPLYING | CF_QUOTA)
 
 /* A car may have this many history records waiting for the disk before the
  * server stops reading from it (and resumes below half). */
@@ -393,6 +394,13 @@ typedef struct cached_msg {
 
 enum cache_state { CACHE_NONE = 0, CACHE_LOADING, CACHE_READY };
 
+/* A token bucket kept as its debt (quota.c): zero is full. */
+typedef struct bucket {
+    float used;
+    uint32_t at;             /* worker clock, 1/64 s */
+} bucket_t;
+enum { QUOTA_HISTORY, QUOTA_NOTIFY, QUOTA_PUSHSUB, QUOTA_SERVER_HISTORY, QUOTA_KINDS };
+
 struct vehicle {
     char id[33];
     uint8_t retired;         /* removed or changed: out of the table, going away */
@@ -424,6 +432,7 @@ struct vehicle {
     /* utilisation not yet written */
     int64_t util[4];         /* car_rx car_tx app_rx app_tx */
     int64_t util_day;
+    bucket_t quota[QUOTA_KINDS];   /* budgets of client-driven writes */
 };
 
 /* What a login is checked against (car password, owner, incarnation, scope). */
@@ -452,6 +461,9 @@ void hub_store_message(vehicle_t *v, char code, const char *payload, size_t len,
 /* A car's history write was submitted / completed (back-pressure). */
 void conn_hist_begin(conn_t *c);
 void conn_hist_end(conn_t *c);
+/* Its history budget is spent: stop reading; resume once it refills. */
+void conn_quota_pause(conn_t *c);
+void conn_quota_check(conn_t *c);
 void hub_count(vehicle_t *v, int slot, size_t bytes);   /* utilisation */
 void hub_flush_util(vehicle_t *v);
 /* Periodic and final writes: utilisation, and (when `all`, at stop) every
@@ -460,6 +472,17 @@ void hub_flush_all(worker_t *w, int all);
 /* The due timer: write the held messages whose interval has passed. */
 void hub_write_due(worker_t *w);
 enum { UTIL_CAR_RX, UTIL_CAR_TX, UTIL_APP_RX, UTIL_APP_TX };
+
+/* ---- budgets (quota.c) ----------------------------------------------------------------------- */
+
+/* 1 and one token taken, or 0 when the vehicle's budget of that kind is spent. */
+int quota_take(vehicle_t *v, int kind);
+int quota_available(vehicle_t *v, int kind);
+/* Every budget back to full: the entry may go. */
+int quota_settled(vehicle_t *v);
+/* A line for the vehicle's *-OVM-ServerLogs history (when log history is on
+ * and the server-history budget allows). */
+void hub_server_log(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- messages (car.c, client.c, commands.c, groups.c, push.c) --------------------------------- */
 

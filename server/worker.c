@@ -271,6 +271,7 @@ static void sweep_conn(worker_t *w, conn_t *c, uint32_t now)
         conn_close(c, "idle: nothing received for the time limit");
         return;
     }
+    conn_quota_check(c);
     if (c->reply && now - c->last_tx >= REPLY_STALL) {
         conn_close(c, "a long reply was not read for 60 s");
         return;

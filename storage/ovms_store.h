@@ -153,6 +153,8 @@ struct ovms_store_req {
     size_t n[OVMS_STORE_MAX_ARGS];
     int64_t i[OVMS_STORE_MAX_ARGS];
     int64_t incarnation;        /* see ovms_store_req_incarnation */
+    int64_t limit;              /* see ovms_store_req_limit */
+    int64_t msg_history;        /* see ovms_store_req_msg_history */
     double submitted;           /* monotonic seconds, for latency figures */
 };
 
@@ -179,6 +181,18 @@ int ovms_store_run(ovms_store_t *st, ovms_store_req_t *req);
  * into a new one of the same id. Without it, the write applies to whatever
  * live vehicle has the id. */
 void ovms_store_req_incarnation(ovms_store_req_t *req, int64_t created);
+
+/* A per-vehicle limit for a prepared write: a new historical record
+ * (hist_put, util_add, the record of msg_history) only while the vehicle
+ * holds fewer than `max` records, a new push subscription only while it has
+ * fewer than `max`. Replacing an existing one is always allowed. Over the
+ * limit the write fails with OVMS_EQUOTA (a stored message still is
+ * stored; only its historical record is left out). 0: no limit. */
+void ovms_store_req_limit(ovms_store_req_t *req, int64_t max);
+/* For msg_put: also keep the message as a historical record (type = its
+ * code, recno 0, at its reception time), expiring at `expires`, as the
+ * reference does when log history is on. */
+void ovms_store_req_msg_history(ovms_store_req_t *req, int64_t expires);
 
 /* Make a prepared read *ordered*: it runs on the writer, after every write
  * submitted before it, so it sees them (read-your-writes). Plain reads run

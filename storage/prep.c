@@ -36,6 +36,8 @@ static int set_args(ovms_store_req_t *req, int op, int n, const char *const *v, 
     req->flags = 0;
     req->value = 0;
     req->incarnation = 0;
+    req->limit = 0;
+    req->msg_history = 0;
     memset(req->i, 0, sizeof req->i);
     return 0;
 }

@@ -63,6 +63,15 @@ static const char *const migrations[] = {
     "CREATE TABLE provisioning ("
     "  apkey TEXT PRIMARY KEY, vehicleid TEXT NOT NULL, token TEXT NOT NULL,"
     "  digest TEXT NOT NULL, record TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 1 -> 2: history records per vehicle, kept exact by triggers, for the
+     * per-vehicle limit (an upsert that replaces a record fires neither) */
+    "CREATE TABLE history_count (vehicleid TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO history_count SELECT vehicleid, count(*) FROM history GROUP BY vehicleid;"
+    "CREATE TRIGGER history_counted AFTER INSERT ON history BEGIN "
+    "  INSERT INTO history_count VALUES (new.vehicleid, 1) "
+    "  ON CONFLICT(vehicleid) DO UPDATE SET n = n + 1; END;"
+    "CREATE TRIGGER history_uncounted AFTER DELETE ON history BEGIN "
+    "  UPDATE history_count SET n = n - 1 WHERE vehicleid = old.vehicleid; END;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

@@ -140,10 +140,11 @@ static void add_stats(ovms_store_t *st, uint64_t commits, uint64_t writes, uint6
 
 /* ---- the writer ------------------------------------------------------------------- */
 
-static int needs_savepoint(int op)
+static int needs_savepoint(const ovms_store_req_t *req)
 {
+    int op = req->op;
     return op == OP_OWNER_PUT || op == OP_OWNER_REMOVE || op == OP_VEHICLE_PUT ||
-           op == OP_VEHICLE_REMOVE || op == OP_UTIL_ADD;
+           op == OP_VEHICLE_REMOVE || op == OP_UTIL_ADD || (op == OP_MSG_PUT && req->msg_history);
 }
 
 static void run_one(ovms_store_t *st, ovms_store_req_t *req)
@@ -152,7 +153,7 @@ static void run_one(ovms_store_t *st, ovms_store_req_t *req)
         req->status = store_exec_read_here(&st->w, req);   /* an ordered read */
         return;
     }
-    if (!needs_savepoint(req->op)) {
+    if (!needs_savepoint(req)) {
         req->status = store_exec_write(st, req);    /* a failed statement undoes itself */
         return;
     }
@@ -528,6 +529,16 @@ void ovms_store_req_init(ovms_store_req_t *req)
 void ovms_store_req_incarnation(ovms_store_req_t *req, int64_t created)
 {
     req->incarnation = created;
+}
+
+void ovms_store_req_limit(ovms_store_req_t *req, int64_t max)
+{
+    req->limit = max;
+}
+
+void ovms_store_req_msg_history(ovms_store_req_t *req, int64_t expires)
+{
+    req->msg_history = expires;
 }
 
 void ovms_store_req_ordered(ovms_store_req_t *req)

@@ -306,6 +306,9 @@ static int vehicle_current(ovms_store_t *st, ovms_store_req_t *req, const char *
     return ok ? 0 : OVMS_ENOTFOUND;
 }
 
+static int history_insert(ovms_store_t *st, ovms_store_req_t *req, const char *type, size_t tlen,
+                          int64_t recno, int64_t ts, int64_t expires, const char *data, size_t dlen);
+
 static int op_msg_put(ovms_store_t *st, ovms_store_req_t *req)
 {
     int live = vehicle_current(st, req, ARG(0));
@@ -327,7 +330,15 @@ static int op_msg_put(ovms_store_t *st, ovms_store_req_t *req)
     store_bind_text(s, 6, ARG(3), ARGN(3));
     sqlite3_bind_text(s, 7, st->node_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 8, next_seq(st));
-    return store_step_done(&st->w, s);
+    int rc = store_step_done(&st->w, s);
+    /* the reference's log history: the message as a record of its code;
+     * left out (not an error) when the vehicle's history is full */
+    if (rc == 0 && req->msg_history) {
+        rc = history_insert(st, req, ARG(1), ARGN(1), 0, req->i[1], req->msg_history, ARG(2), ARGN(2));
+        if (rc == OVMS_EQUOTA)
+            rc = 0;
+    }
+    return rc;
 }
 
 static int op_ptoken_set(ovms_store_t *st, ovms_store_req_t *req)
@@ -351,11 +362,40 @@ static int op_ptoken_set(ovms_store_t *st, ovms_store_req_t *req)
     return rc;
 }
 
-static int op_hist_put(ovms_store_t *st, ovms_store_req_t *req)
+/* Room for this record under the vehicle's limit: a replacement always
+ * fits, a new record only below the limit (history_count, kept by triggers). */
+static int history_room(ovms_store_t *st, const ovms_store_req_t *req, const char *type,
+                        size_t tlen, int64_t recno, int64_t ts)
 {
-    int live = vehicle_current(st, req, ARG(0));
-    if (live < 0)
-        return live;
+    if (!req->limit)
+        return 0;
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "SELECT EXISTS (SELECT 1 FROM history WHERE vehicleid = ?1 AND type = ?2 AND ts = ?3 "
+        "  AND recno = ?4 AND korigin = ''), "
+        "coalesce((SELECT n FROM history_count WHERE vehicleid = ?1), 0)");
+    if (!s)
+        return OVMS_EIO;
+    store_bind_text(s, 1, ARG(0), ARGN(0));
+    store_bind_text(s, 2, type, tlen);
+    sqlite3_bind_int64(s, 3, ts);
+    sqlite3_bind_int64(s, 4, recno);
+    int rc = sqlite3_step(s), fits = 1;
+    if (rc == SQLITE_ROW)
+        fits = sqlite3_column_int(s, 0) || sqlite3_column_int64(s, 1) < req->limit;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return store_sql_error(st->w.db, rc);
+    return fits ? 0 : OVMS_EQUOTA;
+}
+
+/* One historical record of the request's vehicle (ARG(0)), replacing one
+ * with the same key. */
+static int history_insert(ovms_store_t *st, ovms_store_req_t *req, const char *type, size_t tlen,
+                          int64_t recno, int64_t ts, int64_t expires, const char *data, size_t dlen)
+{
+    int rc = history_room(st, req, type, tlen, recno, ts);
+    if (rc < 0)
+        return rc;
     sqlite3_stmt *s = store_stmt(&st->w,
         "INSERT INTO history(vehicleid, type, recno, ts, korigin, expires, data, origin, seq) "
         "VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7, ?8) "
@@ -365,14 +405,22 @@ static int op_hist_put(ovms_store_t *st, ovms_store_req_t *req)
     if (!s)
         return OVMS_EIO;
     store_bind_text(s, 1, ARG(0), ARGN(0));
-    store_bind_text(s, 2, ARG(1), ARGN(1));
-    sqlite3_bind_int64(s, 3, req->i[0]);
-    sqlite3_bind_int64(s, 4, req->i[1]);
-    sqlite3_bind_int64(s, 5, req->i[2]);
-    store_bind_text(s, 6, ARG(2), ARGN(2));
+    store_bind_text(s, 2, type, tlen);
+    sqlite3_bind_int64(s, 3, recno);
+    sqlite3_bind_int64(s, 4, ts);
+    sqlite3_bind_int64(s, 5, expires);
+    store_bind_text(s, 6, data, dlen);
     sqlite3_bind_text(s, 7, st->node_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 8, next_seq(st));
     return store_step_done(&st->w, s);
+}
+
+static int op_hist_put(ovms_store_t *st, ovms_store_req_t *req)
+{
+    int live = vehicle_current(st, req, ARG(0));
+    if (live < 0)
+        return live;
+    return history_insert(st, req, ARG(1), ARGN(1), req->i[0], req->i[1], req->i[2], ARG(2), ARGN(2));
 }
 
 static int op_util_add(ovms_store_t *st, ovms_store_req_t *req)
@@ -406,9 +454,33 @@ static int op_util_add(ovms_store_t *st, ovms_store_req_t *req)
     return 0;
 }
 
+/* A new subscription only below the vehicle's limit; replacing one is fine. */
+static int pushsub_room(ovms_store_t *st, ovms_store_req_t *req)
+{
+    if (!req->limit)
+        return 0;
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "SELECT EXISTS (SELECT 1 FROM pushsubs WHERE owner = ?1 AND vehicleid = ?2 AND appid = ?3), "
+        "(SELECT count(*) FROM pushsubs WHERE vehicleid = ?2)");
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_int64(s, 1, req->i[0]);
+    store_bind_text(s, 2, ARG(0), ARGN(0));
+    store_bind_text(s, 3, ARG(1), ARGN(1));
+    int rc = sqlite3_step(s), fits = 1;
+    if (rc == SQLITE_ROW)
+        fits = sqlite3_column_int(s, 0) || sqlite3_column_int64(s, 1) < req->limit;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return store_sql_error(st->w.db, rc);
+    return fits ? 0 : OVMS_EQUOTA;
+}
+
 static int op_pushsub_put(ovms_store_t *st, ovms_store_req_t *req)
 {
     int live = vehicle_current(st, req, ARG(0));
+    if (live == 0)
+        live = pushsub_room(st, req);
     if (live < 0)
         return live;
     sqlite3_stmt *s = store_stmt(&st->w,

@@ -315,8 +315,136 @@ Test(abuse, a_long_c32_reply_reaches_a_reader_that_keeps_up, .timeout = 120)
         cr_assert(!strncmp(m, prefix, strlen(prefix)), "line %d: %.60s", i, m);
     }
     const char *m = client_recv(&app, 5000);
-    cr_assert(m && !strncmp(m, "c31,0,1,1,*-LOG-Big,20000,20000,", 32), "after the reply: %s", m ? m : "(none)");
+    cr_assert(m && !strncmp(m, "c31,0,1,2,*-LOG-Big,20000,20000,", 32), "after the reply: %s", m ? m : "(none)");
     cr_assert_not(node_log_has(&node, "slow reader"));
     client_close(&app);
     cr_assert_eq(node_stop(&node), 0);
+}
+
+/* ---- write budgets (item 5) ------------------------------------------------------------------ */
+
+static int64_t db_count(const char *vehicle, const char *type)
+{
+    ovms_store_t *st = node_store(&node);
+    ovms_store_req_t req;
+    ovms_store_req_init(&req);
+    ovms_store_prep_hist_list(&req, vehicle, type);
+    cr_assert_eq(ovms_store_run(st, &req), 0);
+    int64_t n = req.rows.nrows;
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+    return n;
+}
+
+/* A car sending notifications flat out: all relayed live, but only its
+ * budget stored, and another vehicle's h acknowledgements keep coming. */
+Test(abuse, a_notification_flood_stores_only_its_budget, .timeout = 90)
+{
+    enum { FLOOD = 2000 };
+    client_t car, app, other;
+    node_prepare(&node);
+    node_start(&node, NULL);
+    client_login_ok(&car, node.port, 'C', "TESTCAR", "NETPASS");
+    client_login_ok(&app, node.port, 'A', "TESTCAR", "NETPASS");
+    client_login_ok(&other, node.port, 'C', "OTHERCAR", "OTHERPW");
+    double worst = 0;
+    for (int i = 0; i < FLOOD; i++) {
+        client_sendf(&car, "PAflood %d", i);
+        if (i % 100 == 50) {
+            char ack[16];
+            snprintf(ack, sizeof ack, "h%d", i);
+            double t0 = now_ms();
+            client_sendf(&other, "h%d,0,*-LOG-Other,%d,86400,meanwhile", i, i);
+            cr_assert(client_expect(&other, ack, 5000), "no ack %s during the flood", ack);
+            worst = now_ms() - t0 > worst ? now_ms() - t0 : worst;
+        }
+    }
+    for (int i = 0; i < FLOOD; i++)
+        cr_assert_not_null(client_expect_prefix(&app, "PAflood", 5000), "relayed %d of %d", i, FLOOD);
+    cr_log_info("another vehicle's h ack during the flood: worst %.1f ms", worst);
+    client_close(&car);
+    client_close(&app);
+    client_close(&other);
+    cr_assert_eq(node_stop(&node), 0);
+    int64_t stored = db_count("TESTCAR", "*-Log-Notification");
+    cr_assert_leq(stored, 22, "%lld of %d notifications stored", (long long)stored, FLOOD);
+    cr_assert_geq(stored, 20);
+}
+
+/* h faster than its budget: the car is slowed down (not read), nothing lost. */
+Test(abuse, history_faster_than_its_budget_is_slowed_not_lost, .timeout = 90)
+{
+    enum { RECORDS = 200 };
+    client_t car;
+    node_prepare(&node);
+    node_start(&node, "--history-per-minute 600 --history-burst 50");
+    client_login_ok(&car, node.port, 'C', "TESTCAR", "NETPASS");
+    for (int i = 0; i < RECORDS; i++)
+        client_sendf(&car, "h%d,0,*-LOG-Fast,%d,86400,record %d", i, i, i);
+    int acks = 0;
+    double t0 = now_ms();
+    while (now_ms() - t0 < 2000 && client_expect_prefix(&car, "h", 100))
+        acks++;
+    cr_assert_leq(acks, 50 + 10 * 3 + 10, "%d acks in 2 s with a budget of 50 + 10/s", acks);
+    while (acks < RECORDS && client_expect_prefix(&car, "h", 5000))
+        acks++;
+    cr_assert_eq(acks, RECORDS, "only %d of %d records acknowledged", acks, RECORDS);
+    client_close(&car);
+    cr_assert_eq(node_stop(&node), 0);
+    cr_assert_eq(db_count("TESTCAR", "*-LOG-Fast"), RECORDS);
+}
+
+/* A vehicle holds at most history_max_records: beyond, h is not
+ * acknowledged (the car keeps it) and nothing more is stored. */
+Test(abuse, a_vehicles_history_is_capped, .timeout = 60)
+{
+    client_t car;
+    node_prepare(&node);
+    node_start(&node, "--history-max-records 30 --history 0");
+    client_login_ok(&car, node.port, 'C', "TESTCAR", "NETPASS");
+    for (int i = 0; i < 50; i++)
+        client_sendf(&car, "h%d,0,*-LOG-Cap,%d,86400,record %d", i, i, i);
+    int acks = 0;
+    while (client_expect_prefix(&car, "h", 1500))
+        acks++;
+    cr_assert_eq(acks, 30, "%d of 50 records acknowledged with a limit of 30", acks);
+    client_close(&car);
+    cr_assert_eq(node_stop(&node), 0);
+    cr_assert(node_log_has(&node, "the vehicle holds 30 history records, its limit"));
+    cr_assert_eq(db_count("TESTCAR", "*-LOG-Cap"), 30);
+}
+
+static int64_t subscriptions(const char *vehicle)
+{
+    ovms_store_t *st = node_store(&node);
+    ovms_store_req_t req;
+    ovms_store_req_init(&req);
+    ovms_store_prep_pushsub_list(&req, vehicle);
+    cr_assert_eq(ovms_store_run(st, &req), 0);
+    int64_t n = req.rows.nrows;
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+    return n;
+}
+
+static void subscribe_many(const char *extra, int many)
+{
+    client_t app;
+    node_prepare(&node);
+    node_start(&node, "%s", extra);
+    client_login_ok(&app, node.port, 'A', "TESTCAR", "NETPASS");
+    for (int i = 0; i < many; i++)
+        client_sendf(&app, "papp%d,expo,simple,ExponentPushToken[%d]", i, i);
+    client_send(&app, "A");
+    cr_assert(client_expect(&app, "a", 5000));
+    client_close(&app);
+    cr_assert_eq(node_stop(&node), 0);
+}
+
+Test(abuse, push_subscriptions_have_a_rate_and_a_limit, .timeout = 60)
+{
+    subscribe_many("", 100);
+    cr_assert_eq(subscriptions("TESTCAR"), 10, "the burst of 10 was not the limit");
+    subscribe_many("--push-subscription-burst 100 --max-push-subscriptions 5", 100);
+    cr_assert_eq(subscriptions("TESTCAR"), 5, "the per-vehicle limit of 5 did not hold");
 }

@@ -610,3 +610,102 @@ Test(server, tls_misconfiguration_is_one_line, .timeout = 30)
     pclose(p);
     cr_assert(strstr(out, "TLS certificate /nonexistent.pem") && strstr(out, "rc=1"), "%s", out);
 }
+
+/* ---- log history, as the reference keeps it by default ------------------------------------ */
+
+/* Read a C31/C32 reply to its end: the lines, joined by '\n', into out. */
+static int read_reply(client_t *app, const char *cmd, char *out, size_t cap)
+{
+    int n = 0, total = 1;
+    size_t len = 0;
+    char want[8];
+    snprintf(want, sizeof want, "c%.2s,", cmd + 1);
+    out[0] = '\0';
+    client_send(app, cmd);
+    while (n < total) {
+        const char *m = client_expect_prefix(app, want, 3000);
+        cr_assert_not_null(m, "no reply to %s", cmd);
+        if (!strncmp(m + 4, "1,", 2)) {
+            snprintf(out, cap, "%s", m);
+            return 0;
+        }
+        int k;
+        cr_assert_eq(sscanf(m + 4, "0,%d,%d,", &k, &total), 2, "%s", m);
+        len += (size_t)snprintf(out + len, cap - len, "%s\n", m);
+        n++;
+    }
+    return n;
+}
+
+Test(server, stored_messages_and_server_logs_are_history_like_the_reference, .timeout = 30)
+{
+    client_t car, app;
+    char reply[16384];
+    start_default();
+    client_login_ok(&car, node.port, 'C', "TESTCAR", PW);
+    client_send(&car, "F3.3.001/V3,5YJRE11B081000001,21,1,TR,provider");
+    client_send(&car, "S80.0,K,0,0.00,stopped,standard,250,230");
+    client_send(&car, "D97,0,5,21.5,22,19,123,45678,0,3600,12,1,1,1,12.6,0,12.9,0,0");
+    client_send(&car, "L51.477500,-0.001400,90,35,1,1");
+    client_send(&car, "PIcharge finished");
+    client_close(&car);                              /* the server logs when it went */
+    usleep(1500000);
+    client_login_ok(&app, node.port, 'A', "TESTCAR", PW);
+    read_reply(&app, "C31", reply, sizeof reply);
+    const char *types[] = { ",*-Log-Notification,", ",*-OVM-ServerLogs,", ",D,", ",F,", ",L,", ",S," };
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        cr_assert(strstr(reply, types[i]), "C31 lacks %s:\n%s", types[i], reply);
+    read_reply(&app, "C32,S,2020-01-01", reply, sizeof reply);
+    cr_assert(strstr(reply, ",S,") && strstr(reply, ",0,80.0,K,0,0.00,stopped,standard,250,230\n"),
+              "C32,S does not return the state:\n%s", reply);
+    read_reply(&app, "C32,*-OVM-ServerLogs", reply, sizeof reply);
+    cr_assert(strstr(reply, " C got proto #0/C login"), "no login line:\n%s", reply);
+    cr_assert(strstr(reply, " C closed by the peer"), "no line for the car leaving:\n%s", reply);
+    client_close(&app);
+    stop_checked();
+}
+
+Test(server, log_history_is_optional_and_within_a_budget, .timeout = 30)
+{
+    client_t car, app;
+    char reply[16384], code[2] = "0";
+    node_prepare(&node);
+    node_start(&node, "--history 0");
+    client_login_ok(&car, node.port, 'C', "TESTCAR", PW);
+    client_send(&car, "S80.0,K,0");
+    client_send(&car, "PAalert");
+    usleep(1200000);
+    client_login_ok(&app, node.port, 'A', "TESTCAR", PW);
+    read_reply(&app, "C31", reply, sizeof reply);
+    cr_assert(strstr(reply, "c31,0,1,1,*-Log-Notification,"), "with --history 0:\n%s", reply);
+    client_close(&app);
+    client_close(&car);
+    stop_checked();
+    /* a car sending forty kinds of message at once: at most its budget of
+     * the node's own records (10, one of them for its login) */
+    node_start(&node, "--message-interval-ms 0 --server-history-burst 10 --server-history-per-minute 1");
+    client_login_ok(&car, node.port, 'C', "TESTCAR", PW);
+    const char *codes = "0123456789IJKMNOQUbdeijklmnoqstuvwxyz!#$";
+    for (const char *p = codes; *p; p++) {
+        code[0] = *p;
+        client_sendf(&car, "%s%d,data", code, (int)(p - codes));
+    }
+    client_send(&car, "A");
+    cr_assert(client_expect(&car, "a", 3000));
+    usleep(500000);
+    client_close(&car);
+    stop_checked();
+    ovms_store_t *st = node_store(&node);
+    ovms_store_req_t req;
+    ovms_store_req_init(&req);
+    ovms_store_prep_hist_list(&req, "TESTCAR", NULL);
+    cr_assert_eq(ovms_store_run(st, &req), 0);
+    int ours = 0;
+    for (int i = 0; i < req.rows.nrows; i++)
+        ours += strlen(ovms_store_cell(&req.rows, i, 0)) == 1 ||
+                !strcmp(ovms_store_cell(&req.rows, i, 0), "*-OVM-ServerLogs");
+    cr_assert_leq(ours, 10, "%d records of the node's own for a budget of 10", ours);
+    cr_assert_geq(ours, 9);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}

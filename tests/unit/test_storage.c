@@ -788,3 +788,64 @@ Test(storage, removal_takes_the_data_and_old_writes_are_refused)
     cr_assert(reported, "a removal by another process was not reported");
     ovms_store_close(st);
 }
+
+/* Per-vehicle limits: new records and subscriptions only below the limit,
+ * replacements always; a stored message can also be kept as history. */
+Test(storage, per_vehicle_limits_and_message_history)
+{
+    ovms_store_req_t req;
+    ovms_vehicle_t v;
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    ovms_store_req_init(&req);
+    add_vehicle(st, "CAR", "PW");
+    add_vehicle(st, "CAR2", "PW");
+    cr_assert_eq(ovms_store_vehicle_get(st, "CAR", &v), 0);
+    for (int i = 0; i < 5; i++) {
+        ovms_store_prep_hist_put(&req, "CAR", "*-LOG-T", i, 1000 + i, 1L << 40, "r", 1);
+        ovms_store_req_limit(&req, 3);
+        cr_assert_eq(run(st, &req), i < 3 ? 0 : OVMS_EQUOTA, "record %d", i);
+    }
+    ovms_store_prep_hist_put(&req, "CAR", "*-LOG-T", 1, 1001, 1L << 40, "replaced", 8);
+    ovms_store_req_limit(&req, 3);
+    cr_assert_eq(run(st, &req), 0, "a replacement counts against the limit");
+    ovms_store_prep_hist_put(&req, "CAR2", "*-LOG-T", 9, 1000, 1L << 40, "r", 1);
+    ovms_store_req_limit(&req, 3);
+    cr_assert_eq(run(st, &req), 0, "another vehicle's records count against this one's limit");
+    /* expiry frees room: the count follows deletions */
+    RUN_OK(st, &req, ovms_store_prep_hist_put(&req, "CAR", "*-LOG-Old", 0, 1, 2, "gone", 4));
+    RUN_OK(st, &req, ovms_store_prep_expire(&req, 100));
+    ovms_store_prep_hist_put(&req, "CAR", "*-LOG-T", 7, 1007, 1L << 40, "r", 1);
+    ovms_store_req_limit(&req, 3);
+    cr_assert_eq(run(st, &req), OVMS_EQUOTA);
+    cr_assert_eq(count_rows("SELECT n FROM history_count WHERE vehicleid = 'CAR'"), 3);
+
+    /* a stored message with its historical record (left out, not failed, when full) */
+    ovms_store_prep_msg_put(&req, "CAR2", 'S', "80,K", 4, 0, "", 2000);
+    ovms_store_req_msg_history(&req, 1L << 40);
+    cr_assert_eq(run(st, &req), 0);
+    RUN_OK(st, &req, ovms_store_prep_hist_records(&req, "CAR2", "S", -1));
+    cr_assert_eq(req.rows.nrows, 1);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 1), "0");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 2), "80,K");
+    ovms_store_prep_msg_put(&req, "CAR", 'S', "70,K", 4, 0, "", 2001);
+    ovms_store_req_msg_history(&req, 1L << 40);
+    ovms_store_req_limit(&req, 3);
+    cr_assert_eq(run(st, &req), 0, "a full history failed the stored message");
+    RUN_OK(st, &req, ovms_store_prep_msg_list(&req, "CAR"));
+    cr_assert_eq(req.rows.nrows, 1);
+
+    /* push subscriptions */
+    for (int i = 0; i < 4; i++) {
+        char app[16];
+        snprintf(app, sizeof app, "app%d", i);
+        ovms_store_prep_pushsub_put(&req, v.owner, "CAR", app, "mail", "", "a@b");
+        ovms_store_req_limit(&req, 2);
+        cr_assert_eq(run(st, &req), i < 2 ? 0 : OVMS_EQUOTA, "subscription %d", i);
+    }
+    ovms_store_prep_pushsub_put(&req, v.owner, "CAR", "app1", "mail", "", "new@b");
+    ovms_store_req_limit(&req, 2);
+    cr_assert_eq(run(st, &req), 0, "replacing a subscription was refused");
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
