@@ -71,10 +71,10 @@ void cmd_clear(vehicle_t *v)
 
 #define REPLY_HIGH_WATER (64 * 1024)
 
-typedef void (*line_fn)(sreq_t *r, int k, int n, char *buf, size_t cap);
-static void c30_line(sreq_t *r, int k, int n, char *buf, size_t cap);
-static void c31_line(sreq_t *r, int k, int n, char *buf, size_t cap);
-static void c32_line(sreq_t *r, int k, int n, char *buf, size_t cap);
+typedef void (*line_fn)(const reply_t *r, int k, int n, char *buf, size_t cap);
+static void c30_line(const reply_t *r, int k, int n, char *buf, size_t cap);
+static void c31_line(const reply_t *r, int k, int n, char *buf, size_t cap);
+static void c32_line(const reply_t *r, int k, int n, char *buf, size_t cap);
 
 static line_fn line_of(int cmd)
 {
@@ -83,7 +83,7 @@ static line_fn line_of(int cmd)
 
 void cmd_reply_continue(conn_t *c)
 {
-    sreq_t *r = c->reply;
+    reply_t *r = c->reply;
     char buf[OVMS_LINE_MAX + 512];
     int n = r->req.rows.nrows;
     size_t high = c->w->cfg->output_limit / 2 < REPLY_HIGH_WATER ? c->w->cfg->output_limit / 2
@@ -99,13 +99,13 @@ void cmd_reply_continue(conn_t *c)
 
 void cmd_reply_end(conn_t *c)
 {
-    sreq_t *r = c->reply;
+    reply_t *r = c->reply;
     c->reply = NULL;
     c->flags &= (uint16_t)~CF_REPLYING;
-    sreq_free(r);
+    ovms_store_req_cleanup(&r->req);
+    free(r);
     if (c->state != CS_CLOSING)
         conn_unpark(c);                  /* what it sent meanwhile, then the socket */
-    conn_unref(c);                       /* the reference the request held */
 }
 
 static void reply_rows(sreq_t *r, int cmd, const char *none)
@@ -123,15 +123,20 @@ static void reply_rows(sreq_t *r, int cmd, const char *none)
         conn_unpark(c);
         return;
     }
-    r->cmd = cmd;
-    r->next = 0;
-    r->kept = 1;                         /* the connection owns it now, and its reference */
-    c->reply = r;
-    c->flags |= CF_REPLYING;
+    reply_t *reply = calloc(1, sizeof *reply);
+    if (!reply) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    reply->req = r->req;                 /* the rows move to the connection */
+    ovms_store_req_init(&r->req);
+    reply->cmd = cmd;
+    memcpy(reply->text, r->text, sizeof reply->text);
+    c->reply = reply;
     cmd_reply_continue(c);
 }
 
-static void c30_line(sreq_t *r, int k, int n, char *buf, size_t cap)
+static void c30_line(const reply_t *r, int k, int n, char *buf, size_t cap)
 {
     const ovms_store_rows_t *rows = &r->req.rows;
     snprintf(buf, cap, "c30,0,%d,%d,%s,%s,%s,%s,%s", k + 1, n, ovms_store_cell(rows, k, 0),
@@ -139,7 +144,7 @@ static void c30_line(sreq_t *r, int k, int n, char *buf, size_t cap)
              ovms_store_cell(rows, k, 3), ovms_store_cell(rows, k, 4));
 }
 
-static void c31_line(sreq_t *r, int k, int n, char *buf, size_t cap)
+static void c31_line(const reply_t *r, int k, int n, char *buf, size_t cap)
 {
     const ovms_store_rows_t *rows = &r->req.rows;
     snprintf(buf, cap, "c31,0,%d,%d,%s,%s,%s,%s,%s,%s", k + 1, n, ovms_store_cell(rows, k, 0),
@@ -148,7 +153,7 @@ static void c31_line(sreq_t *r, int k, int n, char *buf, size_t cap)
              ovms_store_cell(rows, k, 5));
 }
 
-static void c32_line(sreq_t *r, int k, int n, char *buf, size_t cap)
+static void c32_line(const reply_t *r, int k, int n, char *buf, size_t cap)
 {
     const ovms_store_rows_t *rows = &r->req.rows;
     snprintf(buf, cap, "c32,0,%d,%d,%s,%s,%s,%s", k + 1, n, r->text, ovms_store_cell(rows, k, 0),

@@ -165,9 +165,15 @@ struct sreq {
     sreq_cb done;
     char text[160];          /* e.g. the h ack, a C32 record type */
     int64_t arg;
-    uint8_t kept;            /* done() kept it (a reply still streaming): not freed */
-    int cmd, next;           /* a streaming reply: its command, the next row to send */
 };
+
+/* A server command's reply being streamed: the rows, moved out of its
+ * store request, and where it is. Owned by the connection. */
+typedef struct reply {
+    ovms_store_req_t req;    /* holds the rows */
+    int cmd, next;
+    char text[160];          /* the C32 record type */
+} reply_t;
 
 /* ---- connections (conn.c) ---------------------------------------------------------------- */
 
@@ -224,7 +230,7 @@ struct conn {
     uint16_t welcome_rx, welcome_tx; /* welcome line bytes, for utilisation */
     handoff_t *moving;       /* the handoff being prepared (CS_MOVING) */
     tls_conn_t *tls;         /* on a TLS listener: out holds ciphertext */
-    sreq_t *reply;           /* a server command's rows, streaming (CF_REPLYING) */
+    reply_t *reply;          /* a server command's rows, streaming (CF_REPLYING) */
     peer_t peer;
 };
 

@@ -122,12 +122,6 @@ static void sreq_complete(worker_t *w, sreq_t *r)
     if (r->done)
         r->done(r);
     w->pending_sreqs--;
-    if (r->kept) {                   /* the connection streams its rows and frees it */
-        if (v)
-            hub_unref(v);
-        r->vehicle = NULL;
-        return;
-    }
     sreq_free(r);
     if (c)
         conn_unref(c);

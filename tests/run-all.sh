@@ -7,6 +7,10 @@
 #   build-release/  gcc, Release (-O3, as packagers build it): the same tests
 #   build-asan/     clang-14 with ASan + UBSan: the same tests again, plus each
 #                   libFuzzer target for a short bounded time
+#   build-tsan/     clang-14 with ThreadSanitizer: ovmsd and ovms-admin only
+#                   (Criterion cannot run under TSan); build/'s integration
+#                   tests and the conformance suite run against them, and
+#                   any report makes the node exit non-zero, which fails them
 #
 # It ends with one line, "N passed, N failed", over both stages (a stage
 # that does not build counts as one failure), and exits non-zero on any
@@ -33,7 +37,12 @@ stage() {
   fi
   echo "== $dir: test"
   (cd "$top/$dir" && ctest --output-on-failure --timeout 600 -j"$jobs") 2>&1 | tee "$log"
-  local summary f t
+  count "$log"
+}
+
+# Add a CTest log's summary to the totals (no summary: one failure).
+count() {
+  local log=$1 summary f t
   summary=$(grep -Eo '[0-9]+ tests failed out of [0-9]+' "$log" | tail -1)
   if [ -z "$summary" ]; then
     failed=$((failed + 1))
@@ -45,12 +54,38 @@ stage() {
   failed=$((failed + f))
 }
 
-stages=${OVMS_STAGES:-"build build-release build-asan"}
+# The TSan stage: build the programs, then run build/'s integration tests
+# against them (building build/ first if an earlier stage did not).
+tsan_stage() {
+  local dir=build-tsan log="$top/build-tsan/ctest.log" buildlog="$top/build-tsan/build.log"
+  mkdir -p "$top/$dir"
+  echo "== $dir: configure and build"
+  if ! { CC=clang-14 cmake -S "$top" -B "$top/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+           -DOVMS_TSAN=ON -DOVMS_WERROR=ON &&
+         cmake --build "$top/$dir" -j"$jobs" --target ovmsd ovms-admin &&
+         { [ -x "$top/build/tests/test_server" ] ||
+           { cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOVMS_WERROR=ON &&
+             cmake --build "$top/build" -j"$jobs"; }; }; } >"$buildlog" 2>&1; then
+    echo "== $dir: BUILD FAILED"
+    grep -E "error|Error" "$buildlog" | head -30
+    failed=$((failed + 1))
+    return
+  fi
+  echo "== $dir: integration tests and conformance against the TSan ovmsd"
+  (cd "$top/build" && OVMSD_BIN="$top/$dir/server/ovmsd" OVMS_ADMIN_BIN="$top/$dir/server/ovms-admin" \
+     TSAN_OPTIONS="exitcode=66 halt_on_error=0 second_deadlock_stack=1 suppressions=$top/tests/tsan.supp" \
+     ctest --output-on-failure --timeout 900 -j"$jobs" \
+       -R '^(test_server|test_lifecycle|test_vehicles|test_abuse|test_car_app|conformance)$') 2>&1 | tee "$log"
+  count "$log"
+}
+
+stages=${OVMS_STAGES:-"build build-release build-asan build-tsan"}
 for s in $stages; do
   case $s in
     build) stage build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOVMS_WERROR=ON ;;
     build-release) stage build-release -DCMAKE_BUILD_TYPE=Release -DOVMS_WERROR=ON ;;
     build-asan) CC=clang-14 stage build-asan -DCMAKE_BUILD_TYPE=Debug -DOVMS_FUZZ=ON -DOVMS_WERROR=ON ;;
+    build-tsan) tsan_stage ;;
     *) echo "unknown stage $s"; failed=$((failed + 1)) ;;
   esac
 done

@@ -3,8 +3,10 @@
 # with the two vehicles it needs (made with ovms-admin), a free loopback
 # port, the server stopped by PID at the end. Exit status: the suite's.
 #   conformance.sh OVMSD OVMS_ADMIN SHARED_DIR
+# OVMSD_BIN and OVMS_ADMIN_BIN in the environment replace the first two
+# (the ThreadSanitizer stage runs the suite against TSan builds).
 set -u
-ovmsd=$1 admin=$2 shared=$3
+ovmsd=${OVMSD_BIN:-$1} admin=${OVMS_ADMIN_BIN:-$2} shared=$3
 dir=$(mktemp -d /tmp/ovms-conformance-XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$admin" --db "$dir/node.db" --node CONFORMANCE vehicle add TESTCAR --password NETPASS >/dev/null || exit 1

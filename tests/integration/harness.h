@@ -12,6 +12,13 @@
 #include "ovms_proto.h"
 #include "ovms_store.h"
 
+/* The programs under test: the ones this build made, unless the
+ * environment names others (the ThreadSanitizer stage runs these tests
+ * against an ovmsd and ovms-admin built with TSan). */
+const char *harness_bin(const char *env, const char *built);
+#define OVMSD_PATH harness_bin("OVMSD_BIN", OVMSD_BIN)
+#define OVMS_ADMIN_PATH harness_bin("OVMS_ADMIN_BIN", OVMS_ADMIN_BIN)
+
 typedef struct node {
     pid_t pid;
     int port;
@@ -37,8 +44,10 @@ void node_kill9(node_t *n);
 ovms_store_t *node_store(node_t *n);
 /* Resident memory of the server process, kB. */
 long node_rss_kb(node_t *n);
-/* Does the server's log contain this text? */
+/* Does the server's log contain this text (waiting up to 2 s for it)? */
 int node_log_has(node_t *n, const char *text);
+/* The same without waiting, for what must not be there. */
+int node_log_has_now(node_t *n, const char *text);
 
 typedef struct ssl_st SSL;
 

@@ -515,7 +515,7 @@ Test(car_app, a_car_provisions_itself_with_ap_c, .timeout = 60)
     node_start(&node, NULL);
     snprintf(server_arg, sizeof server_arg, "127.0.0.1:%d", node.port);
     snprintf(cmd, sizeof cmd, "%s --db %s provision add WVWZZZAAZJD000042 --iccid 8944500102198304826 "
-             "--vehicle TESTCAR --server %s >/dev/null", OVMS_ADMIN_BIN, node.db, server_arg);
+             "--vehicle TESTCAR --server %s >/dev/null", OVMS_ADMIN_PATH, node.db, server_arg);
     cr_assert_eq(system(cmd), 0);
     /* no credentials: only the VIN and the SIM's ICCID */
     char *argv[] = { OVMS_CAR_BIN, "--server", server_arg, "--vin", "WVWZZZAAZJD000042", "--iccid",

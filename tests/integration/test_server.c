@@ -446,7 +446,7 @@ Test(server, bad_configuration_is_one_line_and_exit_2, .timeout = 30)
     FILE *f = fopen(node.conf, "w");
     fputs("[server]\nworkers = 2\n[timeouts]\ncar_idle = soon\n", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s --config %s --db %s 2>&1; echo rc=$?", OVMSD_BIN, node.conf, node.db);
+    snprintf(cmd, sizeof cmd, "%s --config %s --db %s 2>&1; echo rc=$?", OVMSD_PATH, node.conf, node.db);
     FILE *p = popen(cmd, "r");
     size_t n = fread(out, 1, sizeof out - 1, p);
     out[n] = '\0';
@@ -458,14 +458,14 @@ Test(server, bad_configuration_is_one_line_and_exit_2, .timeout = 30)
         lines += *q == '\n';
     cr_assert_eq(lines, 2, "the error is not one line: %s", out);
 
-    snprintf(cmd, sizeof cmd, "%s --db %s --bogus 1 2>&1; echo rc=$?", OVMSD_BIN, node.db);
+    snprintf(cmd, sizeof cmd, "%s --db %s --bogus 1 2>&1; echo rc=$?", OVMSD_PATH, node.db);
     p = popen(cmd, "r");
     n = fread(out, 1, sizeof out - 1, p);
     out[n] = '\0';
     pclose(p);
     cr_assert(strstr(out, "unknown option --bogus") && strstr(out, "rc=2"), "%s", out);
 
-    snprintf(cmd, sizeof cmd, "%s --help >/dev/null 2>&1; echo rc=$?", OVMSD_BIN);
+    snprintf(cmd, sizeof cmd, "%s --help >/dev/null 2>&1; echo rc=$?", OVMSD_PATH);
     p = popen(cmd, "r");
     n = fread(out, 1, sizeof out - 1, p);
     out[n] = '\0';
@@ -503,7 +503,7 @@ Test(server, corrupt_database_exits_with_a_clear_error, .timeout = 30)
     FILE *f = fopen(node.db, "w");
     fputs("this is not a database, and the node must say so plainly\n", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s --db %s --listen 127.0.0.1:1 2>&1; echo rc=$?", OVMSD_BIN, node.db);
+    snprintf(cmd, sizeof cmd, "%s --db %s --listen 127.0.0.1:1 2>&1; echo rc=$?", OVMSD_PATH, node.db);
     FILE *p = popen(cmd, "r");
     size_t n = fread(out, 1, sizeof out - 1, p);
     out[n] = '\0';
@@ -603,7 +603,7 @@ Test(server, tls_misconfiguration_is_one_line, .timeout = 30)
     node_prepare(&node);
     snprintf(cmd, sizeof cmd, "%s --db %s --listen 127.0.0.1:1 --tls-listen 127.0.0.1:2 "
              "--tls-cert /nonexistent.pem --tls-key /nonexistent.key 2>&1; echo rc=$?",
-             OVMSD_BIN, node.db);
+             OVMSD_PATH, node.db);
     FILE *p = popen(cmd, "r");
     size_t n = fread(out, 1, sizeof out - 1, p);
     out[n] = '\0';

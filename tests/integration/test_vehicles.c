@@ -21,7 +21,7 @@ static void admin(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s --db %s %s >>%s 2>&1", OVMS_ADMIN_BIN, node.db, args, node.log);
+    snprintf(cmd, sizeof cmd, "%s --db %s %s >>%s 2>&1", OVMS_ADMIN_PATH, node.db, args, node.log);
     cr_assert_eq(system(cmd), 0, "ovms-admin %s failed; see %s", args, node.log);
 }
 
