@@ -648,7 +648,7 @@ void hub_flush_all(worker_t *w, int all)
             hub_flush_util(v);
         if (all && v->ndirty && v->msg_writes == 0)
             submit_dirty(v);
-        if (v->refs == 0 && !util_pending(v) && !v->ndirty && quota_settled(v)) {
+        if (v->refs == 0 && !util_pending(v) && !v->ndirty && (all || quota_settled(v))) {
             free_vehicle(v);         /* a retired entry: the table shifted, look again here */
             i--;
         }

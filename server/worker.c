@@ -211,7 +211,12 @@ static void on_wake(uv_async_t *a)
     while (m) {
         mail_t *next = m->next;
         switch (m->type) {
-        case MAIL_HANDOFF: login_arrive(w, (handoff_t *)m); break;
+        case MAIL_HANDOFF:
+            if (w->stopping)
+                mail_dispose(w->srv, m);     /* closed, as if it had come a moment later */
+            else
+                login_arrive(w, (handoff_t *)m);
+            break;
         case MAIL_STORE: sreq_complete(w, container_of(m, sreq_t, mail)); break;
         case MAIL_DELIVER: deliver(w, (deliver_t *)m); break;
         case MAIL_STOP: free(m); begin_stop(w); break;
