@@ -26,9 +26,10 @@
  *    vehicle (token_memory entries); the same token again is a replayed
  *    welcome and is refused (token_replay = 0 turns this off).
  *
- * Every table has a fixed size (set-associative: a key may live in one of
- * WAYS slots of its set, and a new key replaces the least useful one), so
- * a flood of distinct addresses, vehicles or tokens costs no memory. Time
+ * Every table is bounded (set-associative: a key may live in one of WAYS
+ * slots of its set, and a new key replaces the least useful one), so a
+ * flood of distinct addresses, vehicles or tokens costs no more memory
+ * than the bound; below it a table grows with what it tracks. Time
  * is monotonic seconds. Each table has its own mutex, held for a lookup.
  * Threading: any worker.
  */
@@ -39,8 +40,9 @@
 #include <time.h>
 
 #define WAYS 4
-#define ADDR_SETS 16384              /* 64 Ki addresses */
-#define VEHICLE_SETS 16384           /* 64 Ki vehicles */
+#define FIRST_SETS 256               /* tables start at 1 Ki entries and double */
+#define ADDR_MAX 65536               /* source addresses tracked */
+#define VEHICLE_MAX 65536            /* vehicles tracked */
 #define GOOD_ADDRS 4                 /* remembered good addresses per vehicle */
 
 typedef struct addr_entry {
@@ -49,11 +51,13 @@ typedef struct addr_entry {
     uint32_t penalty_until;          /* monotonic seconds */
 } addr_entry_t;
 
+/* 48 bytes a vehicle; a good address is a 32-bit fingerprint (a false
+ * match is about one in a billion per login). */
 typedef struct vehicle_entry {
     uint64_t key;                    /* hash of the vehicle id; 0 = free */
     uint32_t penalty_until;
     uint32_t good_seen[GOOD_ADDRS];  /* when each good address last logged in */
-    uint64_t good[GOOD_ADDRS];       /* address hashes */
+    uint32_t good[GOOD_ADDRS];       /* address fingerprints */
 } vehicle_entry_t;
 
 typedef struct token_entry {
@@ -61,15 +65,139 @@ typedef struct token_entry {
     uint32_t seen;
 } token_entry_t;
 
+/* ---- a set-associative table that grows ------------------------------------------------ *
+ * A key lives in one of the WAYS slots of set key & (nsets - 1). A new key
+ * takes a free slot or the least worth one of its set; the table doubles
+ * (up to max_sets) when three quarters full, so memory follows what is
+ * tracked. Doubling splits each set in two, so rehashing never overflows. */
+
+typedef struct assoc {
+    uint8_t *slot;
+    size_t size;                     /* of an entry; the uint64_t key comes first */
+    size_t nsets, max_sets, count;
+    /* what losing the entry would cost; PINNED: it must stay */
+    uint64_t (*worth)(const void *entry, uint32_t now);
+} assoc_t;
+
+#define PINNED UINT64_MAX
+
+static uint64_t key_of(const void *e)
+{
+    return *(const uint64_t *)e;
+}
+
+static void *entry_at(const assoc_t *t, size_t set, int way)
+{
+    return t->slot + (set * WAYS + (size_t)way) * t->size;
+}
+
+static int assoc_init(assoc_t *t, size_t size, size_t max_entries,
+                      uint64_t (*worth)(const void *, uint32_t))
+{
+    t->size = size;
+    t->nsets = FIRST_SETS;
+    t->max_sets = FIRST_SETS;
+    while (t->max_sets * WAYS < max_entries)
+        t->max_sets *= 2;
+    t->count = 0;
+    t->worth = worth;
+    t->slot = calloc(t->nsets * WAYS, size);
+    return t->slot ? 0 : OVMS_ENOMEM;
+}
+
+static void *assoc_find(const assoc_t *t, uint64_t key)
+{
+    size_t set = key & (t->nsets - 1);
+    for (int i = 0; i < WAYS; i++) {
+        void *e = entry_at(t, set, i);
+        if (key_of(e) == key)
+            return e;
+    }
+    return NULL;
+}
+
+static void assoc_grow(assoc_t *t)
+{
+    assoc_t bigger = *t;
+    bigger.nsets = t->nsets * 2;
+    if (!(bigger.slot = calloc(bigger.nsets * WAYS, t->size)))
+        return;                      /* stay as large as it is */
+    for (size_t set = 0; set < t->nsets; set++)
+        for (int i = 0; i < WAYS; i++) {
+            void *e = entry_at(t, set, i);
+            if (!key_of(e))
+                continue;
+            size_t to = key_of(e) & (bigger.nsets - 1);
+            for (int k = 0; k < WAYS; k++)
+                if (!key_of(entry_at(&bigger, to, k))) {
+                    memcpy(entry_at(&bigger, to, k), e, t->size);
+                    break;
+                }
+        }
+    free(t->slot);
+    *t = bigger;
+}
+
+/* The key's entry, or a fresh one (zeroed but for the key) in place of the
+ * least worth entry of its set; NULL when all of them are pinned, or (keep)
+ * when even the least worth one is worth keeping now. */
+static void *assoc_insert(assoc_t *t, uint64_t key, uint32_t now, int keep)
+{
+    void *e = assoc_find(t, key), *victim = NULL;
+    uint64_t victim_worth = PINNED;
+    if (e)
+        return e;
+    if (t->count * 4 >= t->nsets * WAYS * 3 && t->nsets < t->max_sets)
+        assoc_grow(t);
+    size_t set = key & (t->nsets - 1);
+    for (int i = 0; i < WAYS; i++) {
+        void *c = entry_at(t, set, i);
+        uint64_t w = key_of(c) ? t->worth(c, now) : 0;
+        if (w < victim_worth || (!victim && w != PINNED)) {
+            victim = c;
+            victim_worth = w;
+        }
+    }
+    if (!victim || (keep && key_of(victim) && victim_worth > now))
+        return NULL;
+    if (!key_of(victim))
+        t->count++;
+    memset(victim, 0, t->size);
+    *(uint64_t *)victim = key;
+    return victim;
+}
+
+/* ---- the guard -------------------------------------------------------------------------- */
+
 struct guard {
     pthread_mutex_t addr_mu, vehicle_mu, token_mu;
-    addr_entry_t *addrs;             /* ADDR_SETS * WAYS */
-    vehicle_entry_t *vehicles;       /* VEHICLE_SETS * WAYS */
-    token_entry_t *tokens;           /* ntoken_sets * WAYS */
-    size_t ntoken_sets;
+    assoc_t addrs, vehicles, tokens;
     int64_t unauth_total;            /* atomic */
     int64_t refused_penalty, refused_addr, refused_total, refused_vehicle, replays;  /* atomic */
 };
+
+static uint64_t addr_worth(const void *entry, uint32_t now)
+{
+    const addr_entry_t *e = entry;
+    (void)now;
+    return e->unauth ? PINNED : e->penalty_until;    /* its count must survive until released */
+}
+
+static uint64_t vehicle_worth(const void *entry, uint32_t now)
+{
+    const vehicle_entry_t *v = entry;
+    uint32_t latest = v->penalty_until;
+    (void)now;
+    for (int k = 0; k < GOOD_ADDRS; k++)
+        latest = v->good_seen[k] > latest ? v->good_seen[k] : latest;
+    return latest;
+}
+
+static uint64_t token_worth(const void *entry, uint32_t now)
+{
+    (void)now;
+    return ((const token_entry_t *)entry)->seen;
+}
 
 static uint32_t mono_now(void)
 {
@@ -104,12 +232,9 @@ guard_t *guard_new(size_t token_memory)
     guard_t *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
-    g->ntoken_sets = token_memory / WAYS ? token_memory / WAYS : 1;
-    /* calloc'ed pages stay untouched (and cost nothing) until used */
-    g->addrs = calloc((size_t)ADDR_SETS * WAYS, sizeof *g->addrs);
-    g->vehicles = calloc((size_t)VEHICLE_SETS * WAYS, sizeof *g->vehicles);
-    g->tokens = calloc(g->ntoken_sets * WAYS, sizeof *g->tokens);
-    if (!g->addrs || !g->vehicles || !g->tokens) {
+    if (assoc_init(&g->addrs, sizeof(addr_entry_t), ADDR_MAX, addr_worth) < 0 ||
+        assoc_init(&g->vehicles, sizeof(vehicle_entry_t), VEHICLE_MAX, vehicle_worth) < 0 ||
+        assoc_init(&g->tokens, sizeof(token_entry_t), token_memory, token_worth) < 0) {
         guard_free(g);
         return NULL;
     }
@@ -123,50 +248,22 @@ void guard_free(guard_t *g)
 {
     if (!g)
         return;
-    free(g->addrs);
-    free(g->vehicles);
-    free(g->tokens);
+    free(g->addrs.slot);
+    free(g->vehicles.slot);
+    free(g->tokens.slot);
     free(g);
 }
 
 /* ---- addresses ------------------------------------------------------------------------ */
 
-/* The address's entry, or (create) a new one in place of the least useful
- * entry of its set; NULL when every slot holds live connections. Caller
- * holds addr_mu. */
-static addr_entry_t *addr_find(guard_t *g, uint64_t key, uint32_t now, int create)
-{
-    addr_entry_t *set = &g->addrs[(key % ADDR_SETS) * WAYS], *victim = NULL;
-    for (int i = 0; i < WAYS; i++)
-        if (set[i].key == key)
-            return &set[i];
-    if (!create)
-        return NULL;
-    for (int i = 0; i < WAYS; i++) {
-        addr_entry_t *e = &set[i];
-        if (e->unauth)
-            continue;                /* its count must survive until released */
-        if (!victim || e->penalty_until < victim->penalty_until)
-            victim = e;              /* a free slot or an expired penalty first */
-    }
-    if (victim) {
-        if (victim->penalty_until > now && victim->key)
-            return NULL;             /* every slot holds a live penalty: keep them */
-        memset(victim, 0, sizeof *victim);
-        victim->key = key;
-    }
-    return victim;
-}
-
 int guard_accept(guard_t *g, const ovms_config_t *cfg, const peer_t *p, int *counted)
 {
     uint32_t now = mono_now();
-    uint64_t key = addr_key(p);
     int rc = GUARD_OK;
 
     *counted = 0;
     pthread_mutex_lock(&g->addr_mu);
-    addr_entry_t *e = addr_find(g, key, now, 1);
+    addr_entry_t *e = assoc_insert(&g->addrs, addr_key(p), now, 1);
     if (e && e->penalty_until > now &&
         e->penalty_until - now > (uint32_t)cfg->login_penalty_threshold)
         rc = GUARD_PENALIZED;
@@ -194,7 +291,7 @@ void guard_release(guard_t *g, const peer_t *p, int counted)
     if (!counted)
         return;
     pthread_mutex_lock(&g->addr_mu);
-    addr_entry_t *e = addr_find(g, addr_key(p), 0, 0);
+    addr_entry_t *e = assoc_find(&g->addrs, addr_key(p));
     if (e && e->unauth)
         e->unauth--;
     pthread_mutex_unlock(&g->addr_mu);
@@ -215,35 +312,13 @@ static void add_penalty(uint32_t *until, uint32_t now, int per, int max)
 
 /* ---- vehicles -------------------------------------------------------------------------- */
 
-static vehicle_entry_t *vehicle_find(guard_t *g, uint64_t key, int create)
+static uint32_t fingerprint(uint64_t h)
 {
-    vehicle_entry_t *set = &g->vehicles[(key % VEHICLE_SETS) * WAYS], *victim = NULL;
-    uint32_t victim_age = 0;
-    for (int i = 0; i < WAYS; i++)
-        if (set[i].key == key)
-            return &set[i];
-    if (!create)
-        return NULL;
-    /* a free slot, else the entry with the oldest activity */
-    for (int i = 0; i < WAYS; i++) {
-        if (!set[i].key) {
-            victim = &set[i];
-            break;
-        }
-        uint32_t latest = set[i].penalty_until;
-        for (int k = 0; k < GOOD_ADDRS; k++)
-            latest = set[i].good_seen[k] > latest ? set[i].good_seen[k] : latest;
-        if (!victim || latest < victim_age) {
-            victim = &set[i];
-            victim_age = latest;
-        }
-    }
-    memset(victim, 0, sizeof *victim);
-    victim->key = key;
-    return victim;
+    uint32_t f = (uint32_t)(h ^ (h >> 32));
+    return f ? f : 1;
 }
 
-static int knows_address(const vehicle_entry_t *v, uint64_t addr)
+static int knows_address(const vehicle_entry_t *v, uint32_t addr)
 {
     for (int k = 0; k < GOOD_ADDRS; k++)
         if (v->good[k] == addr)
@@ -256,10 +331,10 @@ int guard_vehicle_allows(guard_t *g, const ovms_config_t *cfg, const peer_t *p, 
     uint32_t now = mono_now();
     int allowed = 1;
     pthread_mutex_lock(&g->vehicle_mu);
-    vehicle_entry_t *v = vehicle_find(g, nonzero(hash_str(vehicle)), 0);
+    vehicle_entry_t *v = assoc_find(&g->vehicles, nonzero(hash_str(vehicle)));
     if (v && v->penalty_until > now &&
         v->penalty_until - now > (uint32_t)cfg->vehicle_penalty_threshold)
-        allowed = knows_address(v, addr_key(p));
+        allowed = knows_address(v, fingerprint(addr_key(p)));
     pthread_mutex_unlock(&g->vehicle_mu);
     if (!allowed)
         __atomic_add_fetch(&g->refused_vehicle, 1, __ATOMIC_RELAXED);
@@ -270,25 +345,30 @@ void guard_failure(guard_t *g, const ovms_config_t *cfg, const peer_t *p, const 
 {
     uint32_t now = mono_now();
     pthread_mutex_lock(&g->addr_mu);
-    addr_entry_t *e = addr_find(g, addr_key(p), now, 1);
+    addr_entry_t *e = assoc_insert(&g->addrs, addr_key(p), now, 1);
     if (e)
         add_penalty(&e->penalty_until, now, cfg->login_penalty, cfg->login_penalty_max);
     pthread_mutex_unlock(&g->addr_mu);
     if (!vehicle)
         return;
     pthread_mutex_lock(&g->vehicle_mu);
-    vehicle_entry_t *v = vehicle_find(g, nonzero(hash_str(vehicle)), 1);
-    add_penalty(&v->penalty_until, now, cfg->vehicle_penalty, cfg->login_penalty_max);
+    vehicle_entry_t *v = assoc_insert(&g->vehicles, nonzero(hash_str(vehicle)), now, 0);
+    if (v)
+        add_penalty(&v->penalty_until, now, cfg->vehicle_penalty, cfg->login_penalty_max);
     pthread_mutex_unlock(&g->vehicle_mu);
 }
 
 void guard_success(guard_t *g, const peer_t *p, const char *vehicle)
 {
     uint32_t now = mono_now();
-    uint64_t addr = addr_key(p);
+    uint32_t addr = fingerprint(addr_key(p));
     pthread_mutex_lock(&g->vehicle_mu);
-    vehicle_entry_t *v = vehicle_find(g, nonzero(hash_str(vehicle)), 1);
+    vehicle_entry_t *v = assoc_insert(&g->vehicles, nonzero(hash_str(vehicle)), now, 0);
     int slot = 0;
+    if (!v) {
+        pthread_mutex_unlock(&g->vehicle_mu);
+        return;
+    }
     for (int k = 0; k < GOOD_ADDRS; k++) {
         if (v->good[k] == addr) {
             slot = k;
@@ -307,22 +387,13 @@ void guard_success(guard_t *g, const peer_t *p, const char *vehicle)
 int guard_token_fresh(guard_t *g, const char *vehicle, const char *token)
 {
     uint64_t key = nonzero(hash_u64(hash_bytes(token, strlen(token), hash_str(vehicle))));
-    token_entry_t *set = &g->tokens[(key % g->ntoken_sets) * WAYS], *oldest = &set[0];
-    int fresh = 1;
+    int fresh;
 
     pthread_mutex_lock(&g->token_mu);
-    for (int i = 0; i < WAYS; i++) {
-        if (set[i].key == key) {
-            fresh = 0;
-            break;
-        }
-        if (set[i].seen < oldest->seen)
-            oldest = &set[i];
-    }
-    if (fresh) {
-        oldest->key = key;
-        oldest->seen = mono_now();
-    }
+    fresh = assoc_find(&g->tokens, key) == NULL;
+    token_entry_t *t = fresh ? assoc_insert(&g->tokens, key, 0, 0) : NULL;
+    if (t)
+        t->seen = mono_now();        /* the oldest token of its set gave way */
     pthread_mutex_unlock(&g->token_mu);
     if (!fresh)
         __atomic_add_fetch(&g->replays, 1, __ATOMIC_RELAXED);

@@ -89,9 +89,28 @@ sreq_t *sreq_new(worker_t *w, conn_t *c, vehicle_t *v, sreq_cb done)
     return r;
 }
 
+/* A write nobody waits for (utilisation, server logs, notifications):
+ * finished and freed on the store's thread, so it costs its worker no
+ * wakeup. Failures are logged there. */
+static void sreq_forget(ovms_store_req_t *req)
+{
+    sreq_t *r = container_of(req, sreq_t, req);
+    if (req->status == OVMS_ENOTFOUND)
+        LOG_INFO(NULL, "a write for a vehicle removed meanwhile was dropped");
+    else if (req->status < 0 && req->status != OVMS_EQUOTA)
+        LOG_ERROR(NULL, "store write failed: %s", ovms_strerror(req->status));
+    sreq_free(r);
+}
+
 int sreq_submit(sreq_t *r)
 {
     static const ovms_store_sink_t sink_template = { sreq_post, NULL };
+    if (!r->done && !r->conn && !r->vehicle) {
+        int rc = ovms_store_submit(r->w->srv->store, &r->req, NULL, sreq_forget);
+        if (rc < 0)
+            sreq_free(r);
+        return rc;
+    }
     if (r->conn)
         conn_ref(r->conn);
     if (r->vehicle)
