@@ -362,8 +362,21 @@ static int op_ptoken_set(ovms_store_t *st, ovms_store_req_t *req)
     return rc;
 }
 
-/* Room for this record under the vehicle's limit: a replacement always
- * fits, a new record only below the limit (history_count, kept by triggers). */
+/* s is "SELECT <it exists already>, <how many the vehicle has>": a
+ * replacement always fits, a new one only below the limit. */
+static int room_under_limit(ovms_store_t *st, sqlite3_stmt *s, int64_t limit)
+{
+    int rc = sqlite3_step(s), fits = 1;
+    if (rc == SQLITE_ROW)
+        fits = sqlite3_column_int(s, 0) || sqlite3_column_int64(s, 1) < limit;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return store_sql_error(st->w.db, rc);
+    return fits ? 0 : OVMS_EQUOTA;
+}
+
+/* Room for this record under the vehicle's limit (history_count is kept
+ * exact by triggers). */
 static int history_room(ovms_store_t *st, const ovms_store_req_t *req, const char *type,
                         size_t tlen, int64_t recno, int64_t ts)
 {
@@ -379,13 +392,7 @@ static int history_room(ovms_store_t *st, const ovms_store_req_t *req, const cha
     store_bind_text(s, 2, type, tlen);
     sqlite3_bind_int64(s, 3, ts);
     sqlite3_bind_int64(s, 4, recno);
-    int rc = sqlite3_step(s), fits = 1;
-    if (rc == SQLITE_ROW)
-        fits = sqlite3_column_int(s, 0) || sqlite3_column_int64(s, 1) < req->limit;
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW)
-        return store_sql_error(st->w.db, rc);
-    return fits ? 0 : OVMS_EQUOTA;
+    return room_under_limit(st, s, req->limit);
 }
 
 /* One historical record of the request's vehicle (ARG(0)), replacing one
@@ -467,13 +474,7 @@ static int pushsub_room(ovms_store_t *st, ovms_store_req_t *req)
     sqlite3_bind_int64(s, 1, req->i[0]);
     store_bind_text(s, 2, ARG(0), ARGN(0));
     store_bind_text(s, 3, ARG(1), ARGN(1));
-    int rc = sqlite3_step(s), fits = 1;
-    if (rc == SQLITE_ROW)
-        fits = sqlite3_column_int(s, 0) || sqlite3_column_int64(s, 1) < req->limit;
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW)
-        return store_sql_error(st->w.db, rc);
-    return fits ? 0 : OVMS_EQUOTA;
+    return room_under_limit(st, s, req->limit);
 }
 
 static int op_pushsub_put(ovms_store_t *st, ovms_store_req_t *req)

@@ -56,6 +56,14 @@ ovms_store_t *node_store(node_t *n)
     return st;
 }
 
+int node_rows(node_t *n, ovms_store_req_t *req)
+{
+    ovms_store_t *st = node_store(n);
+    cr_assert_eq(ovms_store_run(st, req), 0, "a read of %s failed", n->db);
+    ovms_store_close(st);
+    return req->rows.nrows;
+}
+
 void node_prepare(node_t *n)
 {
     ovms_store_req_t req;

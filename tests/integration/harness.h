@@ -42,6 +42,9 @@ int node_stop(node_t *n);
 void node_kill9(node_t *n);
 /* Open the node's database (while stopped, or alongside it). */
 ovms_store_t *node_store(node_t *n);
+/* Run a prepared read on the node's database (opened for it, and closed);
+ * the rows stay in req. Returns how many there are. */
+int node_rows(node_t *n, ovms_store_req_t *req);
 /* Resident memory of the server process, kB. */
 long node_rss_kb(node_t *n);
 /* Does the server's log contain this text (waiting up to 2 s for it)? */

@@ -325,14 +325,11 @@ Test(abuse, a_long_c32_reply_reaches_a_reader_that_keeps_up, .timeout = 120)
 
 static int64_t db_count(const char *vehicle, const char *type)
 {
-    ovms_store_t *st = node_store(&node);
     ovms_store_req_t req;
     ovms_store_req_init(&req);
     ovms_store_prep_hist_list(&req, vehicle, type);
-    cr_assert_eq(ovms_store_run(st, &req), 0);
-    int64_t n = req.rows.nrows;
+    int64_t n = node_rows(&node, &req);
     ovms_store_req_cleanup(&req);
-    ovms_store_close(st);
     return n;
 }
 
@@ -416,14 +413,11 @@ Test(abuse, a_vehicles_history_is_capped, .timeout = 60)
 
 static int64_t subscriptions(const char *vehicle)
 {
-    ovms_store_t *st = node_store(&node);
     ovms_store_req_t req;
     ovms_store_req_init(&req);
     ovms_store_prep_pushsub_list(&req, vehicle);
-    cr_assert_eq(ovms_store_run(st, &req), 0);
-    int64_t n = req.rows.nrows;
+    int64_t n = node_rows(&node, &req);
     ovms_store_req_cleanup(&req);
-    ovms_store_close(st);
     return n;
 }
 
