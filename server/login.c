@@ -240,7 +240,8 @@ static void scheme0(conn_t *c, const ovms_welcome_t *wl)
         return;
     }
     if (!guard_vehicle_allows(guard, c->w->cfg, &c->peer, id)) {
-        refuse(c, id, "vehicle under a password-guessing attack: refused from an unknown address");
+        /* unchecked, so only the address pays: the vehicle's guard lifts on time */
+        refuse(c, NULL, "vehicle under a password-guessing attack: refused from an unknown address");
         return;
     }
     ovms_str_copy(wl->token, client_token, sizeof client_token);

@@ -326,7 +326,8 @@ static void *writer_main(void *arg)
             poll_external(st);
             next_poll = now + poll;
         }
-        if (!list && next_expire > 0 && now >= next_expire) {
+        /* also when busy: expiry commits waiting writes between its batches */
+        if (next_expire > 0 && now >= next_expire) {
             expire_until_done(st, store_now());
             next_expire = now + expire;
         }
