@@ -88,12 +88,10 @@ const char *peer_addr_text(const peer_t *p, char *buf, size_t cap)
 const char *conn_peer_text(const conn_t *c, char *buf, size_t cap)
 {
     char addr[INET6_ADDRSTRLEN];
-    if (c->peer.family == 4 && inet_ntop(AF_INET, c->peer.addr, addr, sizeof addr))
-        snprintf(buf, cap, "%s:%u", addr, c->peer.port);
-    else if (c->peer.family == 6 && inet_ntop(AF_INET6, c->peer.addr, addr, sizeof addr))
-        snprintf(buf, cap, "[%s]:%u", addr, c->peer.port);
-    else
-        snprintf(buf, cap, "-");
+    if (!c->peer.family)
+        return snprintf(buf, cap, "-"), buf;
+    peer_addr_text(&c->peer, addr, sizeof addr);
+    snprintf(buf, cap, c->peer.family == 6 ? "[%s]:%u" : "%s:%u", addr, c->peer.port);
     return buf;
 }
 

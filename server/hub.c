@@ -38,14 +38,6 @@ static int64_t today(void)
     return now - now % 86400;
 }
 
-uint64_t hub_identity(const ovms_vehicle_t *rec)
-{
-    char text[200];
-    snprintf(text, sizeof text, "%s\n%lld\n%lld\n%s", rec->carpass, (long long)rec->owner,
-             (long long)rec->created, rec->v_server);
-    return hash_str(text);
-}
-
 static void hub_retire(vehicle_t *v, const char *why);
 
 vehicle_t *hub_get(worker_t *w, const char *id, uint64_t identity)
@@ -53,7 +45,7 @@ vehicle_t *hub_get(worker_t *w, const char *id, uint64_t identity)
     vehicle_t *v = table_find(&w->vehicles, hash_str(id), vehicle_match, id);
     ovms_vehicle_t rec;
 
-    if (ovms_store_vehicle_get(w->srv->store, id, &rec) < 0 || hub_identity(&rec) != identity)
+    if (ovms_store_vehicle_get(w->srv->store, id, &rec) < 0 || ovms_store_vehicle_identity(&rec) != identity)
         return NULL;
     if (v && v->identity != identity) {
         hub_retire(v, "vehicle removed or changed");   /* its notice is still on the way */
@@ -172,7 +164,7 @@ void hub_vehicle_changed(worker_t *w, const char *id)
     ovms_vehicle_t rec;
     if (!v)
         return;
-    if (ovms_store_vehicle_get(w->srv->store, id, &rec) == 0 && hub_identity(&rec) == v->identity)
+    if (ovms_store_vehicle_get(w->srv->store, id, &rec) == 0 && ovms_store_vehicle_identity(&rec) == v->identity)
         return;                     /* changed and changed back, or already seen */
     hub_retire(v, "vehicle removed or changed");
 }
@@ -591,18 +583,24 @@ void hub_server_log(conn_t *c, const char *fmt, ...)
     for (char *p = data; *p; p++)    /* the last field of a record: commas may stay, line breaks not */
         if (*p == '\r' || *p == '\n')
             *p = ' ';
-    sreq_t *r = sreq_new(c->w, NULL, NULL, NULL);
-    int64_t now = wall_now();
     uint32_t k = __atomic_fetch_add(&recno, 1, __ATOMIC_RELAXED) % 65536;
+    hub_own_record(c->w, v->id, v->incarnation, SERVER_LOGS_TYPE, k, cfg->log_history, data,
+                   strlen(data));
+}
+
+void hub_own_record(worker_t *w, const char *vehicle, int64_t incarnation, const char *type,
+                    int64_t recno, int64_t lifetime, const char *data, size_t len)
+{
+    sreq_t *r = sreq_new(w, NULL, NULL, NULL);
+    int64_t now = wall_now();
     if (!r)
         return;
-    if (ovms_store_prep_hist_put(&r->req, v->id, SERVER_LOGS_TYPE, k, now, now + cfg->log_history,
-                                 data, strlen(data)) < 0) {
+    if (ovms_store_prep_hist_put(&r->req, vehicle, type, recno, now, now + lifetime, data, len) < 0) {
         sreq_free(r);
         return;
     }
-    ovms_store_req_incarnation(&r->req, v->incarnation);
-    ovms_store_req_limit(&r->req, cfg->history_max_records / 2);
+    ovms_store_req_incarnation(&r->req, incarnation);
+    ovms_store_req_limit(&r->req, w->cfg->history_max_records / 2);
     sreq_submit(r);
 }
 

@@ -53,7 +53,7 @@ static void auth_alert(conn_t *c, const char *vehicle, int failed)
         char text[128], peer[64];
         snprintf(text, sizeof text, "Vehicle authentication %s (%s)",
                  failed ? "failed" : "successful", conn_peer_text(c, peer, sizeof peer));
-        push_notify(srv, c->w, vehicle, 0, 'A', text);
+        push_notify(c->w, vehicle, 0, 'A', text);
     }
 }
 
@@ -74,7 +74,7 @@ static void begin_move(conn_t *c, const ovms_vehicle_t *rec)
     ho->apc_done = (c->flags & CF_APC_DONE) != 0;
     ho->session = c->session;
     snprintf(ho->vehicle, sizeof ho->vehicle, "%s", rec->id);
-    ho->identity = hub_identity(rec);
+    ho->identity = ovms_store_vehicle_identity(rec);
     ho->peer = c->peer;
     ho->welcome_rx = c->welcome_rx;
     ho->welcome_tx = c->welcome_tx;

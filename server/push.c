@@ -16,31 +16,20 @@
 
 #define NOTIFICATION_TYPE "*-Log-Notification"
 
-void push_notify(server_t *srv, worker_t *w, const char *vehicle, int64_t incarnation, char type,
-                 const char *text)
+void push_notify(worker_t *w, const char *vehicle, int64_t incarnation, char type, const char *text)
 {
     static uint32_t seq;                /* tells apart notifications of the same second */
     char data[OVMS_LINE_MAX];
-    int64_t now = wall_now();
     int n = snprintf(data, sizeof data, "%c,%s", type, text);
-    sreq_t *r = sreq_new(w, NULL, NULL, NULL);
 
     /* the text is the owner's business: only its size at info level */
     log_limited(OVMS_LOG_INFO, NULL, "push alert", vehicle, "%s: push alert %c (%zu bytes)", vehicle,
                 type, strlen(text));
     LOG_DEBUG(NULL, "%s: push alert %c: %s", vehicle, type, text);
-    if (!r)
-        return;
     uint32_t recno = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) % 1000000;
-    if (ovms_store_prep_hist_put(&r->req, vehicle, NOTIFICATION_TYPE, recno, now,
-                                 now + (int64_t)w->cfg->notification_days * 86400, data,
-                                 n > 0 && (size_t)n < sizeof data ? (size_t)n : 0) < 0) {
-        sreq_free(r);
-        return;
-    }
-    ovms_store_req_incarnation(&r->req, incarnation);
-    ovms_store_req_limit(&r->req, w->cfg->history_max_records / 2);    /* a record of the node's own */
-    sreq_submit(r);
+    hub_own_record(w, vehicle, incarnation, NOTIFICATION_TYPE, recno,
+                   (int64_t)w->cfg->notification_days * 86400, data,
+                   n > 0 && (size_t)n < sizeof data ? (size_t)n : 0);
 }
 
 void push_from(conn_t *c, const ovms_msg_t *m)
@@ -59,7 +48,7 @@ void push_from(conn_t *c, const ovms_msg_t *m)
         return;
     }
     snprintf(text, sizeof text, "%.*s", (int)m->payload.len - 1, m->payload.ptr + 1);
-    push_notify(c->w->srv, c->w, v->id, v->incarnation, m->payload.ptr[0], text);
+    push_notify(c->w, v->id, v->incarnation, m->payload.ptr[0], text);
 }
 
 static void subscribed(sreq_t *r)

@@ -411,7 +411,7 @@ struct vehicle {
     char id[33];
     uint8_t retired;         /* removed or changed: out of the table, going away */
     worker_t *w;
-    uint64_t identity;       /* hub_identity() of the record its connections logged in with */
+    uint64_t identity;       /* ovms_store_vehicle_identity() of the record its connections logged in with */
     int64_t incarnation;     /* the record's created: every data write is for this one */
     conn_t *car;
     link_t clients;          /* apps and batch clients, logged in */
@@ -441,8 +441,6 @@ struct vehicle {
     bucket_t quota[QUOTA_KINDS];   /* budgets of client-driven writes */
 };
 
-/* What a login is checked against (car password, owner, incarnation, scope). */
-uint64_t hub_identity(const ovms_vehicle_t *rec);
 /* Find or create the entry for a login checked against identity; NULL when
  * the vehicle is gone or changed since (an entry for an older identity is
  * retired, its connections closed). */
@@ -486,6 +484,11 @@ int quota_take(vehicle_t *v, int kind);
 int quota_available(vehicle_t *v, int kind);
 /* Every budget back to full: the entry may go. */
 int quota_settled(vehicle_t *v);
+/* A historical record of the node's own (notifications, server logs,
+ * written and forgotten): for that incarnation of the vehicle (0: any),
+ * at most half of history_max_records, so the car's own records keep room. */
+void hub_own_record(worker_t *w, const char *vehicle, int64_t incarnation, const char *type,
+                    int64_t recno, int64_t lifetime, const char *data, size_t len);
 /* A line for the vehicle's *-OVM-ServerLogs history (when log history is on
  * and the server-history budget allows). */
 void hub_server_log(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -510,8 +513,7 @@ void groups_stats(int64_t *ngroups, int64_t *subscriptions, int64_t *members);
 void push_from(conn_t *c, const ovms_msg_t *m);
 void push_subscribe(conn_t *c, ovms_str_t payload);
 /* incarnation: the vehicle's, or 0 when the caller has no hub entry */
-void push_notify(server_t *srv, worker_t *w, const char *vehicle, int64_t incarnation, char type,
-                 const char *text);
+void push_notify(worker_t *w, const char *vehicle, int64_t incarnation, char type, const char *text);
 
 /* ---- TLS (tls.c) --------------------------------------------------------------------------------- */
 

@@ -89,17 +89,23 @@ sreq_t *sreq_new(worker_t *w, conn_t *c, vehicle_t *v, sreq_cb done)
     return r;
 }
 
+/* A write without a done() failed: a vehicle removed meanwhile and a
+ * full history are expected, anything else is an error. */
+static void log_unawaited(const conn_t *c, int status)
+{
+    if (status == OVMS_ENOTFOUND)
+        LOG_INFO(c, "a write for a vehicle removed meanwhile was dropped");
+    else if (status < 0 && status != OVMS_EQUOTA)
+        LOG_ERROR(c, "store write failed: %s", ovms_strerror(status));
+}
+
 /* A write nobody waits for (utilisation, server logs, notifications):
  * finished and freed on the store's thread, so it costs its worker no
  * wakeup. Failures are logged there. */
 static void sreq_forget(ovms_store_req_t *req)
 {
-    sreq_t *r = container_of(req, sreq_t, req);
-    if (req->status == OVMS_ENOTFOUND)
-        LOG_INFO(NULL, "a write for a vehicle removed meanwhile was dropped");
-    else if (req->status < 0 && req->status != OVMS_EQUOTA)
-        LOG_ERROR(NULL, "store write failed: %s", ovms_strerror(req->status));
-    sreq_free(r);
+    log_unawaited(NULL, req->status);
+    sreq_free(container_of(req, sreq_t, req));
 }
 
 int sreq_submit(sreq_t *r)
@@ -134,12 +140,10 @@ static void sreq_complete(worker_t *w, sreq_t *r)
 {
     conn_t *c = r->conn;
     vehicle_t *v = r->vehicle;
-    if (r->req.status == OVMS_ENOTFOUND && !r->done)
-        LOG_INFO(c, "a write for a vehicle removed meanwhile was dropped");
-    else if (r->req.status < 0 && !r->done)
-        LOG_ERROR(c, "store write failed: %s", ovms_strerror(r->req.status));
     if (r->done)
         r->done(r);
+    else
+        log_unawaited(c, r->req.status);
     w->pending_sreqs--;
     sreq_free(r);
     if (c)

@@ -164,12 +164,17 @@ int store_cache_reload_owners(store_cache_t *c, store_conn_t *conn)
     return 0;
 }
 
-/* What a login was checked against: when any of it changes, connections
- * made under the old values must go. */
+/* When any of it changes, connections made under the old values must go. */
+uint64_t ovms_store_vehicle_identity(const ovms_vehicle_t *v)
+{
+    uint64_t h = hash_id(v->carpass) * 31 + (uint64_t)v->owner;
+    h = h * 1099511628211u + (uint64_t)v->created;
+    return h * 1099511628211u ^ hash_id(v->v_server);
+}
+
 static int same_identity(const ovms_vehicle_t *a, const ovms_vehicle_t *b)
 {
-    return a->owner == b->owner && a->created == b->created && !strcmp(a->carpass, b->carpass) &&
-           !strcmp(a->v_server, b->v_server);
+    return ovms_store_vehicle_identity(a) == ovms_store_vehicle_identity(b);
 }
 
 static const ovms_vehicle_t *lookup(const store_cache_t *c, const char *id)
@@ -267,12 +272,10 @@ int ovms_store_vehicle_get(ovms_store_t *st, const char *id, ovms_vehicle_t *out
     if (ovms_vehicleid_normalize(ovms_str_c(id), key, sizeof key) < 0)
         return OVMS_ENOTFOUND;
     pthread_rwlock_rdlock(&st->cache.lock);
-    if (st->cache.vcap) {
-        size_t i = find_slot(st->cache.vehicles, st->cache.vcap, key);
-        if (st->cache.vehicles[i].id[0]) {
-            *out = st->cache.vehicles[i];
-            rc = 0;
-        }
+    const ovms_vehicle_t *v = lookup(&st->cache, key);
+    if (v) {
+        *out = *v;
+        rc = 0;
     }
     pthread_rwlock_unlock(&st->cache.lock);
     return rc;

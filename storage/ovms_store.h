@@ -105,6 +105,9 @@ typedef struct ovms_owner {
     int64_t status;
 } ovms_owner_t;
 
+/* What logins are checked against: a hash of the car password, owner,
+ * incarnation (created) and scope. vehicle_changed announces a change of it. */
+uint64_t ovms_store_vehicle_identity(const ovms_vehicle_t *v);
 /* 0 and a copy, or OVMS_ENOTFOUND (also for deleted ones). id is
  * compared case-insensitively. */
 int ovms_store_vehicle_get(ovms_store_t *st, const char *id, ovms_vehicle_t *out);
