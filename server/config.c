@@ -11,13 +11,14 @@
  */
 #include "server_int.h"
 
+#include <ctype.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-enum ktype { K_STR, K_INT, K_SIZE, K_LISTEN, K_TLS_LISTEN, K_LEVEL, K_SYNC };
+enum ktype { K_STR, K_INT, K_SIZE, K_LISTEN, K_TLS_LISTEN, K_LEVEL, K_SYNC, K_PEER };
 
 typedef struct key {
     const char *section, *name;
@@ -35,6 +36,7 @@ static const key_t_ KEYS[] = {
     { "server", "tls_cert", K_STR, F(tls_cert), 0, 0, 0 },
     { "server", "tls_key", K_STR, F(tls_key), 0, 0, 0 },
     { "server", "workers", K_INT, F(workers), 0, 64, 0 },
+    { "server", "peer", K_PEER, F(peers), 0, 0, 0 },
     { "db", "path", K_STR, F(db_path), 0, 0, 0 },
     { "db", "sync", K_SYNC, F(db_sync_normal), 0, 0, 0 },
     { "db", "message_interval_ms", K_INT, F(message_interval_ms), 0, 60000, 1 },
@@ -47,6 +49,8 @@ static const key_t_ KEYS[] = {
     { "timeouts", "util_flush", K_INT, F(util_flush), 1, 3600, 1 },
     { "timeouts", "expire_interval", K_INT, F(expire_interval), 1, 86400, 0 },
     { "timeouts", "welcome_under_pressure", K_INT, F(welcome_under_pressure), 1, 86400, 1 },
+    { "timeouts", "peer_keepalive", K_INT, F(peer_keepalive), 1, 86400, 0 },
+    { "timeouts", "peer_idle", K_INT, F(peer_idle), 2, 86400, 0 },
     { "limits", "max_connections", K_INT, F(max_connections), 1, 1000000, 1 },
     { "limits", "output_limit", K_SIZE, F(output_limit), 4096, 1L << 30, 1 },
     { "limits", "max_pending_commands", K_INT, F(max_pending_commands), 1, 10000, 1 },
@@ -86,7 +90,14 @@ static const char USAGE[] =
     "logs one line of figures (connections, groups, refused logins).\n"
     "\n"
     "Every setting of the config file can be given as a flag, overriding it:\n"
-    "  --node-id ID              this node's server id (default: the database's, or the host name)\n"
+    "  --node-id ID, --server-id ID   this node's server id (default: the database's, or the\n"
+    "                            host name); 1-32 of A-Z 0-9 _ -\n"
+    "  --peer ID:SECRET[@HOST:PORT]   a replication peer (repeatable): its server id, the\n"
+    "                            secret both sides share (1-64 characters, no commas or\n"
+    "                            spaces), and where to dial it (omit when it dials us); peer\n"
+    "                            links arrive on the ordinary --listen ports. In the file:\n"
+    "                            one [peer ID] section each, with secret = and address =\n"
+    "  --peer-keepalive N --peer-idle N   peer link ping and timeout, seconds (600, 3600)\n"
     "  --listen HOST:PORT        plain listener, repeatable (default 0.0.0.0:6867)\n"
     "  --tls-listen HOST:PORT    TLS listener, repeatable (needs --tls-cert and --tls-key)\n"
     "  --tls-cert FILE, --tls-key FILE\n"
@@ -167,6 +178,8 @@ static void defaults(ovms_config_t *cfg)
     cfg->log_history = 86400;            /* the reference's default: a day */
     cfg->notification_days = 30;
     cfg->log_level = OVMS_LOG_INFO;
+    cfg->peer_keepalive = 600;
+    cfg->peer_idle = 3600;
 }
 
 /* "host:port", "[v6]:port" or ":port" / "port" (all interfaces). */
@@ -212,10 +225,67 @@ static int parse_level(const char *v, ovms_log_level_t *out)
     return -1;
 }
 
-/* The listen lists are replaced by the first value from each source. */
+/* A peer by id (upper-cased), added when new; NULL when the list is full. */
+static ovms_peer_conf_t *peer_slot(ovms_config_t *cfg, const char *id, size_t len)
+{
+    char up[33];
+    if (len == 0 || len >= sizeof up)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        up[i] = (char)toupper((unsigned char)id[i]);
+    up[len] = '\0';
+    for (int i = 0; i < cfg->npeers; i++)
+        if (!strcmp(cfg->peers[i].id, up))
+            return &cfg->peers[i];
+    if (cfg->npeers == OVMS_MAX_PEERS)
+        return NULL;
+    ovms_peer_conf_t *p = &cfg->peers[cfg->npeers++];
+    memset(p, 0, sizeof *p);
+    memcpy(p->id, up, len + 1);
+    return p;
+}
+
+static int peer_secret(ovms_peer_conf_t *p, const char *v, size_t len)
+{
+    if (len == 0 || len >= sizeof p->secret || memchr(v, ',', len) || memchr(v, ' ', len))
+        return -1;
+    memcpy(p->secret, v, len);
+    p->secret[len] = '\0';
+    return 0;
+}
+
+static int peer_address(ovms_peer_conf_t *p, const char *v)
+{
+    ovms_listen_t where;
+    if (parse_listen(v, &where) < 0 || !strchr(v, ':'))
+        return -1;
+    snprintf(p->host, sizeof p->host, "%s", where.host);
+    p->port = where.port;
+    return 0;
+}
+
+/* "ID:SECRET[@HOST:PORT]" */
+static int parse_peer(ovms_config_t *cfg, const char *v)
+{
+    const char *colon = strchr(v, ':'), *at = strrchr(v, '@');
+    if (!colon || ovms_serverid_check((ovms_str_t){ v, (size_t)(colon - v) }) < 0)
+        return -1;
+    if (at && at < colon)
+        at = NULL;
+    ovms_peer_conf_t *p = peer_slot(cfg, v, (size_t)(colon - v));
+    if (!p)
+        return -1;
+    const char *secret = colon + 1;
+    size_t slen = at ? (size_t)(at - secret) : strlen(secret);
+    p->host[0] = '\0';
+    p->port = 0;
+    return peer_secret(p, secret, slen) < 0 || (at && peer_address(p, at + 1) < 0) ? -1 : 0;
+}
+
+/* The listen and peer lists are replaced by the first value from each source. */
 typedef struct source {
     ovms_config_t *cfg;
-    int listen_seen, tls_seen;
+    int listen_seen, tls_seen, peers_seen;
     char err[512];
     const char *where;
 } source_t;
@@ -264,6 +334,14 @@ static int set_value(source_t *src, const key_t_ *k, const char *v, int line)
         if (parse_level(v, (ovms_log_level_t *)at) < 0)
             goto bad;
         return 0;
+    case K_PEER:
+        if (!src->peers_seen) {
+            src->cfg->npeers = 0;
+            src->peers_seen = 1;
+        }
+        if (parse_peer(src->cfg, v) < 0)
+            goto bad;
+        return 0;
     case K_SYNC:
         if (!strcmp(v, "full"))
             *(int *)at = 0;
@@ -290,12 +368,37 @@ static const key_t_ *find_key(const char *section, const char *name)
     return NULL;
 }
 
+/* [peer ID] with secret = and address = */
+static int peer_section(source_t *src, const char *section, const char *name, const char *value)
+{
+    const char *id = section + 5;
+    ovms_peer_conf_t *p = NULL;
+    int ok = ovms_serverid_check(ovms_str_c(id)) == 0 && (p = peer_slot(src->cfg, id, strlen(id)));
+    if (ok && !strcmp(name, "secret"))
+        ok = peer_secret(p, value, strlen(value)) == 0;
+    else if (ok && !strcmp(name, "address"))
+        ok = peer_address(p, value) == 0;
+    else if (ok) {
+        snprintf(src->err, sizeof src->err, "%s: unknown setting '%s' in [%s]", src->where, name,
+                 section);
+        return 0;
+    }
+    if (!ok)
+        snprintf(src->err, sizeof src->err, "%s:-1: bad value '%s' for %s in [%s]", src->where,
+                 value, name, section);
+    return ok;
+}
+
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
     source_t *src = user;
-    const key_t_ *k = find_key(section, name);
     if (src->err[0])
         return 0;
+    if (!strncmp(section, "peer ", 5)) {
+        src->peers_seen = 1;
+        return peer_section(src, section, name, value);
+    }
+    const key_t_ *k = find_key(section, name);
     if (!k) {
         snprintf(src->err, sizeof src->err, "%s: unknown setting '%s' in [%s]", src->where, name,
                  section);
@@ -341,6 +444,8 @@ static const key_t_ *flag_key(const char *flag)
         strcpy(name, "level");
     if (!strcmp(name, "db"))
         strcpy(name, "path");
+    if (!strcmp(name, "server_id"))
+        strcpy(name, "node_id");
     for (size_t k = 0; k < NKEYS; k++)
         if (!strcmp(KEYS[k].name, name))
             return &KEYS[k];
@@ -356,6 +461,16 @@ static int validate(const ovms_config_t *cfg, char *err, size_t errlen)
     if (cfg->node_id[0] && ovms_serverid_check(ovms_str_c(cfg->node_id)) < 0) {
         snprintf(err, errlen, "node id '%s' must be 1-32 of A-Z 0-9 _ -", cfg->node_id);
         return -1;
+    }
+    for (int i = 0; i < cfg->npeers; i++) {
+        if (!cfg->peers[i].secret[0]) {
+            snprintf(err, errlen, "peer %s has no secret", cfg->peers[i].id);
+            return -1;
+        }
+        if (!strcasecmp(cfg->peers[i].id, cfg->node_id)) {
+            snprintf(err, errlen, "peer %s is this node's own id", cfg->peers[i].id);
+            return -1;
+        }
     }
     if (cfg->ntls_listen && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
         snprintf(err, errlen, "tls_listen needs tls_cert and tls_key");
@@ -442,5 +557,6 @@ int ovms_config_reload(const ovms_config_t *cur, ovms_config_t *next, char *note
     }
     next->nlisten = cur->nlisten;                 /* they go with the listen lists */
     next->ntls_listen = cur->ntls_listen;
+    next->npeers = cur->npeers;                   /* and the peers */
     return 0;
 }

@@ -118,8 +118,81 @@ static void attach(conn_t *c, const char *vehicle, uint64_t identity, uint16_t w
     }
 }
 
+/* ---- MP-S: peer links go to replication/ ------------------------------------------------------ */
+
+static void refuse(conn_t *c, const char *vehicle, const char *why);
+
+/* A checked peer login waits here (CS_MOVING) for the rest of its first
+ * read, then its socket goes to the replication thread. */
+static void peer_hand_over(conn_t *c)
+{
+    ovms_replication_t *r = __atomic_load_n(&c->w->srv->repl, __ATOMIC_ACQUIRE);
+    handoff_t *ho = c->moving;
+    char addr[64];
+    uv_os_fd_t fd;
+    int copy;
+
+    if (!r || uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0 || (copy = dup(fd)) < 0) {
+        conn_close(c, "cannot hand the peer link over");
+        return;
+    }
+    const char *token = ho->bytes, *marks = token + strlen(token) + 1;
+    LOG_INFO(c, "MP-S login of peer %s: the link goes to replication", ho->vehicle);
+    ovms_replication_adopt(r, copy, ovms_str_c(ho->vehicle), ovms_str_c(token), ovms_str_c(marks),
+                           c->held, c->held_len, conn_peer_text(c, addr, sizeof addr));
+    conn_close(c, NULL);             /* this handle; the copy lives on over there */
+}
+
+static void peer_login(conn_t *c, const ovms_welcome_t *wl)
+{
+    server_t *srv = c->w->srv;
+    ovms_replication_t *r = __atomic_load_n(&srv->repl, __ATOMIC_ACQUIRE);
+    ovms_vehicle_t v;
+    char id[33];
+
+    if (!r) {
+        conn_close(c, "MP-S peer login: no peers configured");
+        return;
+    }
+    if (c->tls || !ovms_str_eq(wl->scheme, "0")) {
+        refuse(c, NULL, c->tls ? "MP-S peer login over TLS (peers use the plain listener)"
+                               : "MP-S peer login with an unknown scheme");
+        return;
+    }
+    int rc = ovms_replication_check(r, wl->vehicle, wl->token, wl->digest);
+    if (rc == OVMS_ENOTFOUND && ovms_vehicleid_normalize(wl->vehicle, id, sizeof id) >= 0 &&
+        ovms_store_vehicle_get(srv->store, id, &v) == 0) {
+        refuse(c, NULL, "MP-S login naming a vehicle (the reference's old use of the role)");
+        return;
+    }
+    if (rc < 0) {
+        refuse(c, NULL, rc == OVMS_ENOTFOUND ? "MP-S peer login from an unknown server id"
+                                             : "MP-S peer login with a wrong digest");
+        return;
+    }
+    handoff_t *ho = calloc(1, sizeof *ho + wl->token.len + wl->rest.len + 2);
+    if (!ho) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    ho->fd = -1;
+    ovms_str_copy(wl->vehicle, ho->vehicle, sizeof ho->vehicle);
+    memcpy(ho->bytes, wl->token.ptr, wl->token.len);
+    if (wl->rest.len)
+        memcpy(ho->bytes + wl->token.len + 1, wl->rest.ptr, wl->rest.len);
+    c->moving = ho;
+    c->role = 'S';
+    c->state = CS_MOVING;
+    c->flags |= CF_PEER;
+    conn_authenticated(c);
+}
+
 void login_hand_over(conn_t *c)
 {
+    if (c->flags & CF_PEER) {
+        peer_hand_over(c);
+        return;
+    }
     worker_t *home = worker_home(c->w->srv, c->moving->vehicle);
     handoff_t *ho = c->moving;
     uv_os_fd_t fd;
@@ -453,7 +526,7 @@ void login_line(conn_t *c, ovms_str_t line)
         return;
     }
     if (wl.role == 'S') {
-        conn_close(c, "MP-S peer login: no peers configured");
+        peer_login(c, &wl);
         return;
     }
     if (wl.role != 'C' && wl.role != 'A' && wl.role != 'B') {

@@ -6,6 +6,7 @@
  *   ovms-admin --db PATH [--json] vehicle add|list|set|set-password|remove ...
  *   ovms-admin --db PATH [--json] provision add|list|remove ...
  *   ovms-admin --db PATH [--json] history VEHICLE [TYPE]
+ *   ovms-admin --db PATH [--json] cluster status|digest
  *
  * It writes through the same storage API as the server (its own store on
  * the same file: SQLite's locking and the server's change polling make that
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ovms_proto.h"
 #include "ovms_store.h"
@@ -45,6 +47,9 @@ static const char USAGE[] =
     "  provision list\n"
     "  provision remove APKEY\n"
     "  history VEHICLEID [TYPE]\n"
+    "  cluster status    the running node's peer links, watermarks and lag\n"
+    "  cluster digest    one line per replicated table: <table> <rows> <digest>;\n"
+    "                    nodes holding the same content print the same lines\n"
     "\n"
     "A vehicle added without --owner gets a new owner named after it.\n"
     "Removing leaves a tombstone that replication carries to other nodes.\n"
@@ -456,6 +461,114 @@ static int history_cmd(cli_t *c)
     return 0;
 }
 
+/* ---- cluster ----------------------------------------------------------------------------- */
+
+static int cluster_digest(cli_t *c)
+{
+    ovms_store_req_t req;
+    static const char *const keys[] = { "table", "rows", "digest" };
+    ovms_store_req_init(&req);
+    if (run_req(c, &req, ovms_store_prep_digest(&req), "cluster digest") < 0)
+        return EXIT_FAIL;
+    if (c->json)
+        print_json(rows_json(&req.rows, keys, "sns"));
+    else
+        for (int r = 0; r < req.rows.nrows; r++)
+            printf("%s %s %s\n", ovms_store_cell(&req.rows, r, 0), ovms_store_cell(&req.rows, r, 1),
+                   ovms_store_cell(&req.rows, r, 2));
+    ovms_store_req_cleanup(&req);
+    return 0;
+}
+
+static const char *when_text(double t, char *buf)
+{
+    ovms_timestamp_format((int64_t)t, buf);
+    return buf;
+}
+
+/* The file the running node rewrites every second (replication/status.c). */
+static int cluster_status(cli_t *c)
+{
+    char path[1100], line[4096], ts[20];
+    snprintf(path, sizeof path, "%s.cluster", c->db);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail("no cluster status for %s: the node is not running with peers (%s is missing)",
+                    c->db, path);
+    json_t *peers = json_array(), *origins = json_array(), *top = json_object();
+    double updated = 0;
+    char node[64] = "?";
+    while (fgets(line, sizeof line, f)) {
+        char id[64], state[32], addr[300], marks[3000], error[200];
+        double since, behind_s;
+        unsigned long long in, out;
+        long long ours, known, behind;
+        if (sscanf(line, "updated %lf", &updated) == 1 || sscanf(line, "node %63s", node) == 1)
+            continue;
+        if (sscanf(line, "peer %63s %31s %lf %299s %llu %llu %2999s %199s", id, state, &since, addr,
+                   &in, &out, marks, error) == 8) {
+            for (char *e = error; *e; e++)
+                *e = *e == '_' ? ' ' : *e;
+            json_array_append_new(peers, json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s}", "peer", id,
+                "state", state, "since", when_text(since, ts), "address", addr, "records_in",
+                (json_int_t)in, "records_out", (json_int_t)out, "watermarks", marks, "last_error",
+                strcmp(error, "-") ? error : ""));
+        } else if (sscanf(line, "origin %63s %lld %lld %lld %lf", id, &ours, &known, &behind,
+                          &behind_s) == 5) {
+            json_array_append_new(origins, json_pack("{s:s,s:I,s:I,s:I,s:I}", "origin", id, "ours",
+                (json_int_t)ours, "known", (json_int_t)known, "lag_records", (json_int_t)behind,
+                "lag_seconds", (json_int_t)behind_s));
+        }
+    }
+    fclose(f);
+    double age = (double)time(NULL) - updated;
+    json_object_set_new(top, "node", json_string(node));
+    json_object_set_new(top, "updated", json_string(when_text(updated, ts)));
+    json_object_set_new(top, "stale", json_boolean(age > 5));
+    json_object_set_new(top, "peers", peers);
+    json_object_set_new(top, "origins", origins);
+    if (c->json) {
+        print_json(top);
+        return 0;
+    }
+    printf("node %s, status of %s%s\n\n", node, when_text(updated, ts),
+           age > 5 ? " (stale: is the node running?)" : "");
+    printf("%-12s %-10s %-19s  %-22s %10s %10s  %s\n", "PEER", "STATE", "SINCE", "ADDRESS", "IN",
+           "OUT", "THEIR WATERMARKS (at link start)");
+    size_t i;
+    json_t *v;
+    json_array_foreach(peers, i, v) {
+        printf("%-12s %-10s %-19s  %-22s %10lld %10lld  %s%s%s\n",
+               json_string_value(json_object_get(v, "peer")),
+               json_string_value(json_object_get(v, "state")),
+               json_string_value(json_object_get(v, "since")),
+               json_string_value(json_object_get(v, "address")),
+               (long long)json_integer_value(json_object_get(v, "records_in")),
+               (long long)json_integer_value(json_object_get(v, "records_out")),
+               json_string_value(json_object_get(v, "watermarks")),
+               *json_string_value(json_object_get(v, "last_error")) ? "  last error: " : "",
+               json_string_value(json_object_get(v, "last_error")));
+    }
+    printf("\n%-12s %18s %18s %12s %8s\n", "ORIGIN", "OUR SEQ", "HIGHEST KNOWN", "LAG (SEQ)",
+           "LAG (S)");
+    json_array_foreach(origins, i, v)
+        printf("%-12s %18lld %18lld %12lld %8lld\n", json_string_value(json_object_get(v, "origin")),
+               (long long)json_integer_value(json_object_get(v, "ours")),
+               (long long)json_integer_value(json_object_get(v, "known")),
+               (long long)json_integer_value(json_object_get(v, "lag_records")),
+               (long long)json_integer_value(json_object_get(v, "lag_seconds")));
+    json_decref(top);
+    return 0;
+}
+
+static int cluster_cmd(cli_t *c)
+{
+    const char *sub = c->argc > 1 ? c->argv[1] : "";
+    if (!strcmp(sub, "digest"))
+        return cluster_digest(c);
+    return usage_error("unknown cluster command '%s' (status or digest)", sub);
+}
+
 int main(int argc, char **argv)
 {
     cli_t c = { 0 };
@@ -467,9 +580,12 @@ int main(int argc, char **argv)
         return rc;
     const char *cmd = c.argv[0];
     if (strcmp(cmd, "owner") && strcmp(cmd, "vehicle") && strcmp(cmd, "provision") &&
-        strcmp(cmd, "history"))
+        strcmp(cmd, "history") && strcmp(cmd, "cluster"))
         return usage_error("unknown command '%s'", cmd);
+    if (!strcmp(cmd, "cluster") && c.argc > 1 && !strcmp(c.argv[1], "status"))
+        return cluster_status(&c);      /* the running node's file; no store needed */
     cfg.path = c.db;
+    cfg.readonly = !strcmp(cmd, "cluster");
     cfg.node_id = c.node;
     cfg.expire_interval_ms = -1;        /* housekeeping is the server's job */
     if ((rc = ovms_store_open(&c.st, &cfg, err, sizeof err)) < 0)
@@ -480,6 +596,8 @@ int main(int argc, char **argv)
         rc = vehicle_cmd(&c);
     else if (!strcmp(cmd, "provision"))
         rc = provision_cmd(&c);
+    else if (!strcmp(cmd, "cluster"))
+        rc = cluster_cmd(&c);
     else
         rc = history_cmd(&c);
     ovms_store_close(c.st);

@@ -11,6 +11,8 @@
 #define OVMS_SERVER_H
 
 #include <stddef.h>
+
+#include "ovms_repl.h"
 #include <stdint.h>
 
 #define OVMS_MAX_LISTEN 8
@@ -70,6 +72,10 @@ typedef struct ovms_config {
     int log_history;                 /* seconds messages and server logs are kept as history; 0 off */
     int notification_days;           /* *-Log-Notification lifetime */
     ovms_log_level_t log_level;
+    /* replication (MP-S): the peers, and their link timeouts, seconds */
+    ovms_peer_conf_t peers[OVMS_MAX_PEERS];
+    int npeers;
+    int peer_keepalive, peer_idle;
 } ovms_config_t;
 
 /* Defaults, then the config file (--config FILE), then command-line flags.

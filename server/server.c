@@ -159,17 +159,19 @@ static void log_stats(server_t *srv)
 {
     guard_stats_t g;
     int64_t ngroups, nsubs, nmembers;
+    char repl[160];
     guard_stats(srv->guard, &g);
     groups_stats(&ngroups, &nsubs, &nmembers);
+    ovms_replication_summary(__atomic_load_n(&srv->repl, __ATOMIC_ACQUIRE), repl, sizeof repl);
     LOG_WARN(NULL, "stats: %lld connections (%lld not logged in), %zu vehicles known, "
              "%lld groups (%lld subscriptions, %lld members); refused since start: %lld penalized "
              "addresses, %lld over the per-address limit, %lld over the total limit, %lld for a "
-             "guarded vehicle, %lld replayed welcomes",
+             "guarded vehicle, %lld replayed welcomes; replication: %s",
              (long long)__atomic_load_n(&srv->conn_count, __ATOMIC_RELAXED),
              (long long)g.unauthenticated, ovms_store_vehicle_count(srv->store), (long long)ngroups,
              (long long)nsubs, (long long)nmembers, (long long)g.refused_penalty,
              (long long)g.refused_address, (long long)g.refused_total, (long long)g.refused_vehicle,
-             (long long)g.replays);
+             (long long)g.replays, repl);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -205,6 +207,61 @@ static void vehicle_changed(void *ctx, const char *id)
         free(m);
 }
 
+/* On the store's writer thread: replication reads what is new. */
+static void store_committed(void *ctx)
+{
+    server_t *srv = ctx;
+    ovms_replication_kick(__atomic_load_n(&srv->repl, __ATOMIC_ACQUIRE));
+}
+
+static void repl_log(void *ctx, int level, const char *text)
+{
+    (void)ctx;
+    if (log_enabled((ovms_log_level_t)level))
+        log_line((ovms_log_level_t)level, NULL, "replication: %s", text);
+}
+
+/* Peers configured: the replication thread starts (docs/replication.md). */
+static int start_replication(server_t *srv)
+{
+    const ovms_config_t *cfg = srv->cfg;
+    static char status_path[1100];
+    ovms_replication_config_t rcfg = {
+        .server_id = ovms_store_node_id(srv->store),
+        .npeers = cfg->npeers,
+        .store = srv->store,
+        .status_path = status_path,
+        .keepalive_s = cfg->peer_keepalive,
+        .idle_timeout_s = cfg->peer_idle,
+        .log = repl_log,
+    };
+    ovms_replication_t *r;
+    if (!cfg->npeers)
+        return 0;
+    for (int i = 0; i < cfg->npeers; i++) {
+        if (!strcasecmp(cfg->peers[i].id, rcfg.server_id)) {
+            LOG_ERROR(NULL, "peer %s is this node's own id", cfg->peers[i].id);
+            return -1;
+        }
+        rcfg.peers[i] = cfg->peers[i];
+    }
+    snprintf(status_path, sizeof status_path, "%s.cluster", cfg->db_path);
+    int rc = ovms_replication_start(&r, &rcfg);
+    if (rc < 0) {
+        LOG_ERROR(NULL, "cannot start replication: %s", ovms_strerror(rc));
+        return rc;
+    }
+    __atomic_store_n(&srv->repl, r, __ATOMIC_RELEASE);
+    ovms_replication_kick(r);
+    return 0;
+}
+
+static void stop_replication(server_t *srv)
+{
+    ovms_replication_t *r = __atomic_exchange_n(&srv->repl, NULL, __ATOMIC_ACQ_REL);
+    ovms_replication_stop(r);
+}
+
 static int open_store(server_t *srv)
 {
     const ovms_config_t *cfg = srv->cfg;
@@ -213,7 +270,9 @@ static int open_store(server_t *srv)
         .node_id = cfg->node_id[0] ? cfg->node_id : NULL,
         .sync_normal = cfg->db_sync_normal,
         .expire_interval_ms = cfg->expire_interval * 1000,
+        .poll_ms = 250,                 /* ovms-admin changes reach peers within a second */
         .vehicle_changed = vehicle_changed,
+        .committed = store_committed,
         .ctx = srv,
     };
     char err[512];
@@ -307,7 +366,7 @@ static int server_run(ovms_config_t *cfg)
             break;
         }
     }
-    if (started == srv.nworkers) {
+    if (started == srv.nworkers && start_replication(&srv) == 0) {
         describe(&srv);
         uv_run(&srv.main_loop, UV_RUN_DEFAULT);
     } else {
@@ -331,6 +390,7 @@ static int server_run(ovms_config_t *cfg)
         table_free(&srv.workers[i].vehicles);
         table_free(&srv.workers[i].conn_ids);
     }
+    stop_replication(&srv);
     for (int i = 0; i < srv.nworkers; i++)
         config_unref(srv.workers[i].cfg);
     config_unref(srv.cfg);

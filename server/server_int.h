@@ -198,6 +198,7 @@ enum conn_state {
 #define CF_ADDR_COUNT 0x400  /* ... and against its address */
 #define CF_REPLYING   0x800  /* a long reply is streaming: input is held */
 #define CF_QUOTA      0x1000 /* the car's history budget is spent: not reading */
+#define CF_PEER       0x2000 /* an MP-S peer link on its way to replication/ */
 /* what holds a connection's input back */
 #define CF_HOLD_INPUT (CF_BUSY | CF_THROTTLED | CF_REPLYING | CF_QUOTA)
 
@@ -364,6 +365,7 @@ struct server {
     uint64_t last_refusal_log;
     void *tls_ctx;                   /* SSL_CTX, when TLS listeners are configured */
     guard_t *guard;
+    ovms_replication_t *repl;        /* atomic pointer; NULL without peers */
     char dummy_hash[129];            /* checked for unknown owners, so they take as long */
     /* vehicles whose car failed to authenticate (for the success alert) */
     pthread_mutex_t auth_mu;

@@ -68,6 +68,10 @@ typedef struct ovms_store_config {
      * its car password, owner or scope: whoever is logged in for it under
      * the old identity must go. Only hands the id over; may be NULL. */
     void (*vehicle_changed)(void *ctx, const char *id);
+    /* Called on the writer thread after a commit that changed replicated
+     * rows (this process's, or another's seen within poll_ms), and when
+     * watermarks moved: replication reads what is new. May be NULL. */
+    void (*committed)(void *ctx);
     void *ctx;
 } ovms_store_config_t;
 
@@ -116,6 +120,14 @@ int ovms_store_owner_get(ovms_store_t *st, const char *name, ovms_owner_t *out);
 int ovms_store_owner_vehicles(ovms_store_t *st, int64_t owner, char *buf, size_t cap);
 /* Number of vehicles known (not deleted). */
 size_t ovms_store_vehicle_count(ovms_store_t *st);
+
+/* The highest seq held per origin (this node's own counter included), as
+ * committed: what a peer is told on connecting. Copies at most max; count. */
+typedef struct ovms_store_wm {
+    char origin[33];
+    int64_t seq;
+} ovms_store_wm_t;
+int ovms_store_watermarks(ovms_store_t *st, ovms_store_wm_t *out, int max);
 
 /* Owner login hashes: "$pbkdf2-sha256$<iter>$<salt b64>$<hash b64>". */
 int ovms_password_hash(const char *password, char *out, size_t cap);
@@ -197,6 +209,11 @@ void ovms_store_req_limit(ovms_store_req_t *req, int64_t max);
  * reference does when log history is on. */
 void ovms_store_req_msg_history(ovms_store_req_t *req, int64_t expires);
 
+/* Make a prepared read run on the bulk reader, a thread and connection of
+ * its own, so that long reads (a peer's resync) never delay the short ones
+ * that logins make. */
+void ovms_store_req_bulk(ovms_store_req_t *req);
+
 /* Make a prepared read *ordered*: it runs on the writer, after every write
  * submitted before it, so it sees them (read-your-writes). Plain reads run
  * on the reader thread and see what has been committed when they run. */
@@ -277,6 +294,32 @@ int ovms_store_prep_hist_list(ovms_store_req_t *req, const char *vehicle, const 
 /* Records of one origin with seq > after, in seq order, at most limit:
  * rows: seq, record (an R or r message, as sent between nodes). */
 int ovms_store_prep_changes(ovms_store_req_t *req, const char *origin, int64_t after, int limit);
+
+/* The same for what to send a peer: cursors is "ORIGIN:SEQ ..." (what the
+ * peer holds; origins not named: 0). For every origin this store knows,
+ * records with seq above its cursor in seq order, at most limit in all:
+ * rows: origin, seq, record. A row with an empty record says that origin
+ * has nothing more up to seq (its watermark). */
+int ovms_store_prep_changes_after(ovms_store_req_t *req, const char *cursors, int limit);
+
+/* Apply records received from a peer (replication/): records holds R and r
+ * messages (as after "MP-0 "), one per line. Each one whose seq is above
+ * the watermark of its origin is merged last-writer-wins (PROTOCOL, MP-S)
+ * and the watermark moved, in the same transaction; older ones are
+ * dropped. value: records that were new. rows: level ("warn" or "info"),
+ * text: what should be logged (versions overwritten, clock warnings). */
+int ovms_store_prep_apply(ovms_store_req_t *req, const char *records, size_t len);
+
+/* A new database asks its peers for this node's own records (a node whose
+ * database was lost gets back what it had made); once a link has been up
+ * long enough to have sent them, replication says so and the node asks by
+ * its counter from then on. */
+int ovms_store_prep_own_caught_up(ovms_store_req_t *req);
+
+/* rows: table, rows, digest: a SHA-256 over the replicated content of
+ * owners, vehicles, stored messages and (unexpired) history, in key order:
+ * two nodes holding the same content print the same lines. */
+int ovms_store_prep_digest(ovms_store_req_t *req);
 
 /* Figures since open, for logs and benchmarks. */
 typedef struct ovms_store_stats {

@@ -281,3 +281,33 @@ int ovms_store_prep_changes(ovms_store_req_t *req, const char *origin, int64_t a
     req->i[1] = limit;
     return rc;
 }
+
+int ovms_store_prep_changes_after(ovms_store_req_t *req, const char *cursors, int limit)
+{
+    if (limit <= 0)
+        return OVMS_EINVAL;
+    const char *arg = cursors ? cursors : "";
+    int rc = set_args(req, OP_CHANGES_AFTER, 1, &arg, NULL);
+    req->i[0] = limit;
+    return rc;
+}
+
+int ovms_store_prep_apply(ovms_store_req_t *req, const char *records, size_t len)
+{
+    if (!records)
+        return OVMS_EINVAL;
+    return set_args(req, OP_APPLY, 1, &records, &len);
+}
+
+int ovms_store_prep_digest(ovms_store_req_t *req)
+{
+    return set_args(req, OP_DIGEST, 0, NULL, NULL);
+}
+
+int ovms_store_prep_own_caught_up(ovms_store_req_t *req)
+{
+    const char *none = "";
+    int rc = set_args(req, OP_APPLY, 1, &none, NULL);
+    req->i[0] = 1;
+    return rc;
+}

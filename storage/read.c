@@ -325,6 +325,11 @@ static int fmt_vehicle(sqlite3_stmt *s, char *buf, size_t cap)
     r.v_server = col(s, 3);
     r.deleted = sqlite3_column_int(s, 4);
     r.ch = change_of(s, 5, NULL);
+    /* appended (the extension rule): the incarnation, so that a node that
+     * missed a removal still sees that the vehicle was made again */
+    char created[24];
+    int_cell(created, sizeof created, sqlite3_column_int64(s, 8));
+    r.extra = ovms_str_c(created);
     return ovms_repl_format(&r, buf, cap);
 }
 
@@ -365,8 +370,8 @@ static int fmt_history(sqlite3_stmt *s, char *buf, size_t cap)
     return ovms_replmsg_format(&m, buf, cap);
 }
 
-static int collect(store_conn_t *c, const char *sql, change_fmt_fn fmt, ovms_store_req_t *req,
-                   changes_t *cs)
+static int collect(store_conn_t *c, const char *sql, change_fmt_fn fmt, const char *origin,
+                   int64_t after, int64_t limit, changes_t *cs)
 {
     sqlite3_stmt *s = store_stmt(c, sql);
     char buf[8192];
@@ -374,12 +379,12 @@ static int collect(store_conn_t *c, const char *sql, change_fmt_fn fmt, ovms_sto
 
     if (!s)
         return OVMS_EIO;
-    sqlite3_bind_text(s, 1, ARG(0), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, req->i[0]);
-    sqlite3_bind_int64(s, 3, req->i[1]);
+    sqlite3_bind_text(s, 1, origin, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int64(s, 3, limit);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         int n = fmt(s, buf, sizeof buf);
-        int64_t seq = sqlite3_column_int64(s, sqlite3_column_count(s) - 1);
+        int64_t seq = sqlite3_column_int64(s, sqlite3_column_count(s) - 1);  /* seq: last */
         if (n > 0 && add_change(cs, seq, buf, (size_t)n) < 0) {
             sqlite3_reset(s);
             return OVMS_ENOMEM;
@@ -395,37 +400,56 @@ static int by_seq(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* One origin's records with seq > after, at most limit, sorted by seq (the
+ * five queries each stop at limit, so their merge holds the first limit). */
+static int origin_changes(store_conn_t *c, const char *origin, int64_t after, int64_t limit,
+                          changes_t *cs)
+{
+    static const struct {
+        const char *sql;
+        change_fmt_fn fmt;
+    } feeds[] = {
+        { "SELECT id, name, mail, pwhash, status, deleted, changed, origin, seq "
+          "FROM owners WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3", fmt_owner },
+        { "SELECT vehicleid, owner, carpass, v_server, deleted, changed, origin, seq, created, seq "
+          "FROM vehicles WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3", fmt_vehicle },
+        { "SELECT vehicleid, ptoken, ptoken_changed, ptoken_origin, ptoken_seq FROM vehicles "
+          "WHERE ptoken_origin = ?1 AND ptoken_seq > ?2 AND ptoken <> '' "
+          "ORDER BY ptoken_seq LIMIT ?3", fmt_ptoken },
+        { "SELECT vehicleid, code, payload, paranoid, ptoken, received, origin, seq "
+          "FROM messages WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3", fmt_message },
+        { "SELECT vehicleid, type, recno, ts, expires, data, origin, seq "
+          "FROM history WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3", fmt_history },
+    };
+    size_t first = cs->n;
+    for (size_t k = 0; k < sizeof feeds / sizeof feeds[0]; k++) {
+        int rc = collect(c, feeds[k].sql, feeds[k].fmt, origin, after, limit, cs);
+        if (rc < 0)
+            return rc;
+    }
+    if (cs->n > first)
+        qsort(cs->v + first, cs->n - first, sizeof *cs->v, by_seq);
+    while (cs->n - first > (size_t)limit)
+        free(cs->v[--cs->n].text);
+    return 0;
+}
+
+static void free_changes(changes_t *cs)
+{
+    for (size_t i = 0; i < cs->n; i++)
+        free(cs->v[i].text);
+    free(cs->v);
+}
+
 static int op_changes(store_conn_t *c, ovms_store_req_t *req)
 {
     changes_t cs = { 0 };
     store_rows_builder_t b;
-    int rc;
+    int rc = origin_changes(c, ARG(0), req->i[0], req->i[1], &cs);
 
-    rc = collect(c, "SELECT id, name, mail, pwhash, status, deleted, changed, origin, seq "
-                    "FROM owners WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                 fmt_owner, req, &cs);
-    if (rc == 0)
-        rc = collect(c, "SELECT vehicleid, owner, carpass, v_server, deleted, changed, origin, seq "
-                        "FROM vehicles WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                     fmt_vehicle, req, &cs);
-    if (rc == 0)
-        rc = collect(c, "SELECT vehicleid, ptoken, ptoken_changed, ptoken_origin, ptoken_seq "
-                        "FROM vehicles WHERE ptoken_origin = ?1 AND ptoken_seq > ?2 "
-                        "ORDER BY ptoken_seq LIMIT ?3",
-                     fmt_ptoken, req, &cs);
-    if (rc == 0)
-        rc = collect(c, "SELECT vehicleid, code, payload, paranoid, ptoken, received, origin, seq "
-                        "FROM messages WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                     fmt_message, req, &cs);
-    if (rc == 0)
-        rc = collect(c, "SELECT vehicleid, type, recno, ts, expires, data, origin, seq "
-                        "FROM history WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                     fmt_history, req, &cs);
     if (rc == 0) {
-        if (cs.n)
-            qsort(cs.v, cs.n, sizeof *cs.v, by_seq);
         store_rows_begin(&b, &req->rows, 2);
-        for (size_t i = 0; i < cs.n && i < (size_t)req->i[1]; i++) {
+        for (size_t i = 0; i < cs.n; i++) {
             char seq[24];
             int_cell(seq, sizeof seq, cs.v[i].seq);
             const char *cells[2] = { seq, cs.v[i].text };
@@ -433,10 +457,66 @@ static int op_changes(store_conn_t *c, ovms_store_req_t *req)
         }
         rc = store_rows_end(&b);
     }
-    for (size_t i = 0; i < cs.n; i++)
-        free(cs.v[i].text);
-    free(cs.v);
+    free_changes(&cs);
     return rc;
+}
+
+/* The cursor for origin in "ORIGIN:SEQ ..." (0 when not named). */
+static int64_t cursor_of(const char *cursors, const char *origin)
+{
+    size_t n = strlen(origin);
+    for (const char *p = cursors; p && *p;) {
+        while (*p == ' ')
+            p++;
+        if (!strncmp(p, origin, n) && p[n] == ':')
+            return atoll(p + n + 1);
+        p = strchr(p, ' ');
+    }
+    return 0;
+}
+
+static int op_changes_after(store_conn_t *c, ovms_store_req_t *req)
+{
+    sqlite3_stmt *s = store_stmt(c, "SELECT origin, seq FROM watermarks ORDER BY origin");
+    store_marks_t marks = { 0 };
+    store_rows_builder_t b;
+    int64_t room = req->i[0];
+    int rc;
+
+    if (!s)
+        return OVMS_EIO;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && marks.n < STORE_MAX_ORIGINS) {
+        snprintf(marks.v[marks.n].origin, 33, "%s", (const char *)sqlite3_column_text(s, 0));
+        marks.v[marks.n++].seq = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    store_rows_begin(&b, &req->rows, 3);
+    for (int i = 0; i < marks.n && room > 0; i++) {
+        const ovms_store_wm_t *w = &marks.v[i];
+        int64_t after = cursor_of(ARG(0), w->origin);
+        changes_t cs = { 0 };
+        char seq[24];
+        if (after >= w->seq)
+            continue;
+        if ((rc = origin_changes(c, w->origin, after, room, &cs)) < 0) {
+            free_changes(&cs);
+            break;
+        }
+        for (size_t k = 0; k < cs.n; k++) {
+            int_cell(seq, sizeof seq, cs.v[k].seq);
+            const char *cells[3] = { w->origin, seq, cs.v[k].text };
+            store_rows_add(&b, cells, NULL);
+        }
+        room -= (int64_t)cs.n;
+        if (room > 0) {             /* all of it: say how far that reaches */
+            int_cell(seq, sizeof seq, w->seq);
+            const char *cells[3] = { w->origin, seq, "" };
+            store_rows_add(&b, cells, NULL);
+        }
+        free_changes(&cs);
+    }
+    int end = store_rows_end(&b);
+    return rc < 0 && rc != SQLITE_DONE ? store_sql_error(c->db, rc) : end;
 }
 
 static int dispatch(store_conn_t *c, ovms_store_req_t *req)
@@ -453,6 +533,8 @@ static int dispatch(store_conn_t *c, ovms_store_req_t *req)
     case OP_PUSHSUB_LIST: return op_pushsub_list(c, req);
     case OP_HIST_LIST: return op_hist_list(c, req);
     case OP_CHANGES: return op_changes(c, req);
+    case OP_CHANGES_AFTER: return op_changes_after(c, req);
+    case OP_DIGEST: return store_digest(c, req);
     default: return OVMS_EINVAL;
     }
 }

@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const migrations[] = {
@@ -203,4 +204,37 @@ int store_save_seq(store_conn_t *c, const char *node, int64_t seq)
     sqlite3_bind_text(s, 1, node, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 2, seq);
     return store_step_done(c, s);
+}
+
+static int meta_flag(store_conn_t *c, const char *sql, int *flag)
+{
+    sqlite3_stmt *s = store_stmt(c, sql);
+    if (!s)
+        return OVMS_EIO;
+    int rc = sqlite3_step(s);
+    if (flag)
+        *flag = rc == SQLITE_ROW;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sql_error(c->db, rc);
+}
+
+int store_own_counter_start(ovms_store_t *st)
+{
+    int rc = meta_flag(&st->w, "SELECT 1 FROM meta WHERE key = 'catch_up_own'", &st->catch_up_own);
+    if (rc < 0 || st->own_seq)
+        return rc;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    st->own_seq = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    if ((rc = store_save_seq(&st->w, st->node_id, st->own_seq)) < 0)
+        return rc;
+    st->catch_up_own = 1;
+    return meta_flag(&st->w, "INSERT OR IGNORE INTO meta(key, value) VALUES ('catch_up_own', '1')",
+                     NULL);
+}
+
+int store_own_caught_up(ovms_store_t *st)
+{
+    st->catch_up_own = 0;
+    return meta_flag(&st->w, "DELETE FROM meta WHERE key = 'catch_up_own'", NULL);
 }

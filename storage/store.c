@@ -11,7 +11,8 @@
  * deletes expired history in bounded transactions and lets waiting writes
  * go first between them.
  *
- * Reader thread: runs reads on its own connection.
+ * Reader thread: runs reads on its own connection. Bulk reader: the same
+ * for long reads (a peer's resync), so that they never hold up a login's.
  *
  * The replication counter is read from the database at the start of every
  * write transaction (under its write lock), so two processes writing as the
@@ -144,7 +145,8 @@ static int needs_savepoint(const ovms_store_req_t *req)
 {
     int op = req->op;
     return op == OP_OWNER_PUT || op == OP_OWNER_REMOVE || op == OP_VEHICLE_PUT ||
-           op == OP_VEHICLE_REMOVE || op == OP_UTIL_ADD || (op == OP_MSG_PUT && req->msg_history);
+           op == OP_VEHICLE_REMOVE || op == OP_UTIL_ADD || op == OP_APPLY ||
+           (op == OP_MSG_PUT && req->msg_history);
 }
 
 static void run_one(ovms_store_t *st, ovms_store_req_t *req)
@@ -178,6 +180,26 @@ static void refresh_cache(ovms_store_t *st)
     memset(d, 0, sizeof *d);
 }
 
+/* What the committed watermarks are now; tell replication when they moved. */
+static void publish_marks(ovms_store_t *st, int moved)
+{
+    pthread_mutex_lock(&st->stats_mu);
+    store_marks_advertised(st, &st->marks_pub);
+    pthread_mutex_unlock(&st->stats_mu);
+    if (moved && st->cfg.committed)
+        st->cfg.committed(st->cfg.ctx);
+}
+
+int ovms_store_watermarks(ovms_store_t *st, ovms_store_wm_t *out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&st->stats_mu);
+    for (; n < st->marks_pub.n && n < max; n++)
+        out[n] = st->marks_pub.v[n];
+    pthread_mutex_unlock(&st->stats_mu);
+    return n;
+}
+
 static int begin_write(ovms_store_t *st)
 {
     int64_t seq = 0;
@@ -192,8 +214,10 @@ static void commit_batch(ovms_store_t *st, ovms_store_req_t *list, size_t count)
 {
     int64_t seq0;
     int rc = begin_write(st);
+    store_marks_t marks0 = st->marks;
 
     seq0 = st->own_seq;
+    st->dirty.replicated = 0;
     for (ovms_store_req_t *r = list; r && rc == 0; r = r->next)
         run_one(st, r);
     if (rc == 0 && st->own_seq != seq0)
@@ -203,12 +227,15 @@ static void commit_batch(ovms_store_t *st, ovms_store_req_t *list, size_t count)
     if (rc < 0) {
         store_exec(st->w.db, "ROLLBACK");
         st->own_seq = seq0;
+        st->marks = marks0;
         memset(&st->dirty, 0, sizeof st->dirty);
         for (ovms_store_req_t *r = list; r; r = r->next)
             r->status = rc;
     } else {
+        int moved = st->own_seq != seq0 || st->dirty.replicated;
         refresh_cache(st);
         add_stats(st, 1, count, 0, 0, count);
+        publish_marks(st, moved);
     }
     complete_list(list);
 }
@@ -295,11 +322,17 @@ static void poll_external(ovms_store_t *st)
     v = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
     if (v != st->data_version) {
+        int64_t seq = 0;
         st->data_version = v;
         if (store_cache_reload(st, &st->w) == 0) {
             pthread_mutex_lock(&st->stats_mu);
             st->stats.reloads++;
             pthread_mutex_unlock(&st->stats_mu);
+        }
+        /* ovms-admin writes as this node: its changes are ours to send */
+        if (store_load_seq(&st->w, st->node_id, &seq) == 0 && seq > st->own_seq) {
+            st->own_seq = seq;
+            publish_marks(st, 1);
         }
     }
 }
@@ -335,21 +368,33 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-static void *reader_main(void *arg)
+static void read_loop(ovms_store_t *st, store_queue_t *q, store_conn_t *c)
 {
-    ovms_store_t *st = arg;
     int stopped = 0;
 
     for (;;) {
-        ovms_store_req_t *list = queue_take(&st->rq, 0, &stopped);
+        ovms_store_req_t *list = queue_take(q, 0, &stopped);
         if (!list && stopped)
             break;
         size_t n = 0;
         for (ovms_store_req_t *r = list; r; r = r->next, n++)
-            r->status = store_exec_read(st, &st->r, r);
+            r->status = store_exec_read(st, c, r);
         add_stats(st, 0, 0, n, 0, 0);
         complete_list(list);
     }
+}
+
+static void *reader_main(void *arg)
+{
+    ovms_store_t *st = arg;
+    read_loop(st, &st->rq, &st->r);
+    return NULL;
+}
+
+static void *bulk_main(void *arg)
+{
+    ovms_store_t *st = arg;
+    read_loop(st, &st->bq, &st->b);
     return NULL;
 }
 
@@ -403,7 +448,9 @@ static int open_conn(store_conn_t *c, const char *path, int readonly, int sync_n
         }
     }
     store_exec(c->db, sync_normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
-    store_exec(c->db, "PRAGMA foreign_keys = ON");
+    /* no foreign keys: replicated records of different origins arrive in
+     * any order (a car's messages before its vehicle, a vehicle before its
+     * owner); the write operations check what they need themselves */
     return 0;
 }
 
@@ -411,9 +458,11 @@ static void store_free(ovms_store_t *st)
 {
     store_conn_close(&st->w);
     store_conn_close(&st->r);
+    store_conn_close(&st->b);
     store_cache_free(&st->cache);
     queue_destroy(&st->wq);
     queue_destroy(&st->rq);
+    queue_destroy(&st->bq);
     pthread_mutex_destroy(&st->stats_mu);
     free(st);
 }
@@ -439,7 +488,17 @@ static int open_and_prepare(ovms_store_t *st, char *err, size_t errlen)
         return rc;
     }
     store_load_seq(&st->w, st->node_id, &st->own_seq);
-    if ((rc = open_conn(&st->r, st->path, cfg->readonly, cfg->sync_normal, err, errlen)) < 0)
+    if (!cfg->readonly && (rc = store_own_counter_start(st)) < 0) {
+        snprintf(err, errlen, "cannot start the replication counter in %s", st->path);
+        return rc;
+    }
+    if ((rc = store_marks_load(&st->w, &st->marks)) < 0) {
+        snprintf(err, errlen, "cannot read the watermarks from %s", st->path);
+        return rc;
+    }
+    store_marks_advertised(st, &st->marks_pub);
+    if ((rc = open_conn(&st->r, st->path, cfg->readonly, cfg->sync_normal, err, errlen)) < 0 ||
+        (rc = open_conn(&st->b, st->path, cfg->readonly, cfg->sync_normal, err, errlen)) < 0)
         return rc;
     if ((rc = store_cache_reload(st, &st->w)) < 0) {
         snprintf(err, errlen, "cannot load vehicles from %s: %s", st->path, ovms_strerror(rc));
@@ -465,7 +524,7 @@ int ovms_store_open(ovms_store_t **out, const ovms_store_config_t *cfg, char *er
         return OVMS_EINVAL;
     }
     st = calloc(1, sizeof *st);
-    if (!st || queue_init(&st->wq) < 0 || queue_init(&st->rq) < 0 ||
+    if (!st || queue_init(&st->wq) < 0 || queue_init(&st->rq) < 0 || queue_init(&st->bq) < 0 ||
         store_cache_init(&st->cache) < 0 || pthread_mutex_init(&st->stats_mu, NULL) != 0) {
         free(st);
         snprintf(err, errlen, "out of memory");
@@ -481,9 +540,10 @@ int ovms_store_open(ovms_store_t **out, const ovms_store_config_t *cfg, char *er
     st->cfg.node_id = st->node_id;
     poll_external(st);                 /* the baseline data_version */
     st->have_reader = pthread_create(&st->reader, NULL, reader_main, st) == 0;
+    st->have_bulk = pthread_create(&st->bulk, NULL, bulk_main, st) == 0;
     if (!cfg->readonly)
         st->have_writer = pthread_create(&st->writer, NULL, writer_main, st) == 0;
-    if (!st->have_reader || (!cfg->readonly && !st->have_writer)) {
+    if (!st->have_reader || !st->have_bulk || (!cfg->readonly && !st->have_writer)) {
         snprintf(err, errlen, "cannot start the storage threads");
         ovms_store_close(st);
         return OVMS_ENOMEM;
@@ -498,9 +558,12 @@ void ovms_store_close(ovms_store_t *st)
         return;
     st->closing = 1;
     queue_stop(&st->rq);
+    queue_stop(&st->bq);
     queue_stop(&st->wq);
     if (st->have_reader)
         pthread_join(st->reader, NULL);
+    if (st->have_bulk)
+        pthread_join(st->bulk, NULL);
     if (st->have_writer)
         pthread_join(st->writer, NULL);
     if (st->w.db && !st->cfg.readonly)
@@ -547,6 +610,11 @@ void ovms_store_req_ordered(ovms_store_req_t *req)
     req->flags |= STORE_ORDERED;
 }
 
+void ovms_store_req_bulk(ovms_store_req_t *req)
+{
+    req->flags |= STORE_BULK;
+}
+
 void ovms_store_req_cleanup(ovms_store_req_t *req)
 {
     free(req->args);
@@ -569,7 +637,7 @@ int ovms_store_submit(ovms_store_t *st, ovms_store_req_t *req, const ovms_store_
             return STORE_IS_WRITE(req->op) ? OVMS_EREADONLY : queue_push(&st->rq, req);
         return queue_push(&st->wq, req);
     }
-    return queue_push(&st->rq, req);
+    return queue_push((req->flags & STORE_BULK) ? &st->bq : &st->rq, req);
 }
 
 typedef struct waiter {

@@ -15,15 +15,17 @@ enum store_op {
     /* writes: run by the writer thread inside a group commit */
     OP_OWNER_PUT = 1, OP_OWNER_REMOVE, OP_VEHICLE_PUT, OP_VEHICLE_REMOVE, OP_MSG_PUT,
     OP_PTOKEN_SET, OP_HIST_PUT, OP_UTIL_ADD, OP_PUSHSUB_PUT, OP_PROV_PUT, OP_PROV_REMOVE,
-    OP_EXPIRE,
-    OP_LAST_WRITE = OP_EXPIRE,
+    OP_EXPIRE, OP_APPLY,
+    OP_LAST_WRITE = OP_APPLY,
     /* reads: run by the reader thread */
     OP_MSG_LIST, OP_HIST_SUMMARY, OP_HIST_RECORDS, OP_UTIL_LIST, OP_OWNER_LIST,
     OP_VEHICLE_LIST, OP_PROV_LIST, OP_PROV_GET, OP_PUSHSUB_LIST, OP_HIST_LIST, OP_CHANGES,
+    OP_CHANGES_AFTER, OP_DIGEST,
 };
 
 #define STORE_IS_WRITE(op) ((op) <= OP_LAST_WRITE)
 #define STORE_ORDERED 0x100     /* req->flags: a read that goes through the writer */
+#define STORE_BULK 0x200        /* req->flags: a read for the bulk reader */
 
 typedef struct store_queue {
     pthread_mutex_t mu;
@@ -53,10 +55,18 @@ typedef struct store_cache {
 } store_cache_t;
 
 /* A vehicle or owner whose cache entry must be refreshed after commit. */
+/* The highest seq held per origin (the watermarks table, in memory). */
+#define STORE_MAX_ORIGINS 256
+typedef struct store_marks {
+    int n;
+    ovms_store_wm_t v[STORE_MAX_ORIGINS];
+} store_marks_t;
+
 typedef struct store_dirty {
     char vehicles[64][33];
     int nvehicles;
     int owners;                     /* any owner changed: reload owners */
+    int replicated;                 /* a replicated row changed: tell cfg.committed */
     int all;                        /* too much changed: reload everything */
 } store_dirty_t;
 
@@ -64,13 +74,16 @@ struct ovms_store {
     ovms_store_config_t cfg;
     char path[1024];
     char node_id[33];
-    store_conn_t w, r;              /* writer's and reader's connections */
-    pthread_t writer, reader;
-    int have_writer, have_reader;
-    store_queue_t wq, rq;
+    store_conn_t w, r, b;           /* writer's, reader's and bulk reader's connections */
+    pthread_t writer, reader, bulk;
+    int have_writer, have_reader, have_bulk;
+    store_queue_t wq, rq, bq;
     store_cache_t cache;
     store_dirty_t dirty;
     int64_t own_seq;                /* this node's replication counter */
+    int catch_up_own;               /* a new database: ask peers for our own old records */
+    store_marks_t marks;            /* writer's copy, inside the transaction */
+    store_marks_t marks_pub;        /* as committed, under stats_mu */
     int64_t data_version;
     pthread_mutex_t stats_mu;
     ovms_store_stats_t stats;
@@ -82,6 +95,11 @@ int store_schema_migrate(sqlite3 *db, char *err, size_t errlen);
 int store_meta_node_id(store_conn_t *c, const char *wanted, char *out, size_t cap);
 int store_load_seq(store_conn_t *c, const char *node, int64_t *seq);
 int store_save_seq(store_conn_t *c, const char *node, int64_t seq);
+/* A new database starts this node's counter at the time in microseconds
+ * (so that a node whose database was lost never reuses a seq its peers
+ * hold) and asks peers for its own records once (docs/replication.md). */
+int store_own_counter_start(ovms_store_t *st);
+int store_own_caught_up(ovms_store_t *st);
 
 /* cache.c */
 int store_cache_init(store_cache_t *c);
@@ -100,6 +118,35 @@ void store_mark_vehicle(ovms_store_t *st, const char *id);
 int store_exec_read(ovms_store_t *st, store_conn_t *c, ovms_store_req_t *req);
 /* The same, inside a transaction the caller already holds. */
 int store_exec_read_here(store_conn_t *c, ovms_store_req_t *req);
+
+/* apply.c: records from peers, merged last-writer-wins */
+int store_apply(ovms_store_t *st, ovms_store_req_t *req);
+int store_marks_load(store_conn_t *c, store_marks_t *m);
+int64_t store_mark_get(const store_marks_t *m, const char *origin);
+void store_mark_set(store_marks_t *m, const char *origin, int64_t seq);
+/* What peers are told: the marks, with this node's own counter (0 while a
+ * new database waits for its own old records). */
+void store_marks_advertised(const ovms_store_t *st, store_marks_t *out);
+/* A change stamp for a local write replacing version (old_changed, old_origin,
+ * old_seq): now, or later when that version is stamped at or past now, so that
+ * the new version always wins over the one it replaces (docs/replication.md). */
+int64_t store_stamp_after(const ovms_store_t *st, int64_t old_changed, const char *old_origin);
+
+/* write.c */
+typedef struct store_version {
+    int found;
+    int64_t changed;                /* unix seconds */
+    char origin[33];
+} store_version_t;
+int64_t store_owner_id(const char *name);
+int store_purge_vehicle_data(ovms_store_t *st, const char *id, int64_t *rows);
+int store_purge_older_data(ovms_store_t *st, const char *id, int64_t created);
+/* Data timestamped more than this before its vehicle's creation belongs to
+ * an earlier vehicle of the same id (clocks of nodes may differ this much). */
+#define STORE_INCARNATION_GRACE 300
+
+/* digest.c */
+int store_digest(store_conn_t *c, ovms_store_req_t *req);
 
 /* util.c */
 int store_sql_error(sqlite3 *db, int rc);

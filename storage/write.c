@@ -35,6 +35,39 @@ void store_mark_vehicle(ovms_store_t *st, const char *id)
     snprintf(d->vehicles[d->nvehicles++], sizeof d->vehicles[0], "%s", id);
 }
 
+/* The stamp of a local change: see store_stamp_after. */
+static int64_t bump(const ovms_store_t *st, const store_version_t *old)
+{
+    return old->found ? store_stamp_after(st, old->changed, old->origin) : store_now();
+}
+
+/* The version a write replaces: sql selects (changed, origin) of one row,
+ * changed as text or unix seconds, keyed by ?1 (text, or integer when key is NULL). */
+static int version_of(ovms_store_t *st, const char *sql, const char *key, int64_t id,
+                      store_version_t *v)
+{
+    sqlite3_stmt *s = store_stmt(&st->w, sql);
+    int rc;
+    memset(v, 0, sizeof *v);
+    if (!s)
+        return OVMS_EIO;
+    if (key)
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        v->found = 1;
+        if (sqlite3_column_type(s, 0) == SQLITE_INTEGER)
+            v->changed = sqlite3_column_int64(s, 0);
+        else
+            ovms_timestamp_parse(ovms_str_c((const char *)sqlite3_column_text(s, 0)), &v->changed);
+        snprintf(v->origin, sizeof v->origin, "%s", (const char *)sqlite3_column_text(s, 1));
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sql_error(st->w.db, rc);
+}
+
 static void bind_change(ovms_store_t *st, sqlite3_stmt *s, int at, int64_t when)
 {
     char ts[20];
@@ -42,6 +75,9 @@ static void bind_change(ovms_store_t *st, sqlite3_stmt *s, int at, int64_t when)
     sqlite3_bind_text(s, at + 1, st->node_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, at + 2, next_seq(st));
 }
+
+#define OWNER_VERSION "SELECT changed, origin FROM owners WHERE id = ?1"
+#define VEHICLE_VERSION "SELECT changed, origin FROM vehicles WHERE vehicleid = ?1"
 
 #define ARG(k) (req->s[k])
 #define ARGN(k) (req->n[k])
@@ -65,24 +101,54 @@ static int owner_id_by_name(ovms_store_t *st, const char *name, int64_t *id)
     return rc == SQLITE_DONE ? OVMS_ENOTFOUND : store_sql_error(st->w.db, rc);
 }
 
+/* An owner's id is a hash of its name (docs/replication.md): nodes that
+ * create owners at the same time never hand out one id for two names, and
+ * one name created on two nodes is one owner, merged last-writer-wins. */
+int64_t store_owner_id(const char *name)
+{
+    uint64_t h = 1469598103934665603u;           /* FNV-1a, then a 64-bit mix */
+    for (const char *p = name; *p; p++) {
+        h ^= (uint8_t)*p;
+        h *= 1099511628211u;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    /* above 2^32 (clear of the small ids of older databases), below 2^53
+     * (exact in JSON and JavaScript) */
+    return (int64_t)(h % ((1ull << 53) - (1ull << 32))) + (int64_t)(1ull << 32);
+}
+
 static int owner_insert(ovms_store_t *st, const char *name, const char *mail, const char *pwhash,
                         int64_t status, int64_t *id)
 {
+    /* a removed owner of the same name comes back under its id */
     sqlite3_stmt *s = store_stmt(&st->w,
         "INSERT INTO owners(id, name, mail, pwhash, status, changed, origin, seq) "
-        "VALUES ((SELECT coalesce(max(id), 0) + 1 FROM owners), ?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+        "VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET "
+        "name = excluded.name, mail = excluded.mail, pwhash = excluded.pwhash, "
+        "status = excluded.status, deleted = 0, changed = excluded.changed, "
+        "origin = excluded.origin, seq = excluded.seq "
+        "WHERE owners.deleted = 1 AND owners.name = excluded.name");
+    store_version_t old;
+    int64_t want = store_owner_id(name);
     int rc;
     *id = -1;
     if (!s)
         return OVMS_EIO;
+    if ((rc = version_of(st, OWNER_VERSION, NULL, want, &old)) < 0)
+        return rc;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 2, mail ? mail : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 3, pwhash ? pwhash : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 4, status < 0 ? 1 : status);
-    bind_change(st, s, 5, store_now());
+    bind_change(st, s, 5, bump(st, &old));
+    sqlite3_bind_int64(s, 8, want);
     rc = store_step_done(&st->w, s);
+    if (rc == 0 && sqlite3_changes(st->w.db) == 0)
+        return OVMS_EEXIST;          /* another name hashes to this id (about 2^-53) */
     if (rc == 0)
-        *id = sqlite3_last_insert_rowid(st->w.db);
+        *id = want;
     st->dirty.owners = 1;
     return rc;
 }
@@ -99,6 +165,9 @@ static int op_owner_put(ovms_store_t *st, ovms_store_req_t *req)
         req->value = id;
         return rc;
     }
+    store_version_t old;
+    if (rc == 0)
+        rc = version_of(st, OWNER_VERSION, NULL, id, &old);
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = store_stmt(&st->w,
@@ -112,7 +181,7 @@ static int op_owner_put(ovms_store_t *st, ovms_store_req_t *req)
     if (ARG(2))
         sqlite3_bind_text(s, 2, ARG(2), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 3, req->i[0]);
-    bind_change(st, s, 4, store_now());
+    bind_change(st, s, 4, bump(st, &old));
     sqlite3_bind_int64(s, 7, id);
     req->value = id;
     st->dirty.owners = 1;
@@ -134,11 +203,14 @@ static int op_owner_remove(ovms_store_t *st, ovms_store_req_t *req)
     sqlite3_reset(s);
     if (vehicles)
         return OVMS_EBUSY;          /* remove (or move) its vehicles first */
+    store_version_t old;
+    if ((rc = version_of(st, OWNER_VERSION, NULL, id, &old)) < 0)
+        return rc;
     s = store_stmt(&st->w, "UPDATE owners SET deleted = 1, changed = ?1, origin = ?2, seq = ?3 "
                            "WHERE id = ?4");
     if (!s)
         return OVMS_EIO;
-    bind_change(st, s, 1, store_now());
+    bind_change(st, s, 1, bump(st, &old));
     sqlite3_bind_int64(s, 4, id);
     req->value = id;
     st->dirty.owners = 1;
@@ -190,18 +262,22 @@ static int vehicle_create(ovms_store_t *st, ovms_store_req_t *req, int64_t owner
         "  carpass = excluded.carpass, vtype = excluded.vtype, v_server = excluded.v_server, "
         "  created = max(excluded.created, vehicles.created + 1), deleted = 0, ptoken = '', "
         "  changed = excluded.changed, origin = excluded.origin, seq = excluded.seq");
+    store_version_t old;
     int64_t now = store_now();
+    int rc;
     if (!s)
         return OVMS_EIO;
     if (!ARG(2))
         return OVMS_EINVAL;         /* a new vehicle needs its car password */
+    if ((rc = version_of(st, VEHICLE_VERSION, ARG(0), 0, &old)) < 0)
+        return rc;
     sqlite3_bind_text(s, 1, ARG(0), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 2, owner);
     sqlite3_bind_text(s, 3, ARG(2), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 4, ARG(3) ? ARG(3) : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 5, ARG(4) ? ARG(4) : "*", -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 6, now);
-    bind_change(st, s, 7, now);
+    bind_change(st, s, 7, bump(st, &old));
     return store_step_done(&st->w, s);
 }
 
@@ -212,13 +288,17 @@ static int vehicle_update(ovms_store_t *st, ovms_store_req_t *req, int64_t owner
         "carpass = coalesce(?2, carpass), vtype = coalesce(?3, vtype), "
         "v_server = coalesce(?4, v_server), changed = ?5, origin = ?6, seq = ?7 "
         "WHERE vehicleid = ?8");
+    store_version_t old;
+    int rc;
     if (!s)
         return OVMS_EIO;
+    if ((rc = version_of(st, VEHICLE_VERSION, ARG(0), 0, &old)) < 0)
+        return rc;
     sqlite3_bind_int64(s, 1, owner);
     for (int k = 2; k <= 4; k++)
         if (ARG(k))
             sqlite3_bind_text(s, k, ARG(k), -1, SQLITE_TRANSIENT);
-    bind_change(st, s, 5, store_now());
+    bind_change(st, s, 5, bump(st, &old));
     sqlite3_bind_text(s, 8, ARG(0), -1, SQLITE_TRANSIENT);
     return store_step_done(&st->w, s);
 }
@@ -245,7 +325,29 @@ static int op_vehicle_put(ovms_store_t *st, ovms_store_req_t *req)
 
 /* A removed vehicle takes its data with it, so that a vehicle added later
  * with the same id starts empty; the tombstone row stays for replication. */
-static int purge_vehicle_data(ovms_store_t *st, const char *id, int64_t *rows)
+/* Data of an earlier vehicle of the same id, once another incarnation
+ * (created at `created`) won: messages and history older than it, but
+ * the node's utilisation counters (summed per day, not dated by event). */
+int store_purge_older_data(ovms_store_t *st, const char *id, int64_t created)
+{
+    static const char *const purges[] = {
+        "DELETE FROM messages WHERE vehicleid = ?1 AND received < ?2",
+        "DELETE FROM history WHERE vehicleid = ?1 AND ts < ?2 AND type <> '" UTIL_TYPE "'",
+    };
+    for (size_t k = 0; k < sizeof purges / sizeof purges[0]; k++) {
+        sqlite3_stmt *s = store_stmt(&st->w, purges[k]);
+        int rc;
+        if (!s)
+            return OVMS_EIO;
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, created - STORE_INCARNATION_GRACE);
+        if ((rc = store_step_done(&st->w, s)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int store_purge_vehicle_data(ovms_store_t *st, const char *id, int64_t *rows)
 {
     static const char *const purges[] = {
         "DELETE FROM messages WHERE vehicleid = ?1",
@@ -270,18 +372,21 @@ static int purge_vehicle_data(ovms_store_t *st, const char *id, int64_t *rows)
 static int op_vehicle_remove(ovms_store_t *st, ovms_store_req_t *req)
 {
     sqlite3_stmt *s = store_stmt(&st->w,
-        "UPDATE vehicles SET deleted = 1, ptoken = '', changed = ?1, origin = ?2, seq = ?3 "
-        "WHERE vehicleid = ?4 AND deleted = 0");
+        "UPDATE vehicles SET deleted = 1, ptoken = '', ptoken_changed = '', ptoken_origin = '', "
+        "ptoken_seq = 0, changed = ?1, origin = ?2, seq = ?3 WHERE vehicleid = ?4 AND deleted = 0");
+    store_version_t old;
     int rc;
     if (!s)
         return OVMS_EIO;
-    bind_change(st, s, 1, store_now());
+    if ((rc = version_of(st, VEHICLE_VERSION, ARG(0), 0, &old)) < 0)
+        return rc;
+    bind_change(st, s, 1, bump(st, &old));
     sqlite3_bind_text(s, 4, ARG(0), -1, SQLITE_TRANSIENT);
     rc = store_step_done(&st->w, s);
     if (rc == 0 && sqlite3_changes(st->w.db) == 0)
         return OVMS_ENOTFOUND;
     if (rc == 0)
-        rc = purge_vehicle_data(st, ARG(0), &req->value);
+        rc = store_purge_vehicle_data(st, ARG(0), &req->value);
     store_mark_vehicle(st, ARG(0));
     return rc;
 }
@@ -309,6 +414,26 @@ static int vehicle_current(ovms_store_t *st, ovms_store_req_t *req, const char *
 static int history_insert(ovms_store_t *st, ovms_store_req_t *req, const char *type, size_t tlen,
                           int64_t recno, int64_t ts, int64_t expires, const char *data, size_t dlen);
 
+static int message_version(ovms_store_t *st, ovms_store_req_t *req, store_version_t *v)
+{
+    sqlite3_stmt *s = store_stmt(&st->w,
+        "SELECT received, origin FROM messages WHERE vehicleid = ?1 AND code = ?2");
+    int rc;
+    memset(v, 0, sizeof *v);
+    if (!s)
+        return OVMS_EIO;
+    store_bind_text(s, 1, ARG(0), ARGN(0));
+    store_bind_text(s, 2, ARG(1), ARGN(1));
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        v->found = 1;
+        v->changed = sqlite3_column_int64(s, 0);
+        snprintf(v->origin, sizeof v->origin, "%s", (const char *)sqlite3_column_text(s, 1));
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sql_error(st->w.db, rc);
+}
+
 static int op_msg_put(ovms_store_t *st, ovms_store_req_t *req)
 {
     int live = vehicle_current(st, req, ARG(0));
@@ -320,12 +445,18 @@ static int op_msg_put(ovms_store_t *st, ovms_store_req_t *req)
         "payload = excluded.payload, received = excluded.received, "
         "paranoid = excluded.paranoid, ptoken = excluded.ptoken, "
         "origin = excluded.origin, seq = excluded.seq");
+    store_version_t old;
+    int64_t received = req->i[1];
     if (!s)
         return OVMS_EIO;
+    if ((live = message_version(st, req, &old)) < 0)
+        return live;
+    if (old.found && received <= old.changed)
+        received = store_stamp_after(st, old.changed, old.origin);
     store_bind_text(s, 1, ARG(0), ARGN(0));
     store_bind_text(s, 2, ARG(1), ARGN(1));
     store_bind_text(s, 3, ARG(2), ARGN(2));
-    sqlite3_bind_int64(s, 4, req->i[1]);
+    sqlite3_bind_int64(s, 4, received);
     sqlite3_bind_int(s, 5, req->i[0] ? 1 : 0);
     store_bind_text(s, 6, ARG(3), ARGN(3));
     sqlite3_bind_text(s, 7, st->node_id, -1, SQLITE_STATIC);
@@ -349,11 +480,18 @@ static int op_ptoken_set(ovms_store_t *st, ovms_store_req_t *req)
     sqlite3_stmt *s = store_stmt(&st->w,
         "UPDATE vehicles SET ptoken = ?1, ptoken_changed = ?2, ptoken_origin = ?3, "
         "ptoken_seq = ?4 WHERE vehicleid = ?5 AND deleted = 0");
+    store_version_t old;
+    int64_t when = req->i[0];
     int rc;
     if (!s)
         return OVMS_EIO;
+    if ((rc = version_of(st, "SELECT ptoken_changed, ptoken_origin FROM vehicles "
+                             "WHERE vehicleid = ?1 AND ptoken_changed <> ''", ARG(0), 0, &old)) < 0)
+        return rc;
+    if (old.found && when <= old.changed)
+        when = store_stamp_after(st, old.changed, old.origin);
     store_bind_text(s, 1, ARG(1), ARGN(1));
-    bind_change(st, s, 2, req->i[0]);
+    bind_change(st, s, 2, when);
     store_bind_text(s, 5, ARG(0), ARGN(0));
     rc = store_step_done(&st->w, s);
     if (rc == 0 && sqlite3_changes(st->w.db) == 0)
@@ -556,6 +694,7 @@ int store_exec_write(ovms_store_t *st, ovms_store_req_t *req)
     case OP_PUSHSUB_PUT: return op_pushsub_put(st, req);
     case OP_PROV_PUT: return op_prov_put(st, req);
     case OP_PROV_REMOVE: return op_prov_remove(st, req);
+    case OP_APPLY: return store_apply(st, req);
     default: return OVMS_EINVAL;
     }
 }

@@ -49,7 +49,8 @@ int harness_free_port(void)
 
 ovms_store_t *node_store(node_t *n)
 {
-    ovms_store_config_t cfg = { .path = n->db, .node_id = "TESTNODE", .expire_interval_ms = -1 };
+    ovms_store_config_t cfg = { .path = n->db, .node_id = n->id[0] ? n->id : "TESTNODE",
+                                .expire_interval_ms = -1 };
     ovms_store_t *st;
     char err[256];
     cr_assert_eq(ovms_store_open(&st, &cfg, err, sizeof err), 0, "%s", err);
@@ -64,16 +65,19 @@ int node_rows(node_t *n, ovms_store_req_t *req)
     return req->rows.nrows;
 }
 
-void node_prepare(node_t *n)
+static void node_dirs(node_t *n)
 {
-    ovms_store_req_t req;
-    char hash[160];
-    memset(n, 0, sizeof *n);
     snprintf(n->dir, sizeof n->dir, "/tmp/ovmsd-test-XXXXXX");
     cr_assert_not_null(mkdtemp(n->dir));
     snprintf(n->db, sizeof n->db, "%s/node.db", n->dir);
     snprintf(n->log, sizeof n->log, "%s/ovmsd.log", n->dir);
     snprintf(n->conf, sizeof n->conf, "%s/ovmsd.conf", n->dir);
+}
+
+static void add_fixtures(node_t *n)
+{
+    ovms_store_req_t req;
+    char hash[160];
     ovms_store_t *st = node_store(n);
     ovms_store_req_init(&req);
     ovms_password_hash("ownerpw", hash, sizeof hash);
@@ -85,6 +89,138 @@ void node_prepare(node_t *n)
     cr_assert_eq(ovms_store_run(st, &req), 0);
     ovms_store_req_cleanup(&req);
     ovms_store_close(st);
+}
+
+void node_prepare(node_t *n)
+{
+    memset(n, 0, sizeof *n);
+    node_dirs(n);
+    add_fixtures(n);
+}
+
+void cluster_node_prepare(node_t *n, const char *id, int fixtures)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->id, sizeof n->id, "%s", id);
+    node_dirs(n);
+    if (fixtures)
+        add_fixtures(n);
+    else
+        ovms_store_close(node_store(n));
+}
+
+static int linked(const char *topology, int count, int i, int j)
+{
+    if (!strcmp(topology, "mesh"))
+        return 1;
+    if (!strcmp(topology, "star"))
+        return i == 0 || j == 0;
+    if (!strcmp(topology, "ring") && count > 2 && ((i == 0 && j == count - 1) || (j == 0 && i == count - 1)))
+        return 1;
+    return abs(i - j) == 1;                 /* chain (and the rest of the ring) */
+}
+
+void cluster_peer_flags(node_t *nodes, int count, const char *topology, int i, char *out, size_t cap)
+{
+    size_t at = 0;
+    out[0] = '\0';
+    for (int j = 0; j < count; j++) {
+        if (j == i || !linked(topology, count, i, j))
+            continue;
+        int lo = i < j ? i : j, hi = i < j ? j : i;
+        /* the later one dials; in a mesh both do (a second link replaces the first) */
+        int dial = i > j || !strcmp(topology, "mesh");
+        at += (size_t)snprintf(out + at, cap - at, " --peer %s:secret-%d-%d", nodes[j].id, lo, hi);
+        if (dial)
+            at += (size_t)snprintf(out + at, cap - at, "@127.0.0.1:%d", nodes[j].port);
+    }
+}
+
+void cluster_start(node_t *nodes, int count, const char *topology, const char *extra)
+{
+    char flags[2048];
+    for (int i = 0; i < count; i++)
+        if (!nodes[i].port)
+            nodes[i].port = harness_free_port();
+    for (int i = 0; i < count; i++) {
+        cluster_peer_flags(nodes, count, topology, i, flags, sizeof flags);
+        node_start(&nodes[i], "%s %s", flags, extra ? extra : "");
+    }
+}
+
+static void run_capture(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    size_t n = 0;
+    cr_assert_not_null(p, "cannot run %s", cmd);
+    while (n + 1 < cap) {
+        size_t got = fread(out + n, 1, cap - 1 - n, p);
+        if (!got)
+            break;
+        n += got;
+    }
+    out[n] = '\0';
+    pclose(p);
+}
+
+void node_digest(node_t *n, char *out, size_t cap)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --db %s cluster digest 2>&1", OVMS_ADMIN_PATH, n->db);
+    run_capture(cmd, out, cap);
+}
+
+int cluster_converged(node_t *nodes, int count, int timeout_ms)
+{
+    char first[1024], other[1024];
+    for (double end = now_ms() + timeout_ms; now_ms() < end; usleep(100000)) {
+        int same = 1;
+        node_digest(&nodes[0], first, sizeof first);
+        for (int i = 1; i < count && same; i++) {
+            node_digest(&nodes[i], other, sizeof other);
+            same = !strcmp(first, other);
+        }
+        if (same && strstr(first, "owners "))
+            return 1;
+    }
+    for (int i = 0; i < count; i++) {
+        node_digest(&nodes[i], other, sizeof other);
+        fprintf(stderr, "node %s:\n%s", nodes[i].id, other);
+    }
+    return 0;
+}
+
+int node_admin(node_t *n, const char *args_fmt, ...)
+{
+    char args[1024], cmd[2048];
+    va_list ap;
+    va_start(ap, args_fmt);
+    vsnprintf(args, sizeof args, args_fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s --db %s %s >>%s/admin.out 2>&1", OVMS_ADMIN_PATH, n->db, args, n->dir);
+    int status = system(cmd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int peer_login(client_t *c, int port, const char *id, const char *secret, const char *marks)
+{
+    char token[OVMS_TOKEN_LEN + 1], digest[OVMS_DIGEST_B64_LEN + 1], line[512], stoken[64];
+    size_t len;
+    client_connect(c, port);
+    c->role = 'S';
+    ovms_token_generate(token);
+    ovms_digest_b64(secret, strlen(secret), token, strlen(token), digest);
+    int n = snprintf(line, sizeof line, "MP-S 0 %s %s %s%s%s\r\n", token, digest, id,
+                     marks && *marks ? " " : "", marks ? marks : "");
+    client_send_raw(c, line, (size_t)n);
+    const char *reply = client_recv_line(c, 3000, &len);
+    if (!reply || ovms_server_welcome_verify(reply, len, secret, strlen(secret), token, stoken,
+                                             sizeof stoken) < 0)
+        return -1;
+    ovms_session_init(&c->session, secret, strlen(secret), stoken, strlen(stoken), token,
+                      strlen(token));
+    const char *rw = client_recv(c, 3000);
+    return rw && !strncmp(rw, "RW", 2) ? 0 : -1;
 }
 
 static int can_connect(int port)
@@ -110,9 +246,9 @@ void node_start(node_t *n, const char *args_fmt, ...)
         n->port = harness_free_port();
     /* failed logins are no offence here unless a test says so (its flags come later and win):
      * tests fail logins on purpose, all from 127.0.0.1 */
-    snprintf(cmd, sizeof cmd, "exec %s --db %s --listen 127.0.0.1:%d --workers 2 --node-id TESTNODE "
+    snprintf(cmd, sizeof cmd, "exec %s --db %s --listen 127.0.0.1:%d --workers 2 --node-id %s "
              "--login-penalty 0 --vehicle-login-penalty 0 %s >>%s 2>&1",
-             OVMSD_PATH, n->db, n->port, args, n->log);
+             OVMSD_PATH, n->db, n->port, n->id[0] ? n->id : "TESTNODE", args, n->log);
     n->pid = fork();
     cr_assert_geq(n->pid, 0);
     if (n->pid == 0) {

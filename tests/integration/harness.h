@@ -22,6 +22,7 @@ const char *harness_bin(const char *env, const char *built);
 typedef struct node {
     pid_t pid;
     int port;
+    char id[33];             /* server id; "" means TESTNODE */
     char dir[128];
     char db[192];
     char log[192];
@@ -97,5 +98,27 @@ int client_silent(client_t *c, int ms, const char *ignore);
 /* 1 if the server closed the connection within ms. */
 int client_wait_closed(client_t *c, int ms);
 void client_close(client_t *c);
+
+/* ---- clusters (replication) ---- */
+
+/* A node named id with an empty database (no vehicles), or with the
+ * fixtures of node_prepare when fixtures is 1. */
+void cluster_node_prepare(node_t *n, const char *id, int fixtures);
+/* Start nodes[0..count-1] with peers along the topology: "mesh" (every
+ * pair, both dialing), "chain" (i - i+1), "ring" (a chain closed), "star"
+ * (0 - each other). The later node of each pair dials the earlier one;
+ * secrets are per pair. extra: more flags for every node. */
+void cluster_start(node_t *nodes, int count, const char *topology, const char *extra);
+/* The --peer flags node i gets in that topology (for restarting one). */
+void cluster_peer_flags(node_t *nodes, int count, const char *topology, int i, char *out, size_t cap);
+/* `ovms-admin --db <db> cluster digest`, while the node runs or not. */
+void node_digest(node_t *n, char *out, size_t cap);
+/* Wait until every node prints the same digest; 1 when they do. */
+int cluster_converged(node_t *nodes, int count, int timeout_ms);
+/* Run ovms-admin on the node's database; its exit status. */
+int node_admin(node_t *n, const char *args_fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Log in as an MP-S peer: 0 and the RW greeting in c->msg, or -1. */
+int peer_login(client_t *c, int port, const char *id, const char *secret, const char *marks);
+
 
 #endif

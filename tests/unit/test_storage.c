@@ -130,9 +130,13 @@ Test(storage, owners)
     cr_assert_eq(ovms_store_owner_get(st, "alice", &o), OVMS_ENOTFOUND);
     RUN_OK(st, &req, ovms_store_prep_owner_list(&req));
     cr_assert_eq(req.rows.nrows, 0);
-    /* the name is free again */
+    /* the name is free again, and comes back under its id (a hash of the
+     * name: nodes creating owners at once never collide) */
     RUN_OK(st, &req, ovms_store_prep_owner_put(&req, "alice", NULL, NULL, 1, OVMS_STORE_CREATE));
+    cr_assert_eq(req.value, id);
+    RUN_OK(st, &req, ovms_store_prep_owner_put(&req, "bob", NULL, NULL, 1, OVMS_STORE_CREATE));
     cr_assert_neq(req.value, id);
+    cr_assert(req.value > (1ll << 32) && req.value < (1ll << 53));
     ovms_store_req_cleanup(&req);
     ovms_store_close(st);
 }
@@ -610,15 +614,24 @@ Test(storage, changes_since_a_watermark)
 
     RUN_OK(st, &req, ovms_store_prep_changes(&req, "N1", 0, 100));
     cr_assert_eq(req.rows.nrows, 5);    /* owner, vehicle, message, history, token */
-    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 0), "1");
-    cr_assert(strncmp(ovms_store_cell(&req.rows, 0, 1), "RO1,testcar,,,1,0,", 18) == 0,
+    /* a new database's counter starts at the time in microseconds */
+    long long s0 = atoll(ovms_store_cell(&req.rows, 0, 0));
+    cr_assert(s0 > 1700000000000000ll, "%lld", s0);
+    char want[256], owner[32];
+    snprintf(owner, sizeof owner, "%lld", (long long)atoll(ovms_store_cell(&req.rows, 0, 1) + 2));
+    snprintf(want, sizeof want, "RO%s,testcar,,,1,0,", owner);
+    cr_assert(strncmp(ovms_store_cell(&req.rows, 0, 1), want, strlen(want)) == 0,
               "%s", ovms_store_cell(&req.rows, 0, 1));
-    cr_assert(strncmp(ovms_store_cell(&req.rows, 1, 1), "RVTESTCAR,1,NETPASS,*,0,", 24) == 0,
+    snprintf(want, sizeof want, "RVTESTCAR,%s,NETPASS,*,0,", owner);
+    cr_assert(strncmp(ovms_store_cell(&req.rows, 1, 1), want, strlen(want)) == 0,
               "%s", ovms_store_cell(&req.rows, 1, 1));
-    cr_assert_str_eq(ovms_store_cell(&req.rows, 2, 1), "rN1,3,2026-01-02 03:04:06,TESTCAR,S,0,,80.0,K,0");
-    cr_assert_str_eq(ovms_store_cell(&req.rows, 3, 1),
-                     "rN1,4,2026-01-02 03:04:07,TESTCAR,H,*-LOG-Trip,1,2026-01-03 03:04:07,a,b");
-    cr_assert_str_eq(ovms_store_cell(&req.rows, 4, 1), "rN1,5,2026-01-02 03:04:08,TESTCAR,E,Tok");
+    snprintf(want, sizeof want, "rN1,%lld,2026-01-02 03:04:06,TESTCAR,S,0,,80.0,K,0", s0 + 2);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 2, 1), want);
+    snprintf(want, sizeof want,
+             "rN1,%lld,2026-01-02 03:04:07,TESTCAR,H,*-LOG-Trip,1,2026-01-03 03:04:07,a,b", s0 + 3);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 3, 1), want);
+    snprintf(want, sizeof want, "rN1,%lld,2026-01-02 03:04:08,TESTCAR,E,Tok", s0 + 4);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 4, 1), want);
     /* each record parses back with proto */
     for (int i = 0; i < req.rows.nrows; i++) {
         const char *rec = ovms_store_cell(&req.rows, i, 1);
@@ -630,13 +643,19 @@ Test(storage, changes_since_a_watermark)
     }
     /* a newer version replaces the old one in the feed (compaction) */
     RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "TESTCAR", 'S', "79.0,K,0", 8, 0, NULL, 1767323050));
-    RUN_OK(st, &req, ovms_store_prep_changes(&req, "N1", 2, 100));
+    RUN_OK(st, &req, ovms_store_prep_changes(&req, "N1", s0 + 1, 100));
     cr_assert_eq(req.rows.nrows, 3);
-    cr_assert_str_eq(ovms_store_cell(&req.rows, 2, 0), "6");
+    cr_assert_eq(atoll(ovms_store_cell(&req.rows, 2, 0)), s0 + 5);
     RUN_OK(st, &req, ovms_store_prep_changes(&req, "N1", 0, 2));
     cr_assert_eq(req.rows.nrows, 2);
     RUN_OK(st, &req, ovms_store_prep_changes(&req, "OTHER", 0, 100));
     cr_assert_eq(req.rows.nrows, 0);
+    /* all origins at once, after cursors: the last row says how far N1 goes */
+    snprintf(want, sizeof want, "N1:%lld", s0 + 3);
+    RUN_OK(st, &req, ovms_store_prep_changes_after(&req, want, 100));
+    cr_assert_eq(req.rows.nrows, 3);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 2, 2), "");
+    cr_assert_eq(atoll(ovms_store_cell(&req.rows, 2, 1)), s0 + 5);
     ovms_store_req_cleanup(&req);
     ovms_store_close(st);
 
@@ -644,9 +663,9 @@ Test(storage, changes_since_a_watermark)
     st = open_store(NULL);
     ovms_store_req_init(&req);
     RUN_OK(st, &req, ovms_store_prep_msg_put(&req, "TESTCAR", 'D', "1", 1, 0, NULL, 1767323060));
-    RUN_OK(st, &req, ovms_store_prep_changes(&req, "N1", 6, 100));
+    RUN_OK(st, &req, ovms_store_prep_changes(&req, "N1", s0 + 5, 100));
     cr_assert_eq(req.rows.nrows, 1);
-    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 0), "7");
+    cr_assert_eq(atoll(ovms_store_cell(&req.rows, 0, 0)), s0 + 6);
     ovms_store_req_cleanup(&req);
     ovms_store_close(st);
 }

@@ -1,0 +1,89 @@
+/*
+ * ovms_repl.h -- replication/: the durable half of an ovmsd cluster, MP-S
+ * peer links carrying R and r records (PROTOCOL, "Server-to-server
+ * (MP-S)"). The one public header of this folder.
+ *
+ * What it does: dials the peers that have an address (jittered exponential
+ * backoff, for ever), takes over the links peers dial in (the server checks
+ * the welcome and hands the socket over), sends each peer every record it
+ * does not hold yet (resync, then live, from the store's tables, which are
+ * the replication log), and applies what peers send through the store's
+ * merge (storage/apply.c). See docs/replication.md.
+ *
+ * Threading: everything runs on one thread of its own with its own libuv
+ * loop, so a resync of millions of records or a slow peer never touches the
+ * worker loops that serve cars and apps; reads go to the store's bulk
+ * reader, applies to its writer. The functions below may be called from
+ * any thread. replication/ talks back to the server only through the
+ * callbacks it is given.
+ */
+#ifndef OVMS_REPL_H
+#define OVMS_REPL_H
+
+#include <stddef.h>
+
+#include "ovms_store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OVMS_MAX_PEERS 32
+
+typedef struct ovms_peer_conf {
+    char id[33];                /* the peer's server id (upper case) */
+    char secret[65];            /* shared with that peer */
+    char host[256];             /* to dial; "" when the peer dials us */
+    int port;
+} ovms_peer_conf_t;
+
+/* Log levels, as the server's: 0 error, 1 warn, 2 info, 3 debug. */
+typedef void (*ovms_replication_log_cb)(void *ctx, int level, const char *text);
+
+typedef struct ovms_replication_config {
+    const char *server_id;      /* this node (the store's node id) */
+    ovms_peer_conf_t peers[OVMS_MAX_PEERS];
+    int npeers;
+    ovms_store_t *store;
+    const char *status_path;    /* rewritten every second for `ovms-admin cluster status`; NULL: none */
+    int keepalive_s;            /* send A after this long without sending (600) */
+    int idle_timeout_s;         /* close a link silent this long (3600) */
+    int handshake_timeout_s;    /* a link must be up within this (30) */
+    int backoff_max_ms;         /* longest wait between dials (30000) */
+    int caught_up_after_s;      /* a new database has its own old records after a link was up this long (30) */
+    ovms_replication_log_cb log;
+    void *ctx;
+} ovms_replication_config_t;
+
+typedef struct ovms_replication ovms_replication_t;
+
+/* Start the thread and begin dialing. 0 or an OVMS_E* code. */
+int ovms_replication_start(ovms_replication_t **r, const ovms_replication_config_t *cfg);
+/* Close every link and stop the thread. The store must still be open. */
+void ovms_replication_stop(ovms_replication_t *r);
+
+/* The store committed something: look for records to send (cheap; any
+ * thread, including the store's writer). */
+void ovms_replication_kick(ovms_replication_t *r);
+
+/* For the server's welcome check of an MP-S login: 0 when id names a
+ * configured peer (case-insensitive) and digest is base64(HMAC-MD5(that
+ * peer's secret, token)); OVMS_ENOTFOUND for an unknown peer, OVMS_EDIGEST
+ * for a wrong digest. */
+int ovms_replication_check(ovms_replication_t *r, ovms_str_t id, ovms_str_t token,
+                           ovms_str_t digest);
+
+/* Take over a checked link: fd (owned by replication from now on, also on
+ * failure), the dialer's id, token and watermarks (the rest of its welcome
+ * line), bytes already read after the welcome, and the address for logs. */
+int ovms_replication_adopt(ovms_replication_t *r, int fd, ovms_str_t id, ovms_str_t token,
+                           ovms_str_t watermarks, const char *held, size_t nheld,
+                           const char *addr);
+
+/* One line for the server's statistics: "peers: N up of M, R records in, S out". */
+void ovms_replication_summary(ovms_replication_t *r, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OVMS_REPL_H */
