@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -252,6 +254,9 @@ static void on_tick(uv_timer_t *t)
 static void *thread_main(void *arg)
 {
     ovms_replication_t *r = arg;
+    /* behind the workers when the cores are busy: a resync may take a
+     * little longer, the node's cars and apps must not wait (Linux: per thread) */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     return NULL;
 }

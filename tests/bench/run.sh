@@ -29,4 +29,7 @@ echo "== ovmsd: relay, ten apps per car, 200,000 delivered per second"
 echo "== ovmsd: relay flat out"
 "$b/bench_server" --ovmsd "$top/build/server/ovmsd" --section server-relay-flat \
   --phases relay --cars 200 --rate 0 --procs 2 --seconds "$seconds" --report "$report"
+echo "== replication: catch-up of 1,000,000 records, lag at 20,000 records/s"
+"$b/bench_repl" --ovmsd "$top/build/server/ovmsd" --records 1000000 --rate 20000 --seconds 10 \
+  --report "$report"
 command -v gnuplot >/dev/null && "$top/tests/bench/plot.sh" "$top" || true

@@ -194,11 +194,23 @@ static void car_data_crosses(const char *topology)
     cr_assert(login_refused(&nodes[2], "OTHERCAR", "OTHERPW"));
     char flags[1024];
     cr_assert_eq(node_stop(&nodes[2]), 0);
+    /* a change made with ovms-admin while node 3 does not run goes out when it starts */
+    cr_assert_eq(node_admin(&nodes[2], "vehicle add OFFLINE3 --password OFFLINEPW"), 0);
     cluster_peer_flags(nodes, 3, topology, 2, flags, sizeof flags);
     node_start(&nodes[2], "%s", flags);
     assert_converged("after node 3 restarted");
     cr_assert(login_refused(&nodes[2], "OTHERCAR", "OTHERPW"));
     cr_assert(login_within(&nodes[2], 'A', "TESTCAR", PW, 2000) >= 0);
+    cr_assert(login_within(&nodes[0], 'A', "OFFLINE3", "OFFLINEPW", 2000) >= 0);
+    /* what the operator sees */
+    char cmd[512], out[8192] = "";
+    snprintf(cmd, sizeof cmd, "%s --db %s --json cluster status", OVMS_ADMIN_PATH, nodes[1].db);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    cr_assert(strstr(out, "\"peer\": \"N1\"") && strstr(out, "\"state\": \"up\"") &&
+              strstr(out, "\"lag_records\": 0"), "cluster status of node 2:\n%s", out);
     stop_all();
 }
 
