@@ -362,28 +362,19 @@ void link_pause(link_t *l, int pause)
 
 /* ---- dialing --------------------------------------------------------------------------------------- */
 
-static void on_connected(uv_connect_t *req, int status)
+static void send_welcome(link_t *l)
 {
-    link_t *l = req->data;
     ovms_replication_t *r = l->r;
     peer_t *p = l->peer;
-    char digest[OVMS_DIGEST_B64_LEN + 1], marks[REPL_MAX_ORIGINS * 56], line[REPL_MAX_ORIGINS * 56 + 128];
-    ovms_watermark_t wm[1];
+    char digest[OVMS_DIGEST_B64_LEN + 1], marks[REPL_MAX_ORIGINS * 56];
+    char line[REPL_MAX_ORIGINS * 56 + 128];
 
-    link_unref(l);
-    if (l->state == L_CLOSING)
-        return;
-    if (status < 0) {
-        link_close(l, 3, uv_strerror(status));
-        return;
-    }
     if (ovms_token_generate(l->token) < 0) {
         link_close(l, 0, "no random bytes");
         return;
     }
     ovms_digest_b64(p->conf.secret, strlen(p->conf.secret), l->token, OVMS_TOKEN_LEN, digest);
     our_marks(r, ' ', marks, sizeof marks);
-    (void)wm;
     int n = snprintf(line, sizeof line, "MP-S 0 %s %s %s%s%s\r\n", l->token, digest, r->server_id,
                      marks[0] ? " " : "", marks);
     send_raw(l, line, (size_t)n);
@@ -391,6 +382,18 @@ static void on_connected(uv_connect_t *req, int status)
     l->opened = repl_now(r);
     uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
     link_flush(l);
+}
+
+/* The connect request holds a reference: released last, since closing the
+ * handle may run this with UV_ECANCELED before the close callback. */
+static void on_connected(uv_connect_t *req, int status)
+{
+    link_t *l = req->data;
+    if (l->state != L_CLOSING && status < 0)
+        link_close(l, 3, uv_strerror(status));
+    else if (l->state != L_CLOSING)
+        send_welcome(l);
+    link_unref(l);
 }
 
 typedef struct resolve {

@@ -211,7 +211,9 @@ static void vehicle_changed(void *ctx, const char *id)
 static void store_committed(void *ctx)
 {
     server_t *srv = ctx;
-    ovms_replication_kick(__atomic_load_n(&srv->repl, __ATOMIC_ACQUIRE));
+    pthread_mutex_lock(&srv->repl_mu);
+    ovms_replication_kick(srv->repl);
+    pthread_mutex_unlock(&srv->repl_mu);
 }
 
 static void repl_log(void *ctx, int level, const char *text)
@@ -251,14 +253,20 @@ static int start_replication(server_t *srv)
         LOG_ERROR(NULL, "cannot start replication: %s", ovms_strerror(rc));
         return rc;
     }
-    __atomic_store_n(&srv->repl, r, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&srv->repl_mu);
+    __atomic_store_n(&srv->repl, r, __ATOMIC_RELEASE);   /* (workers read it without the lock) */
+    pthread_mutex_unlock(&srv->repl_mu);
     ovms_replication_kick(r);
     return 0;
 }
 
+/* After the workers stopped (they use srv->repl without the lock). */
 static void stop_replication(server_t *srv)
 {
-    ovms_replication_t *r = __atomic_exchange_n(&srv->repl, NULL, __ATOMIC_ACQ_REL);
+    pthread_mutex_lock(&srv->repl_mu);
+    ovms_replication_t *r = srv->repl;
+    __atomic_store_n(&srv->repl, NULL, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&srv->repl_mu);
     ovms_replication_stop(r);
 }
 
@@ -307,6 +315,7 @@ static int server_run(ovms_config_t *cfg)
     __atomic_store_n(&ovms_log_level, (int)cfg->log_level, __ATOMIC_RELAXED);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&srv.auth_mu, NULL);
+    pthread_mutex_init(&srv.repl_mu, NULL);
     if (tls_init(&srv, err, sizeof err) < 0) {
         LOG_ERROR(NULL, "%s", err);
         return 1;

@@ -365,7 +365,8 @@ struct server {
     uint64_t last_refusal_log;
     void *tls_ctx;                   /* SSL_CTX, when TLS listeners are configured */
     guard_t *guard;
-    ovms_replication_t *repl;        /* atomic pointer; NULL without peers */
+    ovms_replication_t *repl;        /* NULL without peers; set and cleared under repl_mu */
+    pthread_mutex_t repl_mu;         /* so that a commit's kick never meets a stopping one */
     char dummy_hash[129];            /* checked for unknown owners, so they take as long */
     /* vehicles whose car failed to authenticate (for the success alert) */
     pthread_mutex_t auth_mu;

@@ -487,3 +487,51 @@ Test(cluster, bad_records_and_strangers_are_refused, .timeout = 60)
     }
     stop_all();
 }
+
+/* ---- links: a peer that is down, keepalive, a silent peer -------------------------------------- */
+
+Test(cluster, a_peer_that_is_down_costs_nothing_and_is_dialed_again, .timeout = 60)
+{
+    prepare(2);
+    nodes[0].port = harness_free_port();
+    nodes[1].port = harness_free_port();
+    /* node 2 is not there yet: node 1 keeps dialing it */
+    node_start(&nodes[0], "--peer N2:secret-0-1@127.0.0.1:%d", nodes[1].port);
+    double worst = 0;
+    for (int i = 0; i < 20; i++) {
+        double t = login_within(&nodes[0], 'A', "TESTCAR", PW, 1000);
+        cr_assert(t >= 0);
+        worst = t > worst ? t : worst;
+        usleep(100000);
+    }
+    cr_assert_lt(worst, 100, "a login took %.0f ms while the peer was down", worst);
+    cr_assert_eq(node_admin(&nodes[0], "vehicle add WAITING --password WAITINGPW"), 0);
+    /* node 2 comes (it does not dial: node 1's backoff must bring the link up) */
+    node_start(&nodes[1], "--peer N1:secret-0-1");
+    assert_converged("after the peer came");
+    cr_assert(login_within(&nodes[1], 'A', "WAITING", "WAITINGPW", 2000) >= 0);
+    stop_all();
+}
+
+Test(cluster, a_second_link_replaces_the_first_keepalive_and_a_silent_peer_is_closed, .timeout = 30)
+{
+    client_t c;
+    prepare(1);
+    nodes[0].port = harness_free_port();
+    node_start(&nodes[0], "--peer FAKE:fakesecret --peer-keepalive 1 --peer-idle 4");
+    /* a second link with the same peer replaces the first */
+    client_t first;
+    cr_assert_eq(peer_login(&first, nodes[0].port, "FAKE", "fakesecret", NULL), 0);
+    cr_assert_eq(peer_login(&c, nodes[0].port, "FAKE", "fakesecret", NULL), 0);
+    cr_assert(client_wait_closed(&first, 3000), "the older link stayed open");
+    cr_assert(node_log_has(&nodes[0], "replaced by a newer link"));
+    client_close(&first);
+    /* it sends its records, then pings when it has sent nothing for a while */
+    cr_assert(client_expect(&c, "A", 5000), "no keepalive A from the node");
+    client_send(&c, "a");
+    /* and a peer that never says anything is closed */
+    cr_assert(client_wait_closed(&c, 8000), "a silent peer link stayed open");
+    cr_assert(node_log_has(&nodes[0], "nothing received for too long"));
+    client_close(&c);
+    stop_all();
+}

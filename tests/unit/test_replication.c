@@ -330,3 +330,65 @@ Test(replication, records_round_trip_and_bad_ones_are_refused)
         cr_assert_lt(ovms_replmsg_parse(ovms_str_c(rbad[i]), &m), 0, "accepted %s", rbad[i]);
     }
 }
+
+static void apply_feed(ovms_store_t *st, const feed_t *f)
+{
+    size_t cap = 1 << 20, len = 0;
+    char *text = malloc(cap);
+    for (int i = 0; i < f->n; i++) {
+        size_t n = strlen(f->rec[i]);
+        if (len + n + 2 > cap) {
+            text[len] = '\0';
+            apply(st, text);
+            len = 0;
+        }
+        memcpy(text + len, f->rec[i], n);
+        text[len + n] = '\n';
+        len += n + 1;
+    }
+    text[len] = '\0';
+    if (len)
+        apply(st, text);
+    free(text);
+}
+
+Test(replication, owners_made_at_once_on_two_nodes_never_share_an_id, .timeout = 120)
+{
+    ovms_store_t *p = open_named("OWNP", "P"), *q = open_named("OWNQ", "Q");
+    ovms_store_t *both[2] = { p, q };
+    char name[32], dp[1024], dq[1024];
+    /* the old scheme (max(id) + 1) gives the same ids to p0.. and q0..; names s0.. are on both */
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 2000; i++) {
+            snprintf(name, sizeof name, "%c%d", k ? 'q' : 'p', i);
+            W(both[k], ovms_store_prep_owner_put(REQ, name, "", "", 1, OVMS_STORE_CREATE));
+            if (i < 200) {
+                snprintf(name, sizeof name, "s%d", i);
+                W(both[k], ovms_store_prep_owner_put(REQ, name, k ? "q@x" : "p@x", "", 1, OVMS_STORE_CREATE));
+            }
+        }
+    feed_t fp, fq;
+    read_feed(p, "P", &fp);
+    read_feed(q, "Q", &fq);
+    apply_feed(p, &fq);
+    apply_feed(q, &fp);
+    digest(p, dp, sizeof dp);
+    digest(q, dq, sizeof dq);
+    cr_assert_str_eq(dp, dq);
+
+    ovms_store_req_t req;
+    ovms_store_req_init(&req);
+    run_ok(p, &req, ovms_store_prep_owner_list(&req));
+    cr_assert_eq(req.rows.nrows, 4200, "%d owners", req.rows.nrows);
+    int64_t *ids = calloc((size_t)req.rows.nrows, sizeof *ids);
+    for (int i = 0; i < req.rows.nrows; i++)
+        ids[i] = atoll(ovms_store_cell(&req.rows, i, 0));
+    for (int i = 0; i < req.rows.nrows; i++)
+        for (int k = i + 1; k < req.rows.nrows; k++)
+            cr_assert_neq(ids[i], ids[k], "%s and %s share id %lld", ovms_store_cell(&req.rows, i, 1),
+                          ovms_store_cell(&req.rows, k, 1), (long long)ids[i]);
+    free(ids);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(p);
+    ovms_store_close(q);
+}
