@@ -207,7 +207,7 @@ static int parse_marks(link_t *l, ovms_str_t text, char sep)
             return OVMS_EINVAL;
         ovms_str_copy(wm[i].origin, origin, sizeof origin);
         marks_set(&l->holds, origin, (int64_t)wm[i].seq);
-        snprintf(p->adv_origin[p->nadv], sizeof p->adv_origin[0], "%s", origin);
+        snprintf(p->adv_origin[p->nadv], sizeof p->adv_origin[0], "%.32s", origin);
         p->advertised[p->nadv++] = (int64_t)wm[i].seq;
     }
     return 0;

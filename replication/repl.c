@@ -46,7 +46,7 @@ int marks_set(marks_t *m, const char *origin, int64_t seq)
     if (i == m->n) {
         if (m->n == REPL_MAX_ORIGINS)
             return OVMS_ERANGE;
-        snprintf(m->v[m->n].origin, sizeof m->v[0].origin, "%s", origin);
+        snprintf(m->v[m->n].origin, sizeof m->v[0].origin, "%.32s", origin);
         m->v[m->n++].seq = 0;
     }
     if (seq > m->v[i].seq)

@@ -36,7 +36,7 @@ static lag_t *lag_of(const char *origin)
     if (nlags == REPL_MAX_ORIGINS)
         return NULL;
     lag_t *l = &lags[nlags++];
-    snprintf(l->origin, sizeof l->origin, "%s", origin);
+    snprintf(l->origin, sizeof l->origin, "%.32s", origin);
     return l;
 }
 

@@ -68,7 +68,7 @@ void store_mark_set(store_marks_t *m, const char *origin, int64_t seq)
         if (m->n == STORE_MAX_ORIGINS)
             return;                 /* (refused before it gets here: see apply_one) */
         m->n++;
-        snprintf(m->v[i].origin, sizeof m->v[i].origin, "%s", origin);
+        snprintf(m->v[i].origin, sizeof m->v[i].origin, "%.32s", origin);
         m->v[i].seq = 0;
     }
     if (seq > m->v[i].seq)

@@ -214,7 +214,8 @@ Test(replication, watermarks_make_each_record_count_once_and_forwarding_skips_th
     ovms_store_wm_t wm[8];
     int n = ovms_store_watermarks(x, wm, 8);
     int64_t a_mark = 0;
-    for (int i = 0; i < n; i++)
+    cr_assert(n > 0 && n <= 8);
+    for (int i = 0; i < n && i < 8; i++)
         if (!strcmp(wm[i].origin, "A"))
             a_mark = wm[i].seq;
     char want[64];
