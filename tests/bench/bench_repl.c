@@ -261,6 +261,8 @@ typedef struct relay {
     volatile int stop, phase;       /* phase 0: before, 1: during the catch-up */
     double *lat[2];
     size_t n[2], cap;
+    double *ack[2];                 /* the car's own h records: send to acknowledgement */
+    size_t nack[2];
 } relay_t;
 
 static void *relay_app(void *arg)
@@ -286,15 +288,27 @@ static void *relay_car(void *arg)
     relay_t *r = arg;
     conn_t car;
     char msg[64];
+    static double sent_h[1 << 16];
+    unsigned k = 0;
     conn_login(&car, r->port, 'C', "RELAYCAR", CARPW);
-    for (double next = wall_us(); !r->stop; next += 5000) {   /* 200 per second */
+    for (double next = wall_us(); !r->stop; next += 5000, k++) {   /* 200 per second */
         double now = wall_us();
         if (next > now)
             usleep((useconds_t)(next - now));
         snprintf(msg, sizeof msg, "S%.0f,K,0", wall_us());
         conn_send(&car, msg);
-        while (conn_recv(&car, 0))
-            ;                       /* Z updates and pings */
+        if (k % 4 == 0) {           /* and 50 history records per second of its own */
+            unsigned h = (k / 4) & 0xffff;
+            sent_h[h] = wall_us();
+            snprintf(msg, sizeof msg, "h%u,0,*-LOG-Own,%u,86400,own", h, k);
+            conn_send(&car, msg);
+        }
+        const char *m;
+        while ((m = conn_recv(&car, 0))) {
+            int ph = r->phase;
+            if (m[0] == 'h' && r->nack[ph] < r->cap)
+                r->ack[ph][r->nack[ph]++] = (wall_us() - sent_h[atoi(m + 1) & 0xffff]) / 1000.0;
+        }
     }
     close(car.fd);
     return NULL;
@@ -489,6 +503,8 @@ int main(int argc, char **argv)
     relay_t rl = { .port = b.port, .cap = 200000 };
     rl.lat[0] = calloc(rl.cap, sizeof(double));
     rl.lat[1] = calloc(rl.cap, sizeof(double));
+    rl.ack[0] = calloc(rl.cap, sizeof(double));
+    rl.ack[1] = calloc(rl.cap, sizeof(double));
     snprintf(peers, sizeof peers, "--peer BENCH:benchsecret");
     node_start(&b, peers);          /* first without A, for the relay baseline */
     pthread_t rt[2];
@@ -503,6 +519,7 @@ int main(int argc, char **argv)
     rl.stop = 0;
     size_t baseline_n = rl.n[0];
     double base50 = pct(rl.lat[0], rl.n[0], 0.5), base99 = pct(rl.lat[0], rl.n[0], 0.99);
+    double hbase50 = pct(rl.ack[0], rl.nack[0], 0.5), hbase99 = pct(rl.ack[0], rl.nack[0], 0.99);
 
     snprintf(peers, sizeof peers, "--peer A:benchab@127.0.0.1:%d --peer BENCH:benchsecret", a.port);
     node_start(&b, peers);
@@ -528,9 +545,12 @@ int main(int argc, char **argv)
     pthread_join(rt[1], NULL);
     double dur50 = pct(rl.lat[1], rl.n[1], 0.5), dur99 = pct(rl.lat[1], rl.n[1], 0.99),
            durmax = pct(rl.lat[1], rl.n[1], 1.0);
+    double hdur50 = pct(rl.ack[1], rl.nack[1], 0.5), hdur99 = pct(rl.ack[1], rl.nack[1], 0.99);
     printf("\r  caught up in %.2f s: %.0f records/s applied\n", done_at, records / done_at);
     printf("  relay on B (200/s): before p50 %.2f p99 %.2f ms (%zu); during p50 %.2f p99 %.2f max %.2f ms (%zu)\n",
            base50, base99, baseline_n, dur50, dur99, durmax, rl.n[1]);
+    printf("  B's own h acks (50/s): before p50 %.2f p99 %.2f ms; during p50 %.2f p99 %.2f ms\n",
+           hbase50, hbase99, hdur50, hdur99);
     node_stop(&a);
     node_stop(&b);
 
@@ -586,10 +606,12 @@ int main(int argc, char **argv)
         "| ... of which the car's acknowledgement from A (A's commit): p50 / p99 | %.1f / %.1f ms | |\n"
         "| records sent / acknowledged / arrived beyond the peer | %llu / %llu / %zu | all |\n"
         "| the peer's own relay (200 msg/s) p50 / p99 before the catch-up | %.2f / %.2f ms | |\n"
-        "| ... during the catch-up: p50 / p99 / max | %.2f / %.2f / %.2f ms | unchanged |\n",
+        "| ... during the catch-up: p50 / p99 / max | %.2f / %.2f / %.2f ms | unchanged |\n"
+        "| the peer's own history acknowledgements (50/s, fsync'ed) p50 / p99 before / during | "
+        "%.2f / %.2f, %.2f / %.2f ms | |\n",
         bench_machine(), records, rate, seconds, records, done_at, records / done_at, rate, l50, l99,
         l999, lmax, a50, a99, (unsigned long long)ld.sent, (unsigned long long)ld.acked, far.nlat, base50,
-        base99, dur50, dur99, durmax);
+        base99, dur50, dur99, durmax, hbase50, hbase99, hdur50, hdur99);
     if (report && bench_report_section(report, "replication", md) != 0)
         fprintf(stderr, "bench_repl: cannot update %s\n", report);
     char cmd[128];
