@@ -242,14 +242,20 @@ static void commit_batch(ovms_store_t *st, ovms_store_req_t *list, size_t count)
 
 static void run_expire(ovms_store_t *st, ovms_store_req_t *req);
 
-/* Split a taken list into expiry requests and group commits. */
+/* Split a taken list into expiry requests and group commits. A batch of
+ * records from a peer (OP_APPLY, up to a thousand records) goes one per
+ * transaction, so that a peer's resync never makes the node's own writes
+ * (a car's h acknowledgement) wait behind several of them; later applies
+ * stay in their order (a link's records must be applied in it). */
 static void process_writes(ovms_store_t *st, ovms_store_req_t *list)
 {
     ovms_store_req_t *expires = NULL, **etail = &expires;
 
     while (list) {
         ovms_store_req_t *batch = NULL, **tail = &batch;
+        ovms_store_req_t *later = NULL, **ltail = &later;
         size_t n = 0;
+        int applies = 0;
         while (list && n < MAX_BATCH) {
             ovms_store_req_t *r = list;
             list = list->next;
@@ -257,6 +263,9 @@ static void process_writes(ovms_store_t *st, ovms_store_req_t *list)
             if (r->op == OP_EXPIRE) {
                 *etail = r;
                 etail = &r->next;
+            } else if (r->op == OP_APPLY && applies++) {
+                *ltail = r;
+                ltail = &r->next;
             } else {
                 *tail = r;
                 tail = &r->next;
@@ -265,6 +274,10 @@ static void process_writes(ovms_store_t *st, ovms_store_req_t *list)
         }
         if (batch)
             commit_batch(st, batch, n);
+        if (later) {
+            *ltail = list;
+            list = later;
+        }
     }
     while (expires) {
         ovms_store_req_t *r = expires;
