@@ -3,7 +3,8 @@
  *
  * Writer thread: waits for requests, takes every one waiting and runs them
  * in one transaction (group commit, at most MAX_BATCH per transaction),
- * each in its own savepoint when it is more than one statement. Only after
+ * each in its own savepoint when it is more than one statement (a peer's
+ * batch of records, at most one per transaction). Only after
  * COMMIT returns are the requests handed to their sinks, so a completion
  * means "durable" (with the default synchronous=FULL, durable on disk).
  * Between batches it looks for other processes' commits (PRAGMA
