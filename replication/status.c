@@ -98,8 +98,10 @@ void status_write(ovms_replication_t *r)
         for (int k = 0; k < n; k++)
             if (!strcmp(ours[k].origin, l->origin))
                 mine = ours[k].seq;
-        if (!strcmp(l->origin, r->server_id))
-            mine = l->known > mine ? l->known : mine;   /* our own: nothing to wait for */
+        if (!strcmp(l->origin, r->server_id)) {
+            mine = ovms_store_own_seq(r->cfg.store);    /* our own: nothing to wait for */
+            mine = l->known > mine ? l->known : mine;
+        }
         int64_t behind = l->known > mine ? l->known - mine : 0;
         if (!behind)
             l->behind_since = 0;

@@ -128,6 +128,8 @@ typedef struct ovms_store_wm {
     int64_t seq;
 } ovms_store_wm_t;
 int ovms_store_watermarks(ovms_store_t *st, ovms_store_wm_t *out, int max);
+/* This node's own counter as committed (what it has made up to). */
+int64_t ovms_store_own_seq(ovms_store_t *st);
 
 /* Owner login hashes: "$pbkdf2-sha256$<iter>$<salt b64>$<hash b64>". */
 int ovms_password_hash(const char *password, char *out, size_t cap);

@@ -186,9 +186,18 @@ static void publish_marks(ovms_store_t *st, int moved)
 {
     pthread_mutex_lock(&st->stats_mu);
     store_marks_advertised(st, &st->marks_pub);
+    st->own_pub = st->own_seq;
     pthread_mutex_unlock(&st->stats_mu);
     if (moved && st->cfg.committed)
         st->cfg.committed(st->cfg.ctx);
+}
+
+int64_t ovms_store_own_seq(ovms_store_t *st)
+{
+    pthread_mutex_lock(&st->stats_mu);
+    int64_t seq = st->own_pub;
+    pthread_mutex_unlock(&st->stats_mu);
+    return seq;
 }
 
 int ovms_store_watermarks(ovms_store_t *st, ovms_store_wm_t *out, int max)
@@ -511,6 +520,7 @@ static int open_and_prepare(ovms_store_t *st, char *err, size_t errlen)
         return rc;
     }
     store_marks_advertised(st, &st->marks_pub);
+    st->own_pub = st->own_seq;
     if ((rc = open_conn(&st->r, st->path, cfg->readonly, cfg->sync_normal, err, errlen)) < 0 ||
         (rc = open_conn(&st->b, st->path, cfg->readonly, cfg->sync_normal, err, errlen)) < 0)
         return rc;

@@ -84,6 +84,7 @@ struct ovms_store {
     int catch_up_own;               /* a new database: ask peers for our own old records */
     store_marks_t marks;            /* writer's copy, inside the transaction */
     store_marks_t marks_pub;        /* as committed, under stats_mu */
+    int64_t own_pub;                /* own_seq as committed, under stats_mu */
     int64_t data_version;
     pthread_mutex_t stats_mu;
     ovms_store_stats_t stats;
