@@ -568,6 +568,30 @@ int client_wait_closed(client_t *c, int ms)
     return 1;
 }
 
+/* Read a C31/C32 reply to its end: the lines, joined by '\n', into out. */
+int client_read_reply(client_t *app, const char *cmd, char *out, size_t cap)
+{
+    int n = 0, total = 1;
+    size_t len = 0;
+    char want[8];
+    snprintf(want, sizeof want, "c%.2s,", cmd + 1);
+    out[0] = '\0';
+    client_send(app, cmd);
+    while (n < total) {
+        const char *m = client_expect_prefix(app, want, 3000);
+        cr_assert_not_null(m, "no reply to %s", cmd);
+        if (!strncmp(m + 4, "1,", 2)) {
+            snprintf(out, cap, "%s", m);
+            return 0;
+        }
+        int k;
+        cr_assert_eq(sscanf(m + 4, "0,%d,%d,", &k, &total), 2, "%s", m);
+        len += (size_t)snprintf(out + len, cap - len, "%s\n", m);
+        n++;
+    }
+    return n;
+}
+
 void client_close(client_t *c)
 {
     if (c->ssl) {

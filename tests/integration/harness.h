@@ -98,6 +98,9 @@ int client_silent(client_t *c, int ms, const char *ignore);
 /* 1 if the server closed the connection within ms. */
 int client_wait_closed(client_t *c, int ms);
 void client_close(client_t *c);
+/* Send a C31/C32 and read its reply to the end: the lines, joined by '\n',
+ * into out; their number (0 and the error line in out for "cNN,1,..."). */
+int client_read_reply(client_t *app, const char *cmd, char *out, size_t cap);
 
 /* ---- clusters (replication) ---- */
 

@@ -75,27 +75,6 @@ static int login_refused(node_t *n, const char *vehicle, const char *pw)
     return refused;
 }
 
-/* Read a C31/C32 reply to its end into out; the number of lines. */
-static int read_reply(client_t *app, const char *cmd, char *out, size_t cap)
-{
-    int n = 0, total = 1;
-    size_t len = 0;
-    char want[8];
-    snprintf(want, sizeof want, "c%.2s,", cmd + 1);
-    out[0] = '\0';
-    client_send(app, cmd);
-    while (n < total) {
-        const char *m = client_expect_prefix(app, want, 3000);
-        cr_assert_not_null(m, "no reply to %s", cmd);
-        if (!strncmp(m + 4, "1,", 2))
-            return 0;
-        cr_assert_eq(sscanf(m + 4, "0,%*d,%d,", &total), 1, "%s", m);
-        len += (size_t)snprintf(out + len, cap - len, "%s\n", m);
-        n++;
-    }
-    return n;
-}
-
 /* The sum of "records out" over a node's peers, from its status file. */
 static long long records_out(node_t *n)
 {
@@ -181,9 +160,9 @@ static void car_data_crosses(const char *topology)
             seen++;
     }
     cr_assert_eq(seen, 3, "node 3's login replay lacked some of S, L, D: %s", got);
-    read_reply(&app, "C31", reply, sizeof reply);
+    client_read_reply(&app, "C31", reply, sizeof reply);
     cr_assert(strstr(reply, ",*-LOG-Trip,5,5,"), "C31 on node 3:\n%s", reply);
-    cr_assert_eq(read_reply(&app, "C32,*-LOG-Trip", reply, sizeof reply), 5);
+    cr_assert_eq(client_read_reply(&app, "C32,*-LOG-Trip", reply, sizeof reply), 5);
     cr_assert(strstr(reply, ",4,trip 4,with,commas\n"), "C32 on node 3:\n%s", reply);
     client_close(&app);
 

@@ -613,30 +613,6 @@ Test(server, tls_misconfiguration_is_one_line, .timeout = 30)
 
 /* ---- log history, as the reference keeps it by default ------------------------------------ */
 
-/* Read a C31/C32 reply to its end: the lines, joined by '\n', into out. */
-static int read_reply(client_t *app, const char *cmd, char *out, size_t cap)
-{
-    int n = 0, total = 1;
-    size_t len = 0;
-    char want[8];
-    snprintf(want, sizeof want, "c%.2s,", cmd + 1);
-    out[0] = '\0';
-    client_send(app, cmd);
-    while (n < total) {
-        const char *m = client_expect_prefix(app, want, 3000);
-        cr_assert_not_null(m, "no reply to %s", cmd);
-        if (!strncmp(m + 4, "1,", 2)) {
-            snprintf(out, cap, "%s", m);
-            return 0;
-        }
-        int k;
-        cr_assert_eq(sscanf(m + 4, "0,%d,%d,", &k, &total), 2, "%s", m);
-        len += (size_t)snprintf(out + len, cap - len, "%s\n", m);
-        n++;
-    }
-    return n;
-}
-
 Test(server, stored_messages_and_server_logs_are_history_like_the_reference, .timeout = 30)
 {
     client_t car, app;
@@ -651,14 +627,14 @@ Test(server, stored_messages_and_server_logs_are_history_like_the_reference, .ti
     client_close(&car);                              /* the server logs when it went */
     usleep(1500000);
     client_login_ok(&app, node.port, 'A', "TESTCAR", PW);
-    read_reply(&app, "C31", reply, sizeof reply);
+    client_read_reply(&app, "C31", reply, sizeof reply);
     const char *types[] = { ",*-Log-Notification,", ",*-OVM-ServerLogs,", ",D,", ",F,", ",L,", ",S," };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         cr_assert(strstr(reply, types[i]), "C31 lacks %s:\n%s", types[i], reply);
-    read_reply(&app, "C32,S,2020-01-01", reply, sizeof reply);
+    client_read_reply(&app, "C32,S,2020-01-01", reply, sizeof reply);
     cr_assert(strstr(reply, ",S,") && strstr(reply, ",0,80.0,K,0,0.00,stopped,standard,250,230\n"),
               "C32,S does not return the state:\n%s", reply);
-    read_reply(&app, "C32,*-OVM-ServerLogs", reply, sizeof reply);
+    client_read_reply(&app, "C32,*-OVM-ServerLogs", reply, sizeof reply);
     cr_assert(strstr(reply, " C got proto #0/C login"), "no login line:\n%s", reply);
     cr_assert(strstr(reply, " C closed by the peer"), "no line for the car leaving:\n%s", reply);
     client_close(&app);
@@ -676,7 +652,7 @@ Test(server, log_history_is_optional_and_within_a_budget, .timeout = 30)
     client_send(&car, "PAalert");
     usleep(1200000);
     client_login_ok(&app, node.port, 'A', "TESTCAR", PW);
-    read_reply(&app, "C31", reply, sizeof reply);
+    client_read_reply(&app, "C31", reply, sizeof reply);
     cr_assert(strstr(reply, "c31,0,1,1,*-Log-Notification,"), "with --history 0:\n%s", reply);
     client_close(&app);
     client_close(&car);
