@@ -10,6 +10,7 @@ packages=(
   libssl-dev                                    # base64, CSPRNG, TLS
   libsqlite3-dev                                # storage/
   libuv1-dev libinih-dev                        # server/
+  libhiredis-dev redis-server                   # replication/: the Redis bus, and its tests
   libcriterion-dev libjansson-dev               # tests; jansson also for ovms-admin, ovms-app
   gnuplot-nox                                   # benchmark plots
 )
