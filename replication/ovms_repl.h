@@ -83,6 +83,46 @@ int ovms_replication_adopt(ovms_replication_t *r, int fd, ovms_str_t id, ovms_st
 /* One line for the server's statistics: "peers: N up of M, R records in, S out". */
 void ovms_replication_summary(ovms_replication_t *r, char *buf, size_t cap);
 
+/* ------------------------------------------------------------------------ */
+/* The Redis bus (live traffic between nodes): per-vehicle channels         */
+/* ------------------------------------------------------------------------ */
+
+/* One bus per libuv loop (ovmsd: per worker, for the vehicles homed
+ * there): a publishing and a subscribing Redis connection. A vehicle's
+ * channel is "<prefix>{<VEHICLE>}" (the hash tag lets Redis Cluster shard
+ * by vehicle); a message on it is "<type><from node>|<payload>". A node's
+ * own messages come back to it and are not delivered. Watches are
+ * counted; the channel is subscribed while any is held and subscribed
+ * again after Redis comes back, after which on_state(up) is called, so the
+ * caller can bring remote watchers up to date. Threading: the loop's. */
+typedef struct ovms_bus ovms_bus_t;
+
+typedef struct ovms_bus_config {
+    char redis[300];            /* "HOST:PORT" or "unix:PATH" */
+    char password[129];         /* AUTH when set */
+    char prefix[64];            /* channel and key prefix, e.g. "ovms:" */
+    char node_id[33];
+    void (*on_message)(void *ctx, const char *vehicle, char type, const char *from,
+                       const char *payload, size_t len);
+    void (*on_state)(void *ctx, int up, const char *why);   /* once per change */
+    void *ctx;
+} ovms_bus_config_t;
+
+typedef struct uv_loop_s uv_loop_t;
+int ovms_bus_open(ovms_bus_t **bus, uv_loop_t *loop, const ovms_bus_config_t *cfg);
+/* Closes both connections; freed once the loop has run their close callbacks. */
+void ovms_bus_close(ovms_bus_t *bus);
+int ovms_bus_up(const ovms_bus_t *bus);
+/* Hold / release a watch on a vehicle's channel (ids upper case). */
+int ovms_bus_watch(ovms_bus_t *bus, const char *vehicle);
+void ovms_bus_unwatch(ovms_bus_t *bus, const char *vehicle);
+/* Publish (batched per loop turn). OVMS_ECLOSED while Redis is away: the
+ * message is not sent (pub/sub is at most once). */
+int ovms_bus_publish(ovms_bus_t *bus, const char *vehicle, char type, const char *payload,
+                     size_t len);
+/* Vehicles watched now. */
+size_t ovms_bus_watched(const ovms_bus_t *bus);
+
 #ifdef __cplusplus
 }
 #endif

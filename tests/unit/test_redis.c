@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ovms_proto.h"
+#include "ovms_repl.h"
 #include "redis.h"
 
 static pid_t redis_pid;
@@ -317,4 +318,97 @@ Test(redis, closing_fails_what_is_pending_and_the_loop_closes)
     close_loop(&rc, 1);                 /* before any reply came */
     cr_assert_eq(s.n + s.nulls, 50);
     cr_assert_eq(s.nulls, 50);
+}
+
+/* ---- the bus on top ------------------------------------------------------------------------------ */
+
+typedef struct node_bus {
+    int messages, ups, downs;
+    char last[128], from[33], vehicle[33];
+    char type;
+} node_bus_t;
+
+static void bus_message(void *ctx, const char *vehicle, char type, const char *from,
+                        const char *payload, size_t len)
+{
+    node_bus_t *n = ctx;
+    n->messages++;
+    n->type = type;
+    snprintf(n->vehicle, sizeof n->vehicle, "%s", vehicle);
+    snprintf(n->from, sizeof n->from, "%s", from);
+    snprintf(n->last, sizeof n->last, "%.*s", (int)len, payload);
+}
+
+static void bus_state(void *ctx, int up, const char *why)
+{
+    node_bus_t *n = ctx;
+    (void)why;
+    if (up)
+        n->ups++;
+    else
+        n->downs++;
+}
+
+static ovms_bus_t *bus_for(const char *node, node_bus_t *n)
+{
+    ovms_bus_config_t cfg = { .on_message = bus_message, .on_state = bus_state, .ctx = n };
+    ovms_bus_t *b;
+    snprintf(cfg.redis, sizeof cfg.redis, "127.0.0.1:%d", redis_port);
+    snprintf(cfg.prefix, sizeof cfg.prefix, "ovmstest:");
+    snprintf(cfg.node_id, sizeof cfg.node_id, "%s", node);
+    cr_assert_eq(ovms_bus_open(&b, &loop, &cfg), 0);
+    return b;
+}
+
+Test(redis, the_bus_carries_a_vehicle_channel_between_nodes_and_survives_a_restart)
+{
+    node_bus_t n1 = { 0 }, n2 = { 0 };
+    int never = 0;
+    redis_start(NULL);
+    ovms_bus_t *b1 = bus_for("N1", &n1), *b2 = bus_for("N2", &n2);
+    run_until(&n2.ups, 1, 3000);
+    run_until(&n1.ups, 1, 3000);
+    cr_assert(ovms_bus_up(b1) && ovms_bus_up(b2));
+    cr_assert_eq(ovms_bus_watch(b2, "CAR1"), 0);
+    cr_assert_eq(ovms_bus_watch(b2, "CAR1"), 0);        /* counted */
+    run_until(&never, 1, 200);
+    cr_assert_eq(ovms_bus_publish(b1, "CAR1", 'M', "S80.0,K,0", 9), 0);
+    cr_assert_eq(ovms_bus_publish(b2, "CAR1", 'M', "own", 3), 0);   /* not delivered to itself */
+    cr_assert_eq(ovms_bus_publish(b1, "CAR2", 'M', "unwatched", 9), 0);
+    run_until(&n2.messages, 1, 2000);
+    run_until(&never, 1, 200);
+    cr_assert_eq(n2.messages, 1);
+    cr_assert_eq(n2.type, 'M');
+    cr_assert_str_eq(n2.vehicle, "CAR1");
+    cr_assert_str_eq(n2.from, "N1");
+    cr_assert_str_eq(n2.last, "S80.0,K,0");
+    cr_assert_eq(n1.messages, 0);
+
+    /* Redis goes away and comes back: the watch is subscribed again */
+    redis_kill();
+    run_until(&n2.downs, 1, 3000);
+    cr_assert_eq(n2.downs, 1);
+    cr_assert_eq(ovms_bus_publish(b1, "CAR1", 'M', "lost", 4), OVMS_ECLOSED);
+    redis_start(NULL);
+    run_until(&n2.ups, 2, 5000);
+    run_until(&n1.ups, 2, 5000);
+    cr_assert_eq(n2.ups, 2);
+    run_until(&never, 1, 200);
+    cr_assert_eq(ovms_bus_publish(b1, "CAR1", 'M', "after", 5), 0);
+    run_until(&n2.messages, 2, 2000);
+    cr_assert_eq(n2.messages, 2);
+    cr_assert_str_eq(n2.last, "after");
+
+    /* the last release unsubscribes */
+    ovms_bus_unwatch(b2, "CAR1");
+    ovms_bus_unwatch(b2, "CAR1");
+    cr_assert_eq(ovms_bus_watched(b2), 0);
+    run_until(&never, 1, 200);
+    ovms_bus_publish(b1, "CAR1", 'M', "nobody", 6);
+    run_until(&never, 1, 300);
+    cr_assert_eq(n2.messages, 2);
+    ovms_bus_close(b1);
+    ovms_bus_close(b2);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
 }

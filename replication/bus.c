@@ -1,0 +1,226 @@
+/*
+ * bus.c -- the Redis bus of one loop: per-vehicle channels for live
+ * traffic between nodes (see ovms_repl.h). Two connections (redis.c): one
+ * publishes, one is in subscribe mode.
+ *
+ * Watches are counted per vehicle in a small hash table; the first watch
+ * subscribes, the last release unsubscribes. When the subscriber comes
+ * back after Redis was away, every watched channel is subscribed again (in
+ * commands of up to 256 channels) and on_state(up) follows, so the caller
+ * can send what remote watchers missed. The bus is "up" while both
+ * connections are.
+ * Threading: the loop's thread only.
+ */
+#include "repl_int.h"
+#include "redis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUCKETS 4096
+#define SUBSCRIBE_BATCH 256
+
+typedef struct watch {
+    struct watch *next;
+    int count;
+    char vehicle[33];
+} watch_t;
+
+struct ovms_bus {
+    ovms_bus_config_t cfg;
+    repl_redis_t *pub, *sub;
+    watch_t *buckets[BUCKETS];
+    size_t nwatched;
+    int up;                         /* as last reported */
+    int closing;
+};
+
+static uint32_t hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h % BUCKETS;
+}
+
+static watch_t **find(ovms_bus_t *b, const char *vehicle)
+{
+    watch_t **w = &b->buckets[hash(vehicle)];
+    while (*w && strcmp((*w)->vehicle, vehicle) != 0)
+        w = &(*w)->next;
+    return w;
+}
+
+static size_t channel_of(const ovms_bus_t *b, const char *vehicle, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s{%s}", b->cfg.prefix, vehicle);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static void subscribe(ovms_bus_t *b, const char *cmd, const char *const *vehicles, int n)
+{
+    const char *argv[SUBSCRIBE_BATCH + 1];
+    size_t lens[SUBSCRIBE_BATCH + 1];
+    char names[SUBSCRIBE_BATCH][100];      /* (25 KB of stack; loops run on several threads) */
+    argv[0] = cmd;
+    lens[0] = strlen(cmd);
+    for (int i = 0; i < n; i++) {
+        lens[i + 1] = channel_of(b, vehicles[i], names[i], sizeof names[i]);
+        argv[i + 1] = names[i];
+    }
+    repl_redis_push_command(b->sub, n + 1, argv, lens);
+}
+
+/* After the subscriber (re)connected: every watched channel again. */
+static void resubscribe(ovms_bus_t *b)
+{
+    const char *batch[SUBSCRIBE_BATCH];
+    int n = 0;
+    for (int i = 0; i < BUCKETS; i++)
+        for (watch_t *w = b->buckets[i]; w; w = w->next) {
+            batch[n++] = w->vehicle;
+            if (n == SUBSCRIBE_BATCH) {
+                subscribe(b, "SUBSCRIBE", batch, n);
+                n = 0;
+            }
+        }
+    if (n)
+        subscribe(b, "SUBSCRIBE", batch, n);
+}
+
+static void report(ovms_bus_t *b, const char *why)
+{
+    int up = repl_redis_up(b->pub) && repl_redis_up(b->sub);
+    if (up == b->up || b->closing)
+        return;
+    b->up = up;
+    if (b->cfg.on_state)
+        b->cfg.on_state(b->cfg.ctx, up, why);
+}
+
+static void on_state(repl_redis_t *rc, int up, const char *why, void *ctx)
+{
+    ovms_bus_t *b = ctx;
+    if (up && rc == b->sub)
+        resubscribe(b);
+    report(b, up ? NULL : why);
+}
+
+/* "message", channel, "<type><from>|<payload>" */
+static void on_push(repl_redis_t *rc, redisReply *r, void *ctx)
+{
+    ovms_bus_t *b = ctx;
+    (void)rc;
+    if (strcmp(r->element[0]->str, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    const char *ch = r->element[1]->str, *open = strchr(ch, '{'), *close = open ? strchr(open, '}') : NULL;
+    const char *m = r->element[2]->str, *bar = memchr(m, '|', r->element[2]->len);
+    if (!close || !bar || bar == m + 1 || close - open - 1 > 32)
+        return;                     /* not one of ours */
+    char vehicle[33], from[33];
+    snprintf(vehicle, sizeof vehicle, "%.*s", (int)(close - open - 1), open + 1);
+    snprintf(from, sizeof from, "%.*s", (int)(bar - m - 1), m + 1);
+    if (!strcmp(from, b->cfg.node_id))
+        return;                     /* our own, back from Redis */
+    size_t len = r->element[2]->len - (size_t)(bar + 1 - m);
+    if (b->cfg.on_message)
+        b->cfg.on_message(b->cfg.ctx, vehicle, m[0], from, bar + 1, len);
+}
+
+int ovms_bus_open(ovms_bus_t **out, uv_loop_t *loop, const ovms_bus_config_t *cfg)
+{
+    ovms_bus_t *b = calloc(1, sizeof *b);
+    repl_redis_conf_t rc = { .on_state = on_state };
+    *out = NULL;
+    if (!b)
+        return OVMS_ENOMEM;
+    b->cfg = *cfg;
+    snprintf(rc.address, sizeof rc.address, "%s", cfg->redis);
+    snprintf(rc.password, sizeof rc.password, "%s", cfg->password);
+    rc.ctx = b;
+    int err = repl_redis_open(&b->pub, loop, &rc);
+    rc.on_push = on_push;
+    if (err == 0 && (err = repl_redis_open(&b->sub, loop, &rc)) < 0)
+        repl_redis_close(b->pub);
+    if (err < 0) {
+        free(b);
+        return err;
+    }
+    *out = b;
+    return 0;
+}
+
+void ovms_bus_close(ovms_bus_t *b)
+{
+    if (!b)
+        return;
+    b->closing = 1;
+    repl_redis_close(b->pub);
+    repl_redis_close(b->sub);
+    for (int i = 0; i < BUCKETS; i++)
+        while (b->buckets[i]) {
+            watch_t *w = b->buckets[i];
+            b->buckets[i] = w->next;
+            free(w);
+        }
+    free(b);
+}
+
+int ovms_bus_up(const ovms_bus_t *b)
+{
+    return b->up;
+}
+
+int ovms_bus_watch(ovms_bus_t *b, const char *vehicle)
+{
+    watch_t **w = find(b, vehicle);
+    if (*w) {
+        (*w)->count++;
+        return 0;
+    }
+    watch_t *n = calloc(1, sizeof *n);
+    if (!n)
+        return OVMS_ENOMEM;
+    snprintf(n->vehicle, sizeof n->vehicle, "%s", vehicle);
+    n->count = 1;
+    *w = n;
+    b->nwatched++;
+    if (repl_redis_up(b->sub))      /* else: when it comes back */
+        subscribe(b, "SUBSCRIBE", (const char *const[]){ n->vehicle }, 1);
+    return 0;
+}
+
+void ovms_bus_unwatch(ovms_bus_t *b, const char *vehicle)
+{
+    watch_t **w = find(b, vehicle), *gone = *w;
+    if (!gone || --gone->count > 0)
+        return;
+    if (repl_redis_up(b->sub))
+        subscribe(b, "UNSUBSCRIBE", (const char *const[]){ gone->vehicle }, 1);
+    *w = gone->next;
+    free(gone);
+    b->nwatched--;
+}
+
+size_t ovms_bus_watched(const ovms_bus_t *b)
+{
+    return b->nwatched;
+}
+
+int ovms_bus_publish(ovms_bus_t *b, const char *vehicle, char type, const char *payload, size_t len)
+{
+    char channel[100], head[40];
+    size_t clen = channel_of(b, vehicle, channel, sizeof channel);
+    int hlen = snprintf(head, sizeof head, "%c%s|", type, b->cfg.node_id);
+    char *msg = malloc((size_t)hlen + len);
+    if (!msg)
+        return OVMS_ENOMEM;
+    memcpy(msg, head, (size_t)hlen);
+    memcpy(msg + hlen, payload, len);
+    const char *argv[3] = { "PUBLISH", channel, msg };
+    size_t lens[3] = { 7, clen, (size_t)hlen + len };
+    int err = repl_redis_argv(b->pub, NULL, NULL, 3, argv, lens);
+    free(msg);
+    return err;
+}
