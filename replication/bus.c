@@ -224,3 +224,68 @@ int ovms_bus_publish(ovms_bus_t *b, const char *vehicle, char type, const char *
     free(msg);
     return err;
 }
+
+/* ---- the state hash -------------------------------------------------------------------------- */
+
+static size_t state_key(const ovms_bus_t *b, const char *vehicle, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s{%s}:nodes", b->cfg.prefix, vehicle);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+int ovms_bus_state_put(ovms_bus_t *b, const char *vehicle, const char *value)
+{
+    char key[120];
+    size_t klen = state_key(b, vehicle, key, sizeof key);
+    if (!*value) {
+        const char *argv[3] = { "HDEL", key, b->cfg.node_id };
+        size_t lens[3] = { 4, klen, strlen(b->cfg.node_id) };
+        return repl_redis_argv(b->pub, NULL, NULL, 3, argv, lens);
+    }
+    const char *set[4] = { "HSET", key, b->cfg.node_id, value };
+    size_t slens[4] = { 4, klen, strlen(b->cfg.node_id), strlen(value) };
+    int err = repl_redis_argv(b->pub, NULL, NULL, 4, set, slens);
+    const char *exp[3] = { "EXPIRE", key, "60" };
+    size_t elens[3] = { 6, klen, 2 };
+    return err < 0 ? err : repl_redis_argv(b->pub, NULL, NULL, 3, exp, elens);
+}
+
+typedef struct state_query {
+    ovms_bus_states_cb cb;
+    void *ctx;
+    char vehicle[33];
+} state_query_t;
+
+static void on_states(repl_redis_t *rc, redisReply *r, void *arg)
+{
+    state_query_t *q = arg;
+    const char *nodes[64], *values[64];
+    int n = 0, ok = r && r->type == REDIS_REPLY_ARRAY;
+    (void)rc;
+    for (size_t i = 0; ok && i + 1 < r->elements && n < 64; i += 2) {
+        if (r->element[i]->type != REDIS_REPLY_STRING || r->element[i + 1]->type != REDIS_REPLY_STRING)
+            continue;
+        nodes[n] = r->element[i]->str;
+        values[n++] = r->element[i + 1]->str;
+    }
+    q->cb(q->ctx, q->vehicle, ok, n, nodes, values);
+    free(q);
+}
+
+int ovms_bus_state_get(ovms_bus_t *b, const char *vehicle, ovms_bus_states_cb cb, void *ctx)
+{
+    char key[120];
+    size_t klen = state_key(b, vehicle, key, sizeof key);
+    state_query_t *q = calloc(1, sizeof *q);
+    if (!q)
+        return OVMS_ENOMEM;
+    q->cb = cb;
+    q->ctx = ctx;
+    snprintf(q->vehicle, sizeof q->vehicle, "%s", vehicle);
+    const char *argv[2] = { "HGETALL", key };
+    size_t lens[2] = { 7, klen };
+    int err = repl_redis_argv(b->pub, on_states, q, 2, argv, lens);
+    if (err < 0)
+        free(q);
+    return err;
+}

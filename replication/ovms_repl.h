@@ -123,6 +123,17 @@ int ovms_bus_publish(ovms_bus_t *bus, const char *vehicle, char type, const char
 /* Vehicles watched now. */
 size_t ovms_bus_watched(const ovms_bus_t *bus);
 
+/* A vehicle's state by node, kept in Redis as the hash "<prefix>{V}:nodes"
+ * (field: node id), so that a node starting to watch a vehicle learns in
+ * one round trip where its car is and how many apps each node has. put
+ * sets our field ("" removes it) and keeps the hash for 60 s; readers
+ * judge freshness from the value. get calls cb once: ok 0 when Redis could
+ * not answer, else the fields of every node, ours included. */
+int ovms_bus_state_put(ovms_bus_t *bus, const char *vehicle, const char *value);
+typedef void (*ovms_bus_states_cb)(void *ctx, const char *vehicle, int ok, int n,
+                                   const char *const *nodes, const char *const *values);
+int ovms_bus_state_get(ovms_bus_t *bus, const char *vehicle, ovms_bus_states_cb cb, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,6 +22,7 @@ static void data_message(conn_t *c, char code, ovms_str_t payload, int paranoid,
     hub_store_message(v, code, payload.ptr, payload.len, paranoid, now);
     hub_cache_put(v, code, payload.ptr, payload.len, paranoid, now);
     hub_to_clients(v, raw, rawlen);
+    nodebus_car_message(v, raw, rawlen);     /* apps on other nodes (T0 and f there) */
     if (code == 'F') {
         char f[64];
         int n = snprintf(f, sizeof f, "f%s", ovms_server_version);

@@ -38,6 +38,9 @@ static const key_t_ KEYS[] = {
     { "server", "workers", K_INT, F(workers), 0, 64, 0 },
     { "server", "peer", K_PEER, F(peers), 0, 0, 0 },
     { "db", "path", K_STR, F(db_path), 0, 0, 0 },
+    { "redis", "redis", K_STR, F(redis), 0, 0, 0 },
+    { "redis", "redis_password", K_STR, F(redis_password), 0, 0, 0 },
+    { "redis", "redis_prefix", K_STR, F(redis_prefix), 0, 0, 0 },
     { "db", "sync", K_SYNC, F(db_sync_normal), 0, 0, 0 },
     { "db", "message_interval_ms", K_INT, F(message_interval_ms), 0, 60000, 1 },
     { "timeouts", "welcome", K_INT, F(welcome_timeout), 1, 86400, 1 },
@@ -99,6 +102,9 @@ static const char USAGE[] =
     "                            links arrive on the ordinary --listen ports. In the file:\n"
     "                            one [peer ID] section each, with secret = and address =\n"
     "  --peer-keepalive N --peer-idle N   peer link ping and timeout, seconds (600, 3600)\n"
+    "  --redis HOST:PORT|unix:PATH   the Redis bus for live traffic between nodes (relay, Z,\n"
+    "                            presence); none by default. --redis-password PW,\n"
+    "                            --redis-prefix P (\"ovms:\"). In the file: [redis] redis = ...\n"
     "  --listen HOST:PORT        plain listener, repeatable (default 0.0.0.0:6867)\n"
     "  --tls-listen HOST:PORT    TLS listener, repeatable (needs --tls-cert and --tls-key)\n"
     "  --tls-cert FILE, --tls-key FILE\n"
@@ -181,6 +187,7 @@ static void defaults(ovms_config_t *cfg)
     cfg->log_level = OVMS_LOG_INFO;
     cfg->peer_keepalive = 600;
     cfg->peer_idle = 3600;
+    snprintf(cfg->redis_prefix, sizeof cfg->redis_prefix, "ovms:");
 }
 
 /* "host:port", "[v6]:port" or ":port" / "port" (all interfaces). */
@@ -470,6 +477,13 @@ static int validate(const ovms_config_t *cfg, char *err, size_t errlen)
         }
         if (!strcasecmp(cfg->peers[i].id, cfg->node_id)) {
             snprintf(err, errlen, "peer %s is this node's own id", cfg->peers[i].id);
+            return -1;
+        }
+    }
+    if (cfg->redis[0] && strncmp(cfg->redis, "unix:", 5) != 0) {
+        ovms_listen_t where;
+        if (!strchr(cfg->redis, ':') || parse_listen(cfg->redis, &where) < 0) {
+            snprintf(err, errlen, "redis '%s' must be HOST:PORT or unix:PATH", cfg->redis);
             return -1;
         }
     }

@@ -108,6 +108,7 @@ static int util_pending(const vehicle_t *v)
 static void free_vehicle(vehicle_t *v)
 {
     link_del(&v->dlink);
+    free(v->remote);
     free(v->ptoken);
     drop_cache(v);
     free_msgs(v->dirty, v->ndirty);
@@ -156,6 +157,12 @@ static void hub_retire(vehicle_t *v, const char *why)
     while (!link_empty(&v->waiting))
         conn_close(container_of(v->waiting.next, conn_t, vlink), why);
     hub_unref(v);
+}
+
+vehicle_t *hub_find(worker_t *w, const char *id)
+{
+    vehicle_t *v = table_find(&w->vehicles, hash_str(id), vehicle_match, id);
+    return v && !v->retired ? v : NULL;
 }
 
 void hub_vehicle_changed(worker_t *w, const char *id)
@@ -435,9 +442,10 @@ static void client_burst(vehicle_t *v, conn_t *c)
     if (c->role == 'A') {
         v->napps++;
         if (v->car)
-            conn_sendf(v->car, "Z%d", v->napps);
+            conn_sendf(v->car, "Z%d", hub_apps_total(v));
     }
-    conn_send(c, v->car ? "Z1" : "Z0", 2);
+    nodebus_sync(v);
+    conn_send(c, hub_car_anywhere(v) ? "Z1" : "Z0", 2);
     for (int i = 0; i < v->ncache; i++) {
         const cached_msg_t *e = &v->cache[i];
         if (!e->paranoid) {
@@ -486,6 +494,13 @@ static void cache_loaded(sreq_t *r)
     for (int k = 0; k < v->ncache; k++)
         v->cache[k].live = 0;
     v->cache_state = CACHE_READY;
+    hub_release_waiting(v);
+}
+
+void hub_release_waiting(vehicle_t *v)
+{
+    if (v->cache_state != CACHE_READY || v->bus_pending)
+        return;
     while (!link_empty(&v->waiting)) {
         conn_t *c = container_of(v->waiting.next, conn_t, vlink);
         link_del(&c->vlink);
@@ -523,19 +538,24 @@ void hub_car_login(vehicle_t *v, conn_t *c)
     cmd_clear(v);
     c->last_ping = worker_now(c->w);
     hub_to_clients(v, "Z1", 2);
-    conn_sendf(c, "Z%d", v->napps);
+    nodebus_sync(v);
+    nodebus_car_login(v);
+    conn_sendf(c, "Z%d", hub_apps_total(v));
 }
 
 void hub_client_login(vehicle_t *v, conn_t *c)
 {
-    if (v->cache_state == CACHE_READY) {
+    if (v->cache_state == CACHE_READY && !v->bus_pending && v->watched == (v->w->bus != NULL)) {
         client_burst(v, c);
         return;
     }
     link_add(&v->waiting, &c->vlink);
     conn_park(c);
+    nodebus_sync(v);                 /* the first watcher here asks the others */
     if (v->cache_state == CACHE_NONE)
         load_cache(v);
+    else
+        hub_release_waiting(v);
 }
 
 void hub_detach(conn_t *c)
@@ -545,7 +565,8 @@ void hub_detach(conn_t *c)
     if (v->car == c) {
         v->car = NULL;
         cmd_clear(v);
-        hub_to_clients(v, "Z0", 2);      /* (its group entries go with the connection) */
+        if (!hub_car_anywhere(v))
+            hub_to_clients(v, "Z0", 2);  /* (its group entries go with the connection) */
     } else if (!link_empty(&c->vlink)) {
         link_del(&c->vlink);
         if (c->flags & CF_REPLAYED) {
@@ -553,11 +574,12 @@ void hub_detach(conn_t *c)
             if (c->role == 'A') {
                 v->napps--;
                 if (v->car)
-                    conn_sendf(v->car, "Z%d", v->napps);
+                    conn_sendf(v->car, "Z%d", hub_apps_total(v));
             }
         }
     }
     c->vehicle = NULL;
+    nodebus_sync(v);
     maybe_drop_cache(v);
     hub_unref(v);
 }

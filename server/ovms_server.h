@@ -76,6 +76,8 @@ typedef struct ovms_config {
     ovms_peer_conf_t peers[OVMS_MAX_PEERS];
     int npeers;
     int peer_keepalive, peer_idle;
+    /* the Redis bus: "" for none */
+    char redis[300], redis_password[129], redis_prefix[64];
 } ovms_config_t;
 
 /* Defaults, then the config file (--config FILE), then command-line flags.

@@ -297,6 +297,7 @@ struct worker {
     size_t nconns;
     uint64_t next_id;
     table_t vehicles;        /* the hub shard: vehicles homed here, by id */
+    ovms_bus_t *bus;         /* the Redis bus for them, or NULL */
     table_t conn_ids;        /* connections by id, for deliveries */
     int64_t pending_sreqs;
     int stopping;
@@ -410,6 +411,14 @@ typedef struct bucket {
 } bucket_t;
 enum { QUOTA_HISTORY, QUOTA_NOTIFY, QUOTA_PUSHSUB, QUOTA_SERVER_HISTORY, QUOTA_KINDS };
 
+/* Another node's state for a vehicle (nodebus.c). */
+typedef struct remote_node {
+    char node[33];
+    int napps;
+    uint8_t car;
+    uint32_t seen;           /* worker clock, seconds */
+} remote_node_t;
+
 struct vehicle {
     char id[33];
     uint8_t retired;         /* removed or changed: out of the table, going away */
@@ -442,7 +451,31 @@ struct vehicle {
     int64_t util[4];         /* car_rx car_tx app_rx app_tx */
     int64_t util_day;
     bucket_t quota[QUOTA_KINDS];   /* budgets of client-driven writes */
+    /* across nodes (nodebus.c): watched on the bus, the others' states */
+    uint8_t watched;
+    uint8_t bus_pending;     /* the others' states are being read: clients wait */
+    uint8_t nremote;
+    remote_node_t *remote;
+    uint32_t state_sent;     /* worker clock, seconds */
 };
+
+/* ---- the hub across nodes (nodebus.c) ---------------------------------------------------------- */
+
+int nodebus_open(worker_t *w);       /* when [redis] is configured */
+void nodebus_close(worker_t *w);
+void nodebus_tick(worker_t *w);      /* once a second */
+/* After a local login or detach: watch or release the channel, say our state. */
+void nodebus_sync(vehicle_t *v);
+void nodebus_car_message(vehicle_t *v, const char *raw, size_t len);
+void nodebus_car_login(vehicle_t *v);
+/* Apps of every node (Z to the car), and whether the car is on any node. */
+int hub_apps_total(const vehicle_t *v);
+int hub_car_anywhere(const vehicle_t *v);
+/* Clients waiting for the stored messages and the others' states get
+ * their login burst once both are there. */
+void hub_release_waiting(vehicle_t *v);
+/* The entry homed on w for id, NULL when none (or retired). */
+vehicle_t *hub_find(worker_t *w, const char *id);
 
 /* Find or create the entry for a login checked against identity; NULL when
  * the vehicle is gone or changed since (an entry for an older identity is

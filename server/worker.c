@@ -219,6 +219,7 @@ void worker_maybe_finish(worker_t *w)
         mail_dispose(w->srv, m);
         m = next;
     }
+    nodebus_close(w);           /* after the closes' last states went out */
     uv_close((uv_handle_t *)&w->wake, NULL);
 }
 
@@ -313,6 +314,7 @@ static void on_sweep(uv_timer_t *t)
     link_each(pos, &w->conns)
         sweep_conn(w, container_of(pos, conn_t, wlink), now);
     hub_flush_all(w, 0);
+    nodebus_tick(w);
     /* Give memory freed after a burst (a login storm, a flood of output)
      * back to the system; one worker does it for the whole process. */
     if (w->index == 0 && now % 10 == 0)
@@ -457,6 +459,8 @@ int worker_init(worker_t *w)
     w->due_timer.data = w;
     link_init(&w->due);
     w->last_util_flush = worker_now(w);
+    if ((rc = nodebus_open(w)) < 0)
+        return rc;
     for (int i = 0; i < w->nlisteners; i++) {
         uv_tcp_init(&w->loop, &w->listeners[i]);
         w->listeners[i].data = w;

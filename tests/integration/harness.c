@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/close_range.h>
 
 static double now_ms(void)
 {
@@ -64,6 +65,8 @@ int node_rows(node_t *n, ovms_store_req_t *req)
     ovms_store_close(st);
     return req->rows.nrows;
 }
+
+static int can_connect(int port);
 
 static void node_dirs(node_t *n)
 {
@@ -202,6 +205,36 @@ int node_admin(node_t *n, const char *args_fmt, ...)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+pid_t redis_start(int port)
+{
+    char portarg[16];
+    snprintf(portarg, sizeof portarg, "%d", port);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close_range(3, ~0u, 0);      /* not the test's client sockets: their close must be seen */
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execlp("redis-server", "redis-server", "--port", portarg, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 300 && !can_connect(port); i++)
+        usleep(10000);
+    cr_assert(can_connect(port), "redis-server did not start on %d", port);
+    return pid;
+}
+
+void redis_stop(pid_t pid)
+{
+    int status;
+    if (pid <= 0)
+        return;
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+}
+
 int peer_login(client_t *c, int port, const char *id, const char *secret, const char *marks)
 {
     char token[OVMS_TOKEN_LEN + 1], digest[OVMS_DIGEST_B64_LEN + 1], line[512], stoken[64];
@@ -254,6 +287,7 @@ void node_start(node_t *n, const char *args_fmt, ...)
     if (n->pid == 0) {
         /* if the test process dies (a failed assertion), the node goes with it */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close_range(3, ~0u, 0);      /* not the test's client sockets: their close must be seen */
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }

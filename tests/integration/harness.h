@@ -120,6 +120,9 @@ void node_digest(node_t *n, char *out, size_t cap);
 int cluster_converged(node_t *nodes, int count, int timeout_ms);
 /* Run ovms-admin on the node's database; its exit status. */
 int node_admin(node_t *n, const char *args_fmt, ...) __attribute__((format(printf, 2, 3)));
+/* redis-server on 127.0.0.1:port (no persistence), started and stopped by PID. */
+pid_t redis_start(int port);
+void redis_stop(pid_t pid);
 /* Log in as an MP-S peer: 0 and the RW greeting in c->msg, or -1. */
 int peer_login(client_t *c, int port, const char *id, const char *secret, const char *marks);
 

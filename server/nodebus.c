@@ -1,0 +1,303 @@
+/*
+ * nodebus.c -- the vehicle hub across nodes, over the Redis bus
+ * (replication/bus.c): a car on one node and its apps on others see each
+ * other as on one server. Without [redis] configured nothing here runs.
+ *
+ * Each worker has a bus for the vehicles homed on it, and watches a
+ * vehicle's channel while the vehicle has a local car or client. Messages
+ * on a channel (type, then the sending node):
+ *   M  a car message as relayed to clients (the car's node sends it; the
+ *      others relay it to their clients, followed by T0, and f after F)
+ *   S  a node's state for the vehicle: "<apps>,<car 0/1>", sent when it
+ *      changes, every 10 s while it is not "0,0", and in answer to Q; also
+ *      kept in the hash <prefix>{V}:nodes with the time, which a node that
+ *      starts watching reads once (its first client's burst waits for it)
+ *   Q  "tell me your state": sent when a node starts watching, and after
+ *      Redis came back
+ *   L  a car logged in there: a local car connection for the vehicle is
+ *      older and goes (one car per vehicle in the cluster)
+ * From the S messages each node knows the other nodes' app counts and
+ * where the car is; an entry not refreshed for 30 s is forgotten, so a node
+ * that died leaves its cars "connected" for at most that long. Z to the car
+ * counts the apps of every node; Z to apps says whether the car is
+ * connected anywhere.
+ * Threading: the vehicle's home worker.
+ */
+#include "server_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATE_REFRESH_S 10
+#define STATE_EXPIRE_S 30
+
+/* ---- what the other nodes have ----------------------------------------------------------------- */
+
+static remote_node_t *remote_of(vehicle_t *v, const char *node, int create)
+{
+    for (int i = 0; i < v->nremote; i++)
+        if (!strcmp(v->remote[i].node, node))
+            return &v->remote[i];
+    if (!create || v->nremote == 255)
+        return NULL;
+    remote_node_t *grown = realloc(v->remote, (size_t)(v->nremote + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    v->remote = grown;
+    remote_node_t *r = &v->remote[v->nremote++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->node, sizeof r->node, "%s", node);
+    return r;
+}
+
+int hub_apps_total(const vehicle_t *v)
+{
+    int n = v->napps;
+    for (int i = 0; i < v->nremote; i++)
+        n += v->remote[i].napps;
+    return n;
+}
+
+int hub_car_anywhere(const vehicle_t *v)
+{
+    if (v->car)
+        return 1;
+    for (int i = 0; i < v->nremote; i++)
+        if (v->remote[i].car)
+            return 1;
+    return 0;
+}
+
+/* After the totals may have changed: tell the car and the apps here. */
+static void tell_locals(vehicle_t *v, int apps_before, int car_before)
+{
+    int apps = hub_apps_total(v), car = hub_car_anywhere(v);
+    if (v->car && apps != apps_before)
+        conn_sendf(v->car, "Z%d", apps);
+    if (car != car_before)
+        hub_to_clients(v, car ? "Z1" : "Z0", 2);
+}
+
+/* ---- sending ------------------------------------------------------------------------------------- */
+
+static void publish(vehicle_t *v, char type, const char *payload, size_t len)
+{
+    ovms_bus_t *bus = v->w->bus;
+    if (bus && v->watched)
+        ovms_bus_publish(bus, v->id, type, payload, len);
+}
+
+/* Our state: published for the watchers now, and kept in the state hash
+ * (with the time) for nodes that start watching later. */
+static void publish_state(vehicle_t *v)
+{
+    char s[32], kept[48];
+    int n = snprintf(s, sizeof s, "%d,%d", v->napps, v->car ? 1 : 0);
+    if (!v->w->bus)
+        return;
+    ovms_bus_publish(v->w->bus, v->id, 'S', s, (size_t)n);
+    if (v->napps || v->car)
+        snprintf(kept, sizeof kept, "%s,%lld", s, (long long)wall_now());
+    else
+        kept[0] = '\0';
+    ovms_bus_state_put(v->w->bus, v->id, kept);
+    v->state_sent = worker_now(v->w);
+}
+
+static void remote_state(vehicle_t *v, const char *from, const char *payload);
+
+/* What the state hash says, when we start watching: until it is known the
+ * clients logging in wait (their Z must say whether the car is anywhere). */
+static void states_known(void *ctx, const char *vehicle, int ok, int n, const char *const *nodes,
+                         const char *const *values)
+{
+    worker_t *w = ctx;
+    vehicle_t *v = hub_find(w, vehicle);
+    int64_t now = wall_now();
+    if (!v)
+        return;
+    for (int i = 0; ok && i < n; i++) {
+        int apps, car;
+        long long when;
+        if (!strcmp(nodes[i], ovms_store_node_id(w->srv->store)) ||
+            sscanf(values[i], "%d,%d,%lld", &apps, &car, &when) != 3 || now - when > STATE_EXPIRE_S)
+            continue;
+        char state[32];
+        snprintf(state, sizeof state, "%d,%d", apps, car);
+        remote_state(v, nodes[i], state);
+    }
+    v->bus_pending = 0;
+    hub_release_waiting(v);
+}
+
+void nodebus_sync(vehicle_t *v)
+{
+    ovms_bus_t *bus = v->w->bus;
+    if (!bus)
+        return;
+    int want = v->car || !link_empty(&v->clients) || !link_empty(&v->waiting);
+    if (want && !v->watched) {
+        if (ovms_bus_watch(bus, v->id) == 0) {
+            v->watched = 1;
+            publish(v, 'Q', "", 0);
+            if (ovms_bus_state_get(bus, v->id, states_known, v->w) == 0)
+                v->bus_pending = 1;
+        }
+    }
+    publish_state(v);               /* (also the "0,0" of a vehicle we stop watching) */
+    if (!want && v->watched) {
+        ovms_bus_unwatch(bus, v->id);
+        v->watched = 0;
+        free(v->remote);
+        v->remote = NULL;
+        v->nremote = 0;
+        v->bus_pending = 0;
+    }
+}
+
+void nodebus_car_message(vehicle_t *v, const char *raw, size_t len)
+{
+    publish(v, 'M', raw, len);
+}
+
+void nodebus_car_login(vehicle_t *v)
+{
+    publish(v, 'L', "", 0);
+}
+
+/* ---- receiving ----------------------------------------------------------------------------------- */
+
+static void relay_remote(vehicle_t *v, const char *payload, size_t len)
+{
+    if (len >= 2 && payload[0] != 'E')
+        hub_cache_put(v, payload[0], payload + 1, len - 1, 0, wall_now());
+    hub_to_clients(v, payload, len);
+    if (len && payload[0] == 'F') {
+        char f[64];
+        int n = snprintf(f, sizeof f, "f%s", ovms_server_version);
+        hub_to_clients(v, f, (size_t)n);
+    }
+    hub_to_clients(v, "T0", 2);
+}
+
+static void remote_state(vehicle_t *v, const char *from, const char *payload)
+{
+    int apps = 0, car = 0;
+    if (sscanf(payload, "%d,%d", &apps, &car) != 2 || apps < 0)
+        return;
+    int apps_before = hub_apps_total(v), car_before = hub_car_anywhere(v);
+    remote_node_t *r = remote_of(v, from, apps || car);
+    if (!r)
+        return;
+    r->napps = apps;
+    r->car = car != 0;
+    r->seen = worker_now(v->w);
+    tell_locals(v, apps_before, car_before);
+}
+
+static void on_message(void *ctx, const char *vehicle, char type, const char *from,
+                       const char *payload, size_t len)
+{
+    worker_t *w = ctx;
+    vehicle_t *v = hub_find(w, vehicle);
+    char text[64];
+    LOG_DEBUG(NULL, "bus: %s from %s: %c%.*s%s", vehicle, from, type, (int)(len > 60 ? 60 : len),
+              payload, v && v->watched ? "" : " (not watched here)");
+    if (!v || !v->watched)
+        return;
+    switch (type) {
+    case 'M':
+        relay_remote(v, payload, len);
+        break;
+    case 'S':
+        snprintf(text, sizeof text, "%.*s", (int)(len < 60 ? len : 60), payload);
+        remote_state(v, from, text);
+        break;
+    case 'Q':
+        publish_state(v);
+        break;
+    case 'L':
+        if (v->car) {
+            snprintf(text, sizeof text, "replaced by a login of the same car on %s", from);
+            conn_close(v->car, text);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- the worker's bus ------------------------------------------------------------------------------ */
+
+static void each_watched(worker_t *w, void (*fn)(vehicle_t *v))
+{
+    link_each(pos, &w->conns) {
+        conn_t *c = container_of(pos, conn_t, wlink);
+        vehicle_t *v = c->vehicle;
+        /* once per vehicle: through its car, or its first client */
+        if (v && v->watched && (v->car ? v->car == c : c->vlink.prev == &v->clients))
+            fn(v);
+    }
+}
+
+static void ask_again(vehicle_t *v)
+{
+    publish(v, 'Q', "", 0);
+    publish_state(v);
+}
+
+static void on_state(void *ctx, int up, const char *why)
+{
+    worker_t *w = ctx;
+    if (w->index == 0) {            /* the node says it once, not once per worker */
+        if (up)
+            LOG_INFO(NULL, "Redis bus: connected to %s", w->cfg->redis);
+        else
+            LOG_WARN(NULL, "Redis bus: %s unreachable (%s): serving local clients only",
+                     w->cfg->redis, why ? why : "down");
+    }
+    if (up)
+        each_watched(w, ask_again); /* what we and the others missed meanwhile */
+}
+
+int nodebus_open(worker_t *w)
+{
+    const ovms_config_t *cfg = w->cfg;
+    ovms_bus_config_t bc = { .on_message = on_message, .on_state = on_state, .ctx = w };
+    if (!cfg->redis[0])
+        return 0;
+    snprintf(bc.redis, sizeof bc.redis, "%s", cfg->redis);
+    snprintf(bc.password, sizeof bc.password, "%s", cfg->redis_password);
+    snprintf(bc.prefix, sizeof bc.prefix, "%s", cfg->redis_prefix);
+    snprintf(bc.node_id, sizeof bc.node_id, "%s", ovms_store_node_id(w->srv->store));
+    return ovms_bus_open(&w->bus, &w->loop, &bc);
+}
+
+void nodebus_close(worker_t *w)
+{
+    ovms_bus_close(w->bus);
+    w->bus = NULL;
+}
+
+/* Once a second: refresh our state where it is not "0,0", forget nodes
+ * that stopped refreshing theirs. */
+static void refresh(vehicle_t *v)
+{
+    uint32_t now = worker_now(v->w);
+    int apps_before = hub_apps_total(v), car_before = hub_car_anywhere(v);
+    for (int i = 0; i < v->nremote; i++)
+        if (now - v->remote[i].seen > STATE_EXPIRE_S) {
+            v->remote[i] = v->remote[--v->nremote];
+            i--;
+        }
+    tell_locals(v, apps_before, car_before);
+    if (now - v->state_sent >= STATE_REFRESH_S && (v->napps || v->car))
+        publish_state(v);
+}
+
+void nodebus_tick(worker_t *w)
+{
+    if (w->bus)
+        each_watched(w, refresh);
+}

@@ -1,0 +1,134 @@
+/*
+ * test_bus.c -- live traffic across nodes over the Redis bus: a car on one
+ * node and its apps on others, with a real redis-server and real ovmsd
+ * nodes on loopback, all started and stopped by PID here.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define PW "NETPASS"
+
+static node_t nodes[3];
+static pid_t redis;
+static int redis_port;
+
+static void start_cluster(void)
+{
+    char extra[128];
+    redis_port = harness_free_port();
+    redis = redis_start(redis_port);
+    cluster_node_prepare(&nodes[0], "N1", 1);
+    cluster_node_prepare(&nodes[1], "N2", 0);
+    cluster_node_prepare(&nodes[2], "N3", 0);
+    snprintf(extra, sizeof extra, "--redis 127.0.0.1:%d", redis_port);
+    cluster_start(nodes, 3, "mesh", extra);
+    cr_assert(cluster_converged(nodes, 3, 10000), "the nodes did not converge");
+}
+
+static void stop_cluster(void)
+{
+    for (int i = 0; i < 3; i++)
+        if (nodes[i].pid > 0)
+            cr_assert_eq(node_stop(&nodes[i]), 0, "node %s did not stop cleanly", nodes[i].id);
+    redis_stop(redis);
+}
+
+/* An app's login burst: Z, then anything, up to T; the Z value. */
+static int app_login(client_t *app, node_t *n)
+{
+    cr_assert_eq(client_login(app, n->port, 'A', "TESTCAR", PW), 0);
+    const char *z = client_recv(app, 3000);
+    cr_assert(z && z[0] == 'Z', "no Z: %s", z ? z : "(nothing)");
+    int value = atoi(z + 1);
+    for (const char *m; (m = client_recv(app, 2000)) && m[0] != 'T';)
+        ;
+    return value;
+}
+
+Test(bus, a_car_on_one_node_and_its_apps_on_two_others, .timeout = 60)
+{
+    client_t car, app2, app3;
+    start_cluster();
+    cr_assert_eq(app_login(&app2, &nodes[1]), 0, "Z1 with no car anywhere");
+    /* the car arrives on node 1: the apps elsewhere hear of it, the car counts them */
+    client_login(&car, nodes[0].port, 'C', "TESTCAR", PW);
+    const char *z = client_recv(&car, 3000);
+    cr_assert(z && z[0] == 'Z');
+    int counted = atoi(z + 1);
+    if (counted != 1)
+        cr_assert(client_expect(&car, "Z1", 2000), "the car never counted the app on node 2 (Z%d)", counted);
+    cr_assert(client_expect(&app2, "Z1", 3000), "the app on node 2 never saw the car");
+    cr_assert_eq(app_login(&app3, &nodes[2]), 1, "node 3 does not know the car is on node 1");
+    cr_assert(client_expect(&car, "Z2", 3000), "the car did not count two apps");
+
+    /* its messages reach both, once each, in order, each followed by T0 */
+    for (int i = 0; i < 50; i++)
+        client_sendf(&car, "S%d.0,K,0,0.00,stopped,standard,250,230", i);
+    client_t *apps[2] = { &app2, &app3 };
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 50; i++) {
+            char want[64];
+            snprintf(want, sizeof want, "S%d.0,K,0,0.00,stopped,standard,250,230", i);
+            const char *m = client_recv(apps[k], 3000);
+            cr_assert(m && !strcmp(m, want), "app %d: expected %s, got %s", k + 2, want, m ? m : "nothing");
+            m = client_recv(apps[k], 3000);
+            cr_assert(m && !strcmp(m, "T0"), "app %d: no T0 after %s (%s)", k + 2, want, m ? m : "nothing");
+        }
+    cr_assert(client_silent(&app2, 500, "Z"), "a message came twice");
+
+    /* an app leaves node 3: the car hears it */
+    client_close(&app3);
+    cr_assert(client_expect(&car, "Z1", 3000));
+    /* a second login of the car on node 2 drops the one on node 1 */
+    client_t car2;
+    client_login(&car2, nodes[1].port, 'C', "TESTCAR", PW);
+    cr_assert(client_wait_closed(&car, 3000), "the older car connection on node 1 stayed");
+    cr_assert(node_log_has(&nodes[0], "replaced by a login of the same car on N2"));
+    client_close(&car);
+    /* the car goes: the app hears it */
+    client_close(&car2);
+    cr_assert(client_expect(&app2, "Z0", 3000), "the app never saw the car go");
+    client_close(&app2);
+    stop_cluster();
+}
+
+Test(bus, redis_restarted_in_the_middle_of_traffic, .timeout = 60)
+{
+    client_t car, app;
+    start_cluster();
+    cr_assert_eq(app_login(&app, &nodes[1]), 0);
+    client_login(&car, nodes[0].port, 'C', "TESTCAR", PW);
+    cr_assert(client_expect(&app, "Z1", 3000));
+    client_send(&car, "S1.0,K,0");
+    cr_assert(client_expect(&app, "S1.0,K,0", 3000));
+    redis_stop(redis);
+    /* each node goes on serving its own clients */
+    client_t local;
+    cr_assert_eq(app_login(&local, &nodes[0]), 1);
+    client_send(&car, "S2.0,K,0");
+    cr_assert(client_expect(&local, "S2.0,K,0", 3000), "local relay stopped with Redis away");
+    cr_assert(node_log_has(&nodes[0], "Redis bus:"), "the outage was not logged");
+    redis = redis_start(redis_port);
+    /* and after the recovery the fan-out works again, with the counts right */
+    int ok = 0;
+    for (int i = 0; i < 50 && !ok; i++) {
+        client_sendf(&car, "S%d.5,K,0", 100 + i);
+        char want[32];
+        snprintf(want, sizeof want, "S%d.5,K,0", 100 + i);
+        ok = client_expect(&app, want, 200);
+    }
+    cr_assert(ok, "messages never crossed nodes again after Redis came back");
+    client_close(&local);
+    cr_assert(client_expect(&car, "Z1", 3000), "the car's count is not right after the recovery");
+    client_close(&car);
+    int z0 = client_expect(&app, "Z0", 3000);
+    client_close(&app);
+    stop_cluster();
+    cr_assert(z0, "the app never heard the car go after the recovery");
+}
