@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -131,4 +132,25 @@ Test(bus, redis_restarted_in_the_middle_of_traffic, .timeout = 60)
     client_close(&app);
     stop_cluster();
     cr_assert(z0, "the app never heard the car go after the recovery");
+}
+
+Test(bus, a_node_killed_leaves_its_car_connected_elsewhere_for_at_most_the_expiry, .timeout = 90)
+{
+    client_t car, app;
+    start_cluster();
+    cr_assert_eq(app_login(&app, &nodes[1]), 0);
+    client_login(&car, nodes[0].port, 'C', "TESTCAR", PW);
+    cr_assert(client_expect(&app, "Z1", 3000));
+    node_kill9(&nodes[0]);          /* no goodbye: only the expiry can tell */
+    double t0 = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t0 = ts.tv_sec + ts.tv_nsec / 1e9;
+    cr_assert(client_expect(&app, "Z0", 45000), "node 2 still thinks the car is connected");
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double took = ts.tv_sec + ts.tv_nsec / 1e9 - t0;
+    cr_assert_leq(took, 42, "the car showed as connected for %.0f s after its node died", took);
+    client_close(&car);
+    client_close(&app);
+    stop_cluster();
 }
