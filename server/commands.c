@@ -19,11 +19,11 @@
 
 /* ---- the requester FIFO ---------------------------------------------------------------- */
 
-static int queue_push(vehicle_t *v, conn_t *c)
+static int queue_push(vehicle_t *v, const requester_t *who)
 {
     if (v->qlen == v->qcap) {
         int cap = v->qcap ? v->qcap * 2 : 8;
-        conn_t **q = malloc((size_t)cap * sizeof *q);
+        requester_t *q = malloc((size_t)cap * sizeof *q);
         if (!q)
             return -1;
         for (int i = 0; i < v->qlen; i++)
@@ -33,24 +33,24 @@ static int queue_push(vehicle_t *v, conn_t *c)
         v->qcap = cap;
         v->qhead = 0;
     }
-    v->cmdq[(v->qhead + v->qlen) % v->qcap] = c;
+    v->cmdq[(v->qhead + v->qlen) % v->qcap] = *who;
     v->qlen++;
     return 0;
 }
 
-static conn_t *queue_pop(vehicle_t *v)
+static requester_t queue_pop(vehicle_t *v)
 {
-    conn_t *c = v->cmdq[v->qhead];
+    requester_t who = v->cmdq[v->qhead];
     v->qhead = (v->qhead + 1) % v->qcap;
     v->qlen--;
-    return c;
+    return who;
 }
 
 void cmd_forget(vehicle_t *v, conn_t *c)
 {
     for (int i = 0; i < v->qlen; i++)
-        if (v->cmdq[(v->qhead + i) % v->qcap] == c)
-            v->cmdq[(v->qhead + i) % v->qcap] = NULL;
+        if (v->cmdq[(v->qhead + i) % v->qcap].conn == c)
+            v->cmdq[(v->qhead + i) % v->qcap].conn = NULL;
 }
 
 void cmd_clear(vehicle_t *v)
@@ -231,6 +231,8 @@ void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *ra
         }
     }
     if (!v->car) {
+        if (nodebus_command(v, c, !paranoid && cmd.has_cmd ? cmd.cmd : -1, raw, rawlen))
+            return;                   /* the car is on another node */
         if (!paranoid && cmd.has_cmd)
             conn_sendf(c, "c%d,1,vehicle not connected", cmd.cmd);
         return;                       /* a paranoid command cannot be answered */
@@ -242,16 +244,36 @@ void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *ra
             conn_sendf(c, "c%d,1,too many commands waiting for the vehicle", cmd.cmd);
         return;
     }
-    if (queue_push(v, c) < 0)
+    requester_t who = { .conn = c };
+    if (queue_push(v, &who) < 0)
         return;
     conn_send(v->car, raw, rawlen);
+}
+
+void cmd_from_remote(vehicle_t *v, const char *node, uint64_t conn_id, const char *raw, size_t len)
+{
+    requester_t who = { .remote_id = conn_id };
+    snprintf(who.node, sizeof who.node, "%s", node);
+    if (!v->car)
+        return;                       /* its node answers at the timeout */
+    if (v->qlen >= v->w->cfg->max_pending_commands) {
+        ovms_command_t cmd = { 0 };
+        char reply[96];
+        ovms_command_parse((ovms_str_t){ raw + 1, len - 1 }, &cmd);
+        int n = snprintf(reply, sizeof reply, "c%d,1,too many commands waiting for the vehicle",
+                         cmd.has_cmd ? cmd.cmd : 0);
+        nodebus_reply(v, &who, reply, (size_t)n);
+        return;
+    }
+    if (queue_push(v, &who) == 0)
+        conn_send(v->car, raw, len);
 }
 
 void cmd_reply_from_car(conn_t *car, ovms_str_t payload, int paranoid, const char *raw,
                         size_t rawlen)
 {
     vehicle_t *v = car->vehicle;
-    conn_t *target;
+    requester_t target;
 
     if (v->qlen == 0) {
         hub_to_clients(v, raw, rawlen);   /* unsolicited: everyone */
@@ -264,8 +286,10 @@ void cmd_reply_from_car(conn_t *car, ovms_str_t payload, int paranoid, const cha
         ovms_cmdreply_parse(payload, &r);
         target = ovms_cmdreply_continues(&r) ? v->cmdq[v->qhead] : queue_pop(v);
     }
-    if (target)
-        conn_send(target, raw, rawlen);
+    if (target.conn)
+        conn_send(target.conn, raw, rawlen);
+    else if (target.node[0])
+        nodebus_reply(v, &target, raw, rawlen);
     else
         LOG_DEBUG(car, "reply for a requester that left: dropped");
 }

@@ -113,6 +113,7 @@ static void free_vehicle(vehicle_t *v)
     drop_cache(v);
     free_msgs(v->dirty, v->ndirty);
     free(v->cmdq);
+    free(v->rcmds);
     table_remove(&v->w->vehicles, v);
     free(v);
 }

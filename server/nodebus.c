@@ -16,6 +16,12 @@
  *      Redis came back
  *   L  a car logged in there: a local car connection for the vehicle is
  *      older and goes (one car per vehicle in the cluster)
+ *   C  "<connection id>|<command>": a command from a client there, for the
+ *      car's node, which queues it in the car's requester FIFO like its own
+ *   R  "<node>|<connection id>|<reply>": the car's reply for that client;
+ *      the requester's node answers c<cmd>,1,... itself when the car went
+ *      away or nothing came within COMMAND_TIMEOUT_S, so no command is
+ *      silently lost
  * From the S messages each node knows the other nodes' app counts and
  * where the car is; an entry not refreshed for 30 s is forgotten, so a node
  * that died leaves its cars "connected" for at most that long. Z to the car
@@ -29,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define COMMAND_TIMEOUT_S 30
 #define STATE_REFRESH_S 10
 #define STATE_EXPIRE_S 30
 
@@ -69,6 +76,21 @@ int hub_car_anywhere(const vehicle_t *v)
     return 0;
 }
 
+/* Forwarded commands still waiting: each requester hears why, once. */
+static void fail_commands(vehicle_t *v, const char *why, int expired_only)
+{
+    uint32_t now = worker_now(v->w);
+    for (int i = 0; i < v->nrcmds; i++) {
+        remote_cmd_t *rc = &v->rcmds[i];
+        if (expired_only && now < rc->deadline)
+            continue;
+        conn_t *c = worker_find_conn(v->w, rc->conn_id);
+        if (c && c->state == CS_ACTIVE && c->vehicle == v)
+            conn_sendf(c, "c%d,1,%s", rc->cmd, why);
+        v->rcmds[i--] = v->rcmds[--v->nrcmds];
+    }
+}
+
 /* After the totals may have changed: tell the car and the apps here. */
 static void tell_locals(vehicle_t *v, int apps_before, int car_before)
 {
@@ -77,6 +99,8 @@ static void tell_locals(vehicle_t *v, int apps_before, int car_before)
         conn_sendf(v->car, "Z%d", apps);
     if (car != car_before)
         hub_to_clients(v, car ? "Z1" : "Z0", 2);
+    if (!car && car_before)
+        fail_commands(v, "vehicle not connected", 0);
 }
 
 /* ---- sending ------------------------------------------------------------------------------------- */
@@ -153,6 +177,7 @@ void nodebus_sync(vehicle_t *v)
         v->remote = NULL;
         v->nremote = 0;
         v->bus_pending = 0;
+        v->nrcmds = 0;              /* (their requesters left with the last client) */
     }
 }
 
@@ -164,6 +189,38 @@ void nodebus_car_message(vehicle_t *v, const char *raw, size_t len)
 void nodebus_car_login(vehicle_t *v)
 {
     publish(v, 'L', "", 0);
+}
+
+int nodebus_command(vehicle_t *v, conn_t *c, int cmd, const char *raw, size_t len)
+{
+    char msg[OVMS_LINE_MAX + 32];
+    if (!v->w->bus || !v->watched || !hub_car_anywhere(v) || len > OVMS_LINE_MAX)
+        return 0;
+    if (cmd >= 0 && v->nrcmds >= v->w->cfg->max_pending_commands) {
+        conn_sendf(c, "c%d,1,too many commands waiting for the vehicle", cmd);
+        return 1;
+    }
+    int n = snprintf(msg, sizeof msg, "%llu|%.*s", (unsigned long long)c->id, (int)len, raw);
+    if (ovms_bus_publish(v->w->bus, v->id, 'C', msg, (size_t)n) < 0)
+        return 0;                   /* Redis is away: as if the car were nowhere */
+    if (cmd < 0)
+        return 1;                   /* (paranoid: no answer can be matched) */
+    remote_cmd_t *grown = realloc(v->rcmds, (size_t)(v->nrcmds + 1) * sizeof *grown);
+    if (grown) {
+        v->rcmds = grown;
+        v->rcmds[v->nrcmds++] = (remote_cmd_t){ c->id, cmd, worker_now(v->w) + COMMAND_TIMEOUT_S };
+    }
+    return 1;
+}
+
+void nodebus_reply(vehicle_t *v, const requester_t *to, const char *raw, size_t len)
+{
+    char msg[OVMS_LINE_MAX + 80];
+    if (len > OVMS_LINE_MAX)
+        return;
+    int n = snprintf(msg, sizeof msg, "%s|%llu|%.*s", to->node, (unsigned long long)to->remote_id,
+                     (int)len, raw);
+    publish(v, 'R', msg, (size_t)n);
 }
 
 /* ---- receiving ----------------------------------------------------------------------------------- */
@@ -196,6 +253,44 @@ static void remote_state(vehicle_t *v, const char *from, const char *payload)
     tell_locals(v, apps_before, car_before);
 }
 
+/* "<connection id>|<command>" from the requester's node. */
+static void remote_command(vehicle_t *v, const char *from, const char *payload, size_t len)
+{
+    const char *bar = memchr(payload, '|', len);
+    if (!bar || bar + 1 >= payload + len)
+        return;
+    uint64_t id = strtoull(payload, NULL, 10);
+    cmd_from_remote(v, from, id, bar + 1, (size_t)(payload + len - bar - 1));
+}
+
+/* "<node>|<connection id>|<reply>": ours when the node is this one. */
+static void remote_reply(vehicle_t *v, const char *payload, size_t len)
+{
+    const char *me = ovms_store_node_id(v->w->srv->store);
+    size_t mlen = strlen(me);
+    if (len <= mlen + 1 || memcmp(payload, me, mlen) != 0 || payload[mlen] != '|')
+        return;
+    const char *idp = payload + mlen + 1, *bar = memchr(idp, '|', (size_t)(payload + len - idp));
+    if (!bar)
+        return;
+    uint64_t id = strtoull(idp, NULL, 10);
+    const char *raw = bar + 1;
+    size_t rlen = (size_t)(payload + len - raw);
+    ovms_cmdreply_t r;
+    int last = 1;
+    if (rlen > 1 && raw[0] == 'c' && ovms_cmdreply_parse((ovms_str_t){ raw + 1, rlen - 1 }, &r) == 0)
+        last = !ovms_cmdreply_continues(&r);
+    for (int i = 0; last && i < v->nrcmds; i++)
+        if (v->rcmds[i].conn_id == id) {    /* the oldest of this requester's */
+            memmove(&v->rcmds[i], &v->rcmds[i + 1], (size_t)(v->nrcmds - i - 1) * sizeof *v->rcmds);
+            v->nrcmds--;
+            break;
+        }
+    conn_t *c = worker_find_conn(v->w, id);
+    if (c && c->state == CS_ACTIVE && c->vehicle == v)
+        conn_send(c, raw, rlen);
+}
+
 static void on_message(void *ctx, const char *vehicle, char type, const char *from,
                        const char *payload, size_t len)
 {
@@ -216,6 +311,12 @@ static void on_message(void *ctx, const char *vehicle, char type, const char *fr
         break;
     case 'Q':
         publish_state(v);
+        break;
+    case 'C':
+        remote_command(v, from, payload, len);
+        break;
+    case 'R':
+        remote_reply(v, payload, len);
         break;
     case 'L':
         if (v->car) {
@@ -292,6 +393,7 @@ static void refresh(vehicle_t *v)
             i--;
         }
     tell_locals(v, apps_before, car_before);
+    fail_commands(v, "no reply from the vehicle", 1);
     if (now - v->state_sent >= STATE_REFRESH_S && (v->napps || v->car))
         publish_state(v);
 }

@@ -411,6 +411,20 @@ typedef struct bucket {
 } bucket_t;
 enum { QUOTA_HISTORY, QUOTA_NOTIFY, QUOTA_PUSHSUB, QUOTA_SERVER_HISTORY, QUOTA_KINDS };
 
+/* Who asked a command: a connection here, or one on another node. */
+typedef struct requester {
+    conn_t *conn;
+    uint64_t remote_id;      /* the connection's id on that node */
+    char node[33];           /* "" when local */
+} requester_t;
+
+/* A command forwarded to the car's node, waiting for its reply. */
+typedef struct remote_cmd {
+    uint64_t conn_id;
+    int cmd;
+    uint32_t deadline;       /* worker clock, seconds */
+} remote_cmd_t;
+
 /* Another node's state for a vehicle (nodebus.c). */
 typedef struct remote_node {
     char node[33];
@@ -430,9 +444,12 @@ struct vehicle {
     link_t waiting;          /* clients parked until the cache is loaded */
     int napps;
     int refs;                /* connections + pending store requests */
-    /* command queue: requesters, NULL for a requester that left */
-    conn_t **cmdq;
+    /* command queue: requesters (conn NULL and no node: one that left) */
+    requester_t *cmdq;
     int qhead, qlen, qcap;
+    /* commands this node forwarded to the car's node (nodebus.c) */
+    remote_cmd_t *rcmds;
+    int nrcmds;
     /* stored messages, for replay */
     int cache_state;
     cached_msg_t *cache;
@@ -468,6 +485,13 @@ void nodebus_tick(worker_t *w);      /* once a second */
 void nodebus_sync(vehicle_t *v);
 void nodebus_car_message(vehicle_t *v, const char *raw, size_t len);
 void nodebus_car_login(vehicle_t *v);
+/* A command for a car on another node: 1 when forwarded (its reply, or an
+ * error at the timeout, will come), 0 when the car is on no node. */
+int nodebus_command(vehicle_t *v, conn_t *c, int cmd, const char *raw, size_t len);
+/* The car's reply for a requester on another node. */
+void nodebus_reply(vehicle_t *v, const requester_t *to, const char *raw, size_t len);
+/* On the car's node: a forwarded command (commands.c). */
+void cmd_from_remote(vehicle_t *v, const char *node, uint64_t conn_id, const char *raw, size_t len);
 /* Apps of every node (Z to the car), and whether the car is on any node. */
 int hub_apps_total(const vehicle_t *v);
 int hub_car_anywhere(const vehicle_t *v);

@@ -83,6 +83,19 @@ Test(bus, a_car_on_one_node_and_its_apps_on_two_others, .timeout = 60)
         }
     cr_assert(client_silent(&app2, 500, "Z"), "a message came twice");
 
+    /* commands from an app on node 2 reach the car on node 1; replies, multi-line too, only it */
+    client_send(&app2, "C6,1");
+    cr_assert(client_expect(&car, "C6,1", 3000), "the command did not reach the car");
+    client_send(&car, "c6,0,done");
+    cr_assert(client_expect(&app2, "c6,0,done", 3000), "the reply did not reach the requester");
+    client_send(&app3, "C3");
+    cr_assert(client_expect(&car, "C3", 3000));
+    client_send(&car, "c3,0,0,2,first");
+    client_send(&car, "c3,0,1,2,second");
+    cr_assert(client_expect(&app3, "c3,0,0,2,first", 3000));
+    cr_assert(client_expect(&app3, "c3,0,1,2,second", 3000));
+    cr_assert(client_silent(&app2, 500, "Z"), "another app got a reply that was not for it");
+
     /* an app leaves node 3: the car hears it */
     client_close(&app3);
     cr_assert(client_expect(&car, "Z1", 3000));
@@ -92,9 +105,11 @@ Test(bus, a_car_on_one_node_and_its_apps_on_two_others, .timeout = 60)
     cr_assert(client_wait_closed(&car, 3000), "the older car connection on node 1 stayed");
     cr_assert(node_log_has(&nodes[0], "replaced by a login of the same car on N2"));
     client_close(&car);
-    /* the car goes: the app hears it */
+    /* the car goes: the app hears it, and commands are answered at once */
     client_close(&car2);
     cr_assert(client_expect(&app2, "Z0", 3000), "the app never saw the car go");
+    client_send(&app2, "C6,1");
+    cr_assert(client_expect(&app2, "c6,1,vehicle not connected", 3000));
     client_close(&app2);
     stop_cluster();
 }
