@@ -74,6 +74,7 @@ static void paranoid_message(conn_t *c, ovms_str_t payload, const char *raw, siz
         else if (r)
             sreq_free(r);
         hub_to_clients(v, raw, rawlen);
+        nodebus_relay(v, raw, rawlen);
         return;
     }
     switch (e.code) {

@@ -276,7 +276,8 @@ void cmd_reply_from_car(conn_t *car, ovms_str_t payload, int paranoid, const cha
     requester_t target;
 
     if (v->qlen == 0) {
-        hub_to_clients(v, raw, rawlen);   /* unsolicited: everyone */
+        hub_to_clients(v, raw, rawlen);   /* unsolicited: everyone, on every node */
+        nodebus_relay(v, raw, rawlen);
         return;
     }
     if (paranoid) {

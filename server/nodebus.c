@@ -8,6 +8,8 @@
  * on a channel (type, then the sending node):
  *   M  a car message as relayed to clients (the car's node sends it; the
  *      others relay it to their clients, followed by T0, and f after F)
+ *   X  anything else the car's node relays to every client as is: P
+ *      alerts, ET, replies nobody asked for
  *   S  a node's state for the vehicle: "<apps>,<car 0/1>", sent when it
  *      changes, every 10 s while it is not "0,0", and in answer to Q; also
  *      kept in the hash <prefix>{V}:nodes with the time, which a node that
@@ -186,6 +188,11 @@ void nodebus_car_message(vehicle_t *v, const char *raw, size_t len)
     publish(v, 'M', raw, len);
 }
 
+void nodebus_relay(vehicle_t *v, const char *raw, size_t len)
+{
+    publish(v, 'X', raw, len);
+}
+
 void nodebus_car_login(vehicle_t *v)
 {
     publish(v, 'L', "", 0);
@@ -311,6 +318,9 @@ static void on_message(void *ctx, const char *vehicle, char type, const char *fr
         break;
     case 'Q':
         publish_state(v);
+        break;
+    case 'X':
+        hub_to_clients(v, payload, len);
         break;
     case 'C':
         remote_command(v, from, payload, len);

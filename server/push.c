@@ -38,6 +38,7 @@ void push_from(conn_t *c, const ovms_msg_t *m)
     char text[OVMS_LINE_MAX];
 
     hub_to_clients(v, m->payload.ptr - 1, m->payload.len + 1);
+    nodebus_relay(v, m->payload.ptr - 1, m->payload.len + 1);
     if (m->payload.len < 2)
         return;
     /* relayed live always; stored and pushed within the vehicle's budget */

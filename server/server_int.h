@@ -485,6 +485,8 @@ void nodebus_tick(worker_t *w);      /* once a second */
 void nodebus_sync(vehicle_t *v);
 void nodebus_car_message(vehicle_t *v, const char *raw, size_t len);
 void nodebus_car_login(vehicle_t *v);
+/* Something relayed to every client as is (P, ET, an unsolicited c). */
+void nodebus_relay(vehicle_t *v, const char *raw, size_t len);
 /* A command for a car on another node: 1 when forwarded (its reply, or an
  * error at the timeout, will come), 0 when the car is on no node. */
 int nodebus_command(vehicle_t *v, conn_t *c, int cmd, const char *raw, size_t len);

@@ -82,6 +82,15 @@ Test(bus, a_car_on_one_node_and_its_apps_on_two_others, .timeout = 60)
             cr_assert(m && !strcmp(m, "T0"), "app %d: no T0 after %s (%s)", k + 2, want, m ? m : "nothing");
         }
     cr_assert(client_silent(&app2, 500, "Z"), "a message came twice");
+    /* alerts, the paranoid token and replies nobody asked for go to every node's apps as is */
+    client_send(&car, "PIcharge finished");
+    client_send(&car, "ETnewtoken123");
+    client_send(&car, "c99,0,nobody asked");
+    for (int k = 0; k < 2; k++) {
+        cr_assert(client_expect(apps[k], "PIcharge finished", 3000), "app %d: no alert", k + 2);
+        cr_assert(client_expect(apps[k], "ETnewtoken123", 3000), "app %d: no ET", k + 2);
+        cr_assert(client_expect(apps[k], "c99,0,nobody asked", 3000), "app %d: no c99", k + 2);
+    }
 
     /* commands from an app on node 2 reach the car on node 1; replies, multi-line too, only it */
     client_send(&app2, "C6,1");
