@@ -46,11 +46,6 @@ void link_unref(link_t *l)
         link_free(l);
 }
 
-int link_up(const link_t *l)
-{
-    return l->state == L_UP;
-}
-
 const char *link_state_name(const link_t *l)
 {
     static const char *names[] = { "connecting", "welcome", "handshake", "up", "closing" };
@@ -229,7 +224,7 @@ static void go_up(link_t *l)
     __atomic_add_fetch(&l->r->links_up, 1, __ATOMIC_RELAXED);
     repl_log(l->r, 2, "peer %s (%s): link up (%s), resync from %d watermarks", p->conf.id,
              l->addr, l->dialer ? "dialed" : "accepted", l->holds.n);
-    sync_start(l);
+    sync_kick(l);                   /* resync, then live: one loop (sync.c) */
 }
 
 /* Our watermarks, "<o>:<s>" joined by sep. */

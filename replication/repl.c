@@ -31,27 +31,12 @@
 
 int64_t marks_get(const marks_t *m, const char *origin)
 {
-    for (int i = 0; i < m->n; i++)
-        if (!strcmp(m->v[i].origin, origin))
-            return m->v[i].seq;
-    return 0;
+    return ovms_store_wm_find(m->v, m->n, origin);
 }
 
 int marks_set(marks_t *m, const char *origin, int64_t seq)
 {
-    int i;
-    for (i = 0; i < m->n; i++)
-        if (!strcmp(m->v[i].origin, origin))
-            break;
-    if (i == m->n) {
-        if (m->n == REPL_MAX_ORIGINS)
-            return OVMS_ERANGE;
-        snprintf(m->v[m->n].origin, sizeof m->v[0].origin, "%.32s", origin);
-        m->v[m->n++].seq = 0;
-    }
-    if (seq > m->v[i].seq)
-        m->v[i].seq = seq;
-    return 0;
+    return ovms_store_wm_raise(m->v, &m->n, REPL_MAX_ORIGINS, origin, seq);
 }
 
 double repl_now(ovms_replication_t *r)

@@ -104,16 +104,13 @@ void link_unref(link_t *l);
 void link_send_line(link_t *l, const char *msg, size_t len);     /* gathered ... */
 void link_flush(link_t *l);                                     /* ... and written */
 void link_pause(link_t *l, int pause);                          /* reading off/on */
-int link_up(const link_t *l);
 /* link.c, for status */
 const char *link_state_name(const link_t *l);
 
 /* sync.c */
-void sync_start(link_t *l);                     /* the link is up: resync, then live */
-void sync_kick(link_t *l);                      /* the store committed something */
+void sync_kick(link_t *l);                      /* up, or the store committed: send what is new */
 int sync_record(link_t *l, const char *msg, size_t len);   /* 0, or the link was closed */
 void sync_flush(link_t *l);                     /* end of a read chunk: apply what came */
-int sync_busy(const link_t *l);                 /* store requests still in flight */
 void sync_tick(link_t *l, double now);
 
 /* status.c */

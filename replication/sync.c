@@ -64,11 +64,6 @@ void sync_kick(link_t *l)
     repl_job_submit(job);
 }
 
-void sync_start(link_t *l)
-{
-    sync_kick(l);
-}
-
 static void log_read_done(repl_job_t *job)
 {
     link_t *l = job->link;
@@ -281,11 +276,6 @@ int sync_record(link_t *l, const char *rec, size_t len)
     if (l->batch_count >= REPL_APPLY_BATCH)
         sync_flush(l);
     return 0;
-}
-
-int sync_busy(const link_t *l)
-{
-    return l->applying || l->log_reading;
 }
 
 static void caught_up_done(repl_job_t *job)

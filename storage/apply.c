@@ -50,29 +50,40 @@ int store_marks_load(store_conn_t *c, store_marks_t *m)
     return rc == SQLITE_DONE ? 0 : store_sql_error(c->db, rc);
 }
 
+int64_t ovms_store_wm_find(const ovms_store_wm_t *v, int n, const char *origin)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v[i].origin, origin))
+            return v[i].seq;
+    return 0;
+}
+
+int ovms_store_wm_raise(ovms_store_wm_t *v, int *n, int cap, const char *origin, int64_t seq)
+{
+    int i;
+    for (i = 0; i < *n; i++)
+        if (!strcmp(v[i].origin, origin))
+            break;
+    if (i == *n) {
+        if (*n == cap)
+            return OVMS_ERANGE;
+        snprintf(v[i].origin, sizeof v[i].origin, "%.32s", origin);
+        v[i].seq = 0;
+        (*n)++;
+    }
+    if (seq > v[i].seq)
+        v[i].seq = seq;
+    return 0;
+}
+
 int64_t store_mark_get(const store_marks_t *m, const char *origin)
 {
-    for (int i = 0; i < m->n; i++)
-        if (!strcmp(m->v[i].origin, origin))
-            return m->v[i].seq;
-    return 0;
+    return ovms_store_wm_find(m->v, m->n, origin);
 }
 
 void store_mark_set(store_marks_t *m, const char *origin, int64_t seq)
 {
-    int i;
-    for (i = 0; i < m->n; i++)
-        if (!strcmp(m->v[i].origin, origin))
-            break;
-    if (i == m->n) {
-        if (m->n == STORE_MAX_ORIGINS)
-            return;                 /* (refused before it gets here: see apply_one) */
-        m->n++;
-        snprintf(m->v[i].origin, sizeof m->v[i].origin, "%.32s", origin);
-        m->v[i].seq = 0;
-    }
-    if (seq > m->v[i].seq)
-        m->v[i].seq = seq;
+    ovms_store_wm_raise(m->v, &m->n, STORE_MAX_ORIGINS, origin, seq);  /* (full: see apply_one) */
 }
 
 void store_marks_advertised(const ovms_store_t *st, store_marks_t *out)

@@ -128,6 +128,10 @@ typedef struct ovms_store_wm {
     int64_t seq;
 } ovms_store_wm_t;
 int ovms_store_watermarks(ovms_store_t *st, ovms_store_wm_t *out, int max);
+/* A list of n watermarks (room for cap): the seq of origin (0 if absent),
+ * and raising one (added when new; OVMS_ERANGE when the list is full). */
+int64_t ovms_store_wm_find(const ovms_store_wm_t *v, int n, const char *origin);
+int ovms_store_wm_raise(ovms_store_wm_t *v, int *n, int cap, const char *origin, int64_t seq);
 /* This node's own counter as committed (what it has made up to). */
 int64_t ovms_store_own_seq(ovms_store_t *st);
 

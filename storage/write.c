@@ -323,8 +323,29 @@ static int op_vehicle_put(ovms_store_t *st, ovms_store_req_t *req)
     return rc;
 }
 
-/* A removed vehicle takes its data with it, so that a vehicle added later
- * with the same id starts empty; the tombstone row stays for replication. */
+/* Run DELETEs of one vehicle's rows (?1 the id, ?2, when a statement has
+ * it, `before`); *rows (if given) counts what went. */
+static int purge(ovms_store_t *st, const char *const *sqls, size_t n, const char *id,
+                 int64_t before, int64_t *rows)
+{
+    if (rows)
+        *rows = 0;
+    for (size_t k = 0; k < n; k++) {
+        sqlite3_stmt *s = store_stmt(&st->w, sqls[k]);
+        int rc;
+        if (!s)
+            return OVMS_EIO;
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+        if (sqlite3_bind_parameter_count(s) > 1)
+            sqlite3_bind_int64(s, 2, before);
+        if ((rc = store_step_done(&st->w, s)) < 0)
+            return rc;
+        if (rows)
+            *rows += sqlite3_changes(st->w.db);
+    }
+    return 0;
+}
+
 /* Data of an earlier vehicle of the same id, once another incarnation
  * (created at `created`) won: messages and history older than it, but
  * the node's utilisation counters (summed per day, not dated by event). */
@@ -334,19 +355,12 @@ int store_purge_older_data(ovms_store_t *st, const char *id, int64_t created)
         "DELETE FROM messages WHERE vehicleid = ?1 AND received < ?2",
         "DELETE FROM history WHERE vehicleid = ?1 AND ts < ?2 AND type <> '" UTIL_TYPE "'",
     };
-    for (size_t k = 0; k < sizeof purges / sizeof purges[0]; k++) {
-        sqlite3_stmt *s = store_stmt(&st->w, purges[k]);
-        int rc;
-        if (!s)
-            return OVMS_EIO;
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 2, created - STORE_INCARNATION_GRACE);
-        if ((rc = store_step_done(&st->w, s)) < 0)
-            return rc;
-    }
-    return 0;
+    return purge(st, purges, sizeof purges / sizeof purges[0], id,
+                 created - STORE_INCARNATION_GRACE, NULL);
 }
 
+/* A removed vehicle takes its data with it, so that a vehicle added later
+ * with the same id starts empty; the tombstone row stays for replication. */
 int store_purge_vehicle_data(ovms_store_t *st, const char *id, int64_t *rows)
 {
     static const char *const purges[] = {
@@ -355,18 +369,7 @@ int store_purge_vehicle_data(ovms_store_t *st, const char *id, int64_t *rows)
         "DELETE FROM pushsubs WHERE vehicleid = ?1",
         "DELETE FROM provisioning WHERE vehicleid = ?1",
     };
-    *rows = 0;
-    for (size_t k = 0; k < sizeof purges / sizeof purges[0]; k++) {
-        sqlite3_stmt *s = store_stmt(&st->w, purges[k]);
-        int rc;
-        if (!s)
-            return OVMS_EIO;
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-        if ((rc = store_step_done(&st->w, s)) < 0)
-            return rc;
-        *rows += sqlite3_changes(st->w.db);
-    }
-    return 0;
+    return purge(st, purges, sizeof purges / sizeof purges[0], id, 0, rows);
 }
 
 static int op_vehicle_remove(ovms_store_t *st, ovms_store_req_t *req)
