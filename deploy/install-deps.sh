@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev                                # storage/
   libuv1-dev libinih-dev                        # server/
   libhiredis-dev redis-server                   # replication/: the Redis bus, and its tests
+  dnsmasq-base                                  # deploy/cluster.sh: round-robin DNS for a local cluster
   libcriterion-dev libjansson-dev               # tests; jansson also for ovms-admin, ovms-app
   gnuplot-nox                                   # benchmark plots
 )

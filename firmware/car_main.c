@@ -26,11 +26,13 @@
 #include <openssl/rand.h>
 
 #include "ovms_fw.h"
+#include "ovms_resolve.h"
 
 typedef struct car {
     char state_dir[512];
     char label[40];
     int verbose;
+    const char *dns;                /* --dns: ask this DNS server directly */
     int fd;
     ovms_fw_t fw;
     ovms_sim_t sim;
@@ -149,24 +151,16 @@ static int pf_save(void *ctx, const char *name, const void *buf, size_t len)
 
 static int pf_resolve(void *ctx, const char *host, ovms_fw_addr_t *out, int max)
 {
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res, *ai;
-    int n = 0, rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0) {
-        logf_(ctx, OVMS_FW_LOG_WARN, "cannot resolve %s: %s", host, gai_strerror(rc));
+    car_t *car = ctx;
+    char addrs[OVMS_FW_MAX_ADDRS][OVMS_RESOLVE_HOSTLEN], err[200];
+    int n = ovms_resolve(host, car->dns, addrs, max < OVMS_FW_MAX_ADDRS ? max : OVMS_FW_MAX_ADDRS,
+                         err, sizeof err);
+    if (n < 0) {
+        logf_(ctx, OVMS_FW_LOG_WARN, "%s", err);
         return -1;
     }
-    for (ai = res; ai && n < max; ai = ai->ai_next) {
-        char text[64];
-        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof text, NULL, 0, NI_NUMERICHOST))
-            continue;
-        int seen = 0;
-        for (int i = 0; i < n; i++)
-            seen |= !strcmp(out[i].host, text);
-        if (!seen)
-            snprintf(out[n++].host, sizeof out[0].host, "%s", text);
-    }
-    freeaddrinfo(res);
+    for (int i = 0; i < n; i++)
+        snprintf(out[i].host, sizeof out[i].host, "%.63s", addrs[i]);
     return n;
 }
 
@@ -317,6 +311,8 @@ static void usage(FILE *out)
         "Runs one simulated electric car against an OVMS v2 server.\n"
         "\n"
         "  --server HOST[:PORT]   server name (every address is tried in turn); port 6867\n"
+        "  --dns HOST[:PORT]      ask this DNS server for the name, keeping its round-robin\n"
+        "                         order (a local cluster's; default: the system resolver)\n"
         "  --vehicle ID           vehicle id\n"
         "  --password PW          car (server) password\n"
         "  --paranoid SECRET      paranoid mode with this module password\n"
@@ -373,7 +369,8 @@ int main(int argc, char **argv)
         { "iccid", required_argument, 0, 'I' }, { "seed", required_argument, 0, 'S' },
         { "time-scale", required_argument, 0, 't' }, { "update-watched", required_argument, 0, 'w' },
         { "update-idle", required_argument, 0, 'u' }, { "verbose", no_argument, 0, 'v' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+        { "help", no_argument, 0, 'h' }, { "dns", required_argument, 0, 'D' },
+        { 0, 0, 0, 0 } };
     static car_t car;
     ovms_fw_config_t cfg = { 0 };
     const char *state_dir = NULL;
@@ -390,6 +387,7 @@ int main(int argc, char **argv)
         case 'V': bad |= copy_arg(cfg.vin, sizeof cfg.vin, optarg, "--vin"); break;
         case 'I': bad |= copy_arg(cfg.iccid, sizeof cfg.iccid, optarg, "--iccid"); break;
         case 'd': state_dir = optarg; break;
+        case 'D': car.dns = optarg; break;
         case 'S': seed = strtoull(optarg, NULL, 0); have_seed = 1; break;
         case 't': scale = atof(optarg); break;
         case 'w': cfg.update_watched = (unsigned)atoi(optarg); break;

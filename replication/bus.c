@@ -107,19 +107,41 @@ static void on_state(repl_redis_t *rc, int up, const char *why, void *ctx)
     report(b, up ? NULL : why);
 }
 
+/* "<prefix>{VEHICLE}" to VEHICLE; 0 when not one of ours. */
+static int vehicle_of(const char *channel, char out[33])
+{
+    const char *open = strchr(channel, '{'), *close = open ? strchr(open, '}') : NULL;
+    if (!close || close - open - 1 > 32 || close == open + 1)
+        return 0;
+    snprintf(out, 33, "%.*s", (int)(close - open - 1), open + 1);
+    return 1;
+}
+
+/* "subscribe", channel, count: the watch is in place. */
+static void on_subscribed(ovms_bus_t *b, redisReply *r)
+{
+    char vehicle[33];
+    if (r->element[1]->type == REDIS_REPLY_STRING && vehicle_of(r->element[1]->str, vehicle) &&
+        *find(b, vehicle) && b->cfg.on_watching)
+        b->cfg.on_watching(b->cfg.ctx, vehicle);
+}
+
 /* "message", channel, "<type><from>|<payload>" */
 static void on_push(repl_redis_t *rc, redisReply *r, void *ctx)
 {
     ovms_bus_t *b = ctx;
     (void)rc;
+    if (!strcmp(r->element[0]->str, "subscribe")) {
+        on_subscribed(b, r);
+        return;
+    }
     if (strcmp(r->element[0]->str, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING)
         return;
-    const char *ch = r->element[1]->str, *open = strchr(ch, '{'), *close = open ? strchr(open, '}') : NULL;
     const char *m = r->element[2]->str, *bar = memchr(m, '|', r->element[2]->len);
-    if (!close || !bar || bar == m + 1 || close - open - 1 > 32)
-        return;                     /* not one of ours */
     char vehicle[33], from[33];
-    snprintf(vehicle, sizeof vehicle, "%.*s", (int)(close - open - 1), open + 1);
+    if (r->element[1]->type != REDIS_REPLY_STRING || !vehicle_of(r->element[1]->str, vehicle) ||
+        !bar || bar == m + 1 || bar - m - 1 > 32)
+        return;                     /* not one of ours */
     snprintf(from, sizeof from, "%.*s", (int)(bar - m - 1), m + 1);
     if (!strcmp(from, b->cfg.node_id))
         return;                     /* our own, back from Redis */

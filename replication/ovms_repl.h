@@ -105,6 +105,9 @@ typedef struct ovms_bus_config {
     void (*on_message)(void *ctx, const char *vehicle, char type, const char *from,
                        const char *payload, size_t len);
     void (*on_state)(void *ctx, int up, const char *why);   /* once per change */
+    /* Redis confirmed a subscription (a watch, or a resubscription after
+     * Redis came back): messages on the channel reach us from now on. */
+    void (*on_watching)(void *ctx, const char *vehicle);
     void *ctx;
 } ovms_bus_config_t;
 

@@ -275,6 +275,14 @@ void hub_cache_put(vehicle_t *v, char code, const char *payload, size_t len, int
                   v->cache_state == CACHE_LOADING);
 }
 
+const cached_msg_t *hub_cache_find(const vehicle_t *v, char code)
+{
+    for (int i = 0; v->cache_state != CACHE_NONE && i < v->ncache; i++)
+        if (v->cache[i].code == code)
+            return &v->cache[i];
+    return NULL;
+}
+
 /* ---- writing stored messages -------------------------------------------------------------- */
 
 static void msg_written(sreq_t *r);
@@ -495,6 +503,10 @@ static void cache_loaded(sreq_t *r)
     for (int k = 0; k < v->ncache; k++)
         v->cache[k].live = 0;
     v->cache_state = CACHE_READY;
+    if (v->snapshot_due) {
+        v->snapshot_due = 0;
+        nodebus_snapshot(v);
+    }
     hub_release_waiting(v);
 }
 
@@ -529,6 +541,17 @@ static void load_cache(vehicle_t *v)
     sreq_submit(r);
 }
 
+void hub_want_snapshot(vehicle_t *v)
+{
+    if (v->cache_state == CACHE_READY) {
+        nodebus_snapshot(v);
+        return;
+    }
+    v->snapshot_due = 1;            /* cache_loaded sends it */
+    if (v->cache_state == CACHE_NONE)
+        load_cache(v);
+}
+
 /* ---- logins and disconnects ------------------------------------------------------------------- */
 
 void hub_car_login(vehicle_t *v, conn_t *c)
@@ -541,7 +564,10 @@ void hub_car_login(vehicle_t *v, conn_t *c)
     hub_to_clients(v, "Z1", 2);
     nodebus_sync(v);
     nodebus_car_login(v);
-    conn_sendf(c, "Z%d", hub_apps_total(v));
+    if (v->bus_pending == BUS_STATES)
+        v->car_z_due = 1;           /* sent once the others' app counts are known */
+    else
+        conn_sendf(c, "Z%d", hub_apps_total(v));
 }
 
 void hub_client_login(vehicle_t *v, conn_t *c)

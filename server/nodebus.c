@@ -14,8 +14,14 @@
  *      changes, every 10 s while it is not "0,0", and in answer to Q; also
  *      kept in the hash <prefix>{V}:nodes with the time, which a node that
  *      starts watching reads once (its first client's burst waits for it)
- *   Q  "tell me your state": sent when a node starts watching, and after
- *      Redis came back
+ *   Q  "tell me your state": sent when a node's subscription to the
+ *      channel is confirmed (it starts watching, or Redis came back)
+ *   N  the car's node's answer to Q besides S: a snapshot of the car's
+ *      stored messages (what a login there would replay) and its paranoid
+ *      token. A node that starts watching while the car is elsewhere holds
+ *      its first clients' bursts until it has it (at most SNAPSHOT_WAIT_S),
+ *      so that an app replays the same messages on any node; after Redis
+ *      was away, what changed meanwhile goes to the clients already there
  *   L  a car logged in there: a local car connection for the vehicle is
  *      older and goes (one car per vehicle in the cluster)
  *   C  "<connection id>|<command>": a command from a client there, for the
@@ -40,6 +46,7 @@
 #define COMMAND_TIMEOUT_S 30
 #define STATE_REFRESH_S 10
 #define STATE_EXPIRE_S 30
+#define SNAPSHOT_WAIT_S 2
 
 /* ---- what the other nodes have ----------------------------------------------------------------- */
 
@@ -131,7 +138,24 @@ static void publish_state(vehicle_t *v)
     v->state_sent = worker_now(v->w);
 }
 
-static void remote_state(vehicle_t *v, const char *from, const char *payload);
+static void remote_state_set(vehicle_t *v, const char *from, const char *payload);
+
+/* The others' states are known: a car logged in here meanwhile hears its
+ * Z; the waiting clients' bursts go out, unless the car is on another node
+ * and its snapshot has not come yet. */
+static void states_settled(vehicle_t *v)
+{
+    if (v->car_z_due && v->car)
+        conn_sendf(v->car, "Z%d", hub_apps_total(v));
+    v->car_z_due = 0;
+    if (!v->car && hub_car_anywhere(v) && !v->snapshot_seen) {
+        v->bus_pending = BUS_SNAPSHOT;
+        v->snapshot_deadline = worker_now(v->w) + SNAPSHOT_WAIT_S;
+        return;
+    }
+    v->bus_pending = BUS_READY;
+    hub_release_waiting(v);
+}
 
 /* What the state hash says, when we start watching: until it is known the
  * clients logging in wait (their Z must say whether the car is anywhere). */
@@ -151,10 +175,10 @@ static void states_known(void *ctx, const char *vehicle, int ok, int n, const ch
             continue;
         char state[32];
         snprintf(state, sizeof state, "%d,%d", apps, car);
-        remote_state(v, nodes[i], state);
+        remote_state_set(v, nodes[i], state);
     }
-    v->bus_pending = 0;
-    hub_release_waiting(v);
+    if (v->bus_pending == BUS_STATES)
+        states_settled(v);
 }
 
 void nodebus_sync(vehicle_t *v)
@@ -165,10 +189,9 @@ void nodebus_sync(vehicle_t *v)
     int want = v->car || !link_empty(&v->clients) || !link_empty(&v->waiting);
     if (want && !v->watched) {
         if (ovms_bus_watch(bus, v->id) == 0) {
-            v->watched = 1;
-            publish(v, 'Q', "", 0);
+            v->watched = 1;         /* Q goes once the subscription is confirmed */
             if (ovms_bus_state_get(bus, v->id, states_known, v->w) == 0)
-                v->bus_pending = 1;
+                v->bus_pending = BUS_STATES;
         }
     }
     publish_state(v);               /* (also the "0,0" of a vehicle we stop watching) */
@@ -178,7 +201,9 @@ void nodebus_sync(vehicle_t *v)
         free(v->remote);
         v->remote = NULL;
         v->nremote = 0;
-        v->bus_pending = 0;
+        v->bus_pending = BUS_READY;
+        v->snapshot_seen = 0;
+        v->car_z_due = 0;
         v->nrcmds = 0;              /* (their requesters left with the last client) */
     }
 }
@@ -196,6 +221,36 @@ void nodebus_relay(vehicle_t *v, const char *raw, size_t len)
 void nodebus_car_login(vehicle_t *v)
 {
     publish(v, 'L', "", 0);
+    if (v->bus_pending == BUS_SNAPSHOT) {   /* the car is here now: no snapshot to wait for */
+        v->bus_pending = BUS_READY;
+        hub_release_waiting(v);
+    }
+}
+
+/* N: "<last update>,<paranoid token>", then per stored message
+ * "\n<received>,<0|1 paranoid>,<code><payload>" (payloads are lines: no
+ * LF in them). Paranoid messages made under an older token are left out:
+ * nobody could read them. */
+void nodebus_snapshot(vehicle_t *v)
+{
+    size_t cap = 128, len = 0;
+    for (int i = 0; i < v->ncache; i++)
+        cap += v->cache[i].len + 40;
+    char *buf = malloc(cap);
+    if (!buf)
+        return;
+    len += (size_t)snprintf(buf, cap, "%lld,%s", (long long)v->last_update, hub_ptoken(v));
+    for (int i = 0; i < v->ncache; i++) {
+        const cached_msg_t *e = &v->cache[i];
+        if (e->paranoid && strcmp(e->ptoken, hub_ptoken(v)) != 0)
+            continue;
+        len += (size_t)snprintf(buf + len, cap - len, "\n%lld,%d,%c", (long long)e->received,
+                                e->paranoid ? 1 : 0, e->code);
+        memcpy(buf + len, e->payload, e->len);
+        len += e->len;
+    }
+    publish(v, 'N', buf, len);
+    free(buf);
 }
 
 int nodebus_command(vehicle_t *v, conn_t *c, int cmd, const char *raw, size_t len)
@@ -236,6 +291,8 @@ static void relay_remote(vehicle_t *v, const char *payload, size_t len)
 {
     if (len >= 2 && payload[0] != 'E')
         hub_cache_put(v, payload[0], payload + 1, len - 1, 0, wall_now());
+    else if (len >= 3 && payload[1] == 'M')         /* EM<code><data>: kept as the car's node does */
+        hub_cache_put(v, payload[2], payload + 3, len - 3, 1, wall_now());
     hub_to_clients(v, payload, len);
     if (len && payload[0] == 'F') {
         char f[64];
@@ -245,19 +302,91 @@ static void relay_remote(vehicle_t *v, const char *payload, size_t len)
     hub_to_clients(v, "T0", 2);
 }
 
-static void remote_state(vehicle_t *v, const char *from, const char *payload)
+/* Records a node's "<apps>,<car>"; the caller tells the locals. */
+static void remote_state_set(vehicle_t *v, const char *from, const char *payload)
 {
     int apps = 0, car = 0;
     if (sscanf(payload, "%d,%d", &apps, &car) != 2 || apps < 0)
         return;
-    int apps_before = hub_apps_total(v), car_before = hub_car_anywhere(v);
     remote_node_t *r = remote_of(v, from, apps || car);
     if (!r)
         return;
     r->napps = apps;
     r->car = car != 0;
     r->seen = worker_now(v->w);
+}
+
+static void remote_state(vehicle_t *v, const char *from, const char *payload)
+{
+    int apps_before = hub_apps_total(v), car_before = hub_car_anywhere(v);
+    remote_state_set(v, from, payload);
     tell_locals(v, apps_before, car_before);
+}
+
+/* One stored message of a snapshot: cached when it differs from ours, and
+ * sent to the clients already here (they missed it). Returns 1 if sent. */
+static int snapshot_entry(vehicle_t *v, const char *line, size_t len, int *et_sent)
+{
+    char buf[OVMS_LINE_MAX + 8];
+    long long when;
+    int paranoid, at = 0;
+    if (sscanf(line, "%lld,%d,%n", &when, &paranoid, &at) != 2 || at <= 0 || (size_t)at >= len)
+        return 0;
+    char code = line[at];
+    const char *payload = line + at + 1;
+    size_t plen = len - (size_t)at - 1;
+    const cached_msg_t *e = hub_cache_find(v, code);
+    if (e && e->len == plen && !memcmp(e->payload, payload, plen) && e->paranoid == (paranoid != 0))
+        return 0;
+    hub_cache_put(v, code, payload, plen, paranoid != 0, when);
+    if (link_empty(&v->clients) || plen + 3 > sizeof buf)
+        return 0;
+    if (paranoid && !*et_sent) {
+        int n = snprintf(buf, sizeof buf, "ET%s", hub_ptoken(v));
+        hub_to_clients(v, buf, (size_t)n);
+        *et_sent = 1;
+    }
+    size_t n = 0;
+    if (paranoid) {
+        buf[n++] = 'E';
+        buf[n++] = 'M';
+    }
+    buf[n++] = code;
+    memcpy(buf + n, payload, plen);
+    hub_to_clients(v, buf, n + plen);
+    return 1;
+}
+
+static void remote_snapshot(vehicle_t *v, const char *payload, size_t len)
+{
+    const char *end = payload + len, *nl = memchr(payload, '\n', len);
+    const char *head_end = nl ? nl : end;
+    const char *comma = memchr(payload, ',', (size_t)(head_end - payload));
+    int et_sent = 0, sent = 0;
+    if (v->car || !comma)
+        return;                     /* the car is here: we are the authority */
+    size_t tlen = (size_t)(head_end - comma - 1);
+    if (tlen && tlen <= 64 && (strlen(hub_ptoken(v)) != tlen || memcmp(hub_ptoken(v), comma + 1, tlen)))
+        hub_set_ptoken(v, (ovms_str_t){ comma + 1, tlen });
+    int64_t last = atoll(payload);
+    while (nl) {
+        const char *line = nl + 1, *next = memchr(line, '\n', (size_t)(end - line));
+        sent += snapshot_entry(v, line, (size_t)((next ? next : end) - line), &et_sent);
+        nl = next;
+    }
+    if (last > v->last_update)
+        v->last_update = last;
+    if (sent) {
+        char t[32];
+        int64_t age = wall_now() - v->last_update;
+        int n = snprintf(t, sizeof t, "T%lld", (long long)(age > 0 ? age : 0));
+        hub_to_clients(v, t, (size_t)n);
+    }
+    v->snapshot_seen = 1;
+    if (v->bus_pending == BUS_SNAPSHOT) {
+        v->bus_pending = BUS_READY;
+        hub_release_waiting(v);
+    }
 }
 
 /* "<connection id>|<command>" from the requester's node. */
@@ -318,8 +447,15 @@ static void on_message(void *ctx, const char *vehicle, char type, const char *fr
         break;
     case 'Q':
         publish_state(v);
+        if (v->car)
+            hub_want_snapshot(v);
+        break;
+    case 'N':
+        remote_snapshot(v, payload, len);
         break;
     case 'X':
+        if (len > 2 && len <= 66 && payload[0] == 'E' && payload[1] == 'T')
+            hub_set_ptoken(v, (ovms_str_t){ payload + 2, len - 2 });   /* replays use it */
         hub_to_clients(v, payload, len);
         break;
     case 'C':
@@ -346,8 +482,12 @@ static void each_watched(worker_t *w, void (*fn)(vehicle_t *v))
     link_each(pos, &w->conns) {
         conn_t *c = container_of(pos, conn_t, wlink);
         vehicle_t *v = c->vehicle;
-        /* once per vehicle: through its car, or its first client */
-        if (v && v->watched && (v->car ? v->car == c : c->vlink.prev == &v->clients))
+        /* once per vehicle: through its car, its first client, or its first
+         * client waiting for its burst */
+        if (!v || !v->watched)
+            continue;
+        if (v->car ? v->car == c
+                   : c->vlink.prev == (link_empty(&v->clients) ? &v->waiting : &v->clients))
             fn(v);
     }
 }
@@ -372,10 +512,20 @@ static void on_state(void *ctx, int up, const char *why)
         each_watched(w, ask_again); /* what we and the others missed meanwhile */
 }
 
+/* Our subscription to the channel is in place: ask the others now, so that
+ * their answers cannot pass it. */
+static void on_watching(void *ctx, const char *vehicle)
+{
+    vehicle_t *v = hub_find(ctx, vehicle);
+    if (v && v->watched)
+        publish(v, 'Q', "", 0);
+}
+
 int nodebus_open(worker_t *w)
 {
     const ovms_config_t *cfg = w->cfg;
-    ovms_bus_config_t bc = { .on_message = on_message, .on_state = on_state, .ctx = w };
+    ovms_bus_config_t bc = { .on_message = on_message, .on_state = on_state,
+                             .on_watching = on_watching, .ctx = w };
     if (!cfg->redis[0])
         return 0;
     snprintf(bc.redis, sizeof bc.redis, "%s", cfg->redis);
@@ -404,6 +554,10 @@ static void refresh(vehicle_t *v)
         }
     tell_locals(v, apps_before, car_before);
     fail_commands(v, "no reply from the vehicle", 1);
+    if (v->bus_pending == BUS_SNAPSHOT && now >= v->snapshot_deadline) {
+        v->bus_pending = BUS_READY;         /* the car's node is silent: replay what we have */
+        hub_release_waiting(v);
+    }
     if (now - v->state_sent >= STATE_REFRESH_S && (v->napps || v->car))
         publish_state(v);
 }

@@ -470,11 +470,17 @@ struct vehicle {
     bucket_t quota[QUOTA_KINDS];   /* budgets of client-driven writes */
     /* across nodes (nodebus.c): watched on the bus, the others' states */
     uint8_t watched;
-    uint8_t bus_pending;     /* the others' states are being read: clients wait */
+    uint8_t bus_pending;     /* BUS_STATES or BUS_SNAPSHOT: clients wait (nodebus.c) */
+    uint8_t snapshot_seen;   /* the car's node sent its snapshot since we watch */
+    uint8_t snapshot_due;    /* we owe the bus a snapshot once the cache is loaded */
+    uint8_t car_z_due;       /* the car's first Z waits for the others' states */
     uint8_t nremote;
     remote_node_t *remote;
     uint32_t state_sent;     /* worker clock, seconds */
+    uint32_t snapshot_deadline;   /* worker clock, seconds */
 };
+
+enum { BUS_READY = 0, BUS_STATES, BUS_SNAPSHOT };
 
 /* ---- the hub across nodes (nodebus.c) ---------------------------------------------------------- */
 
@@ -487,6 +493,9 @@ void nodebus_car_message(vehicle_t *v, const char *raw, size_t len);
 void nodebus_car_login(vehicle_t *v);
 /* Something relayed to every client as is (P, ET, an unsolicited c). */
 void nodebus_relay(vehicle_t *v, const char *raw, size_t len);
+/* On the car's node, when the cache is ready: the car's stored messages
+ * and paranoid token for the other nodes' watchers (hub_want_snapshot). */
+void nodebus_snapshot(vehicle_t *v);
 /* A command for a car on another node: 1 when forwarded (its reply, or an
  * error at the timeout, will come), 0 when the car is on no node. */
 int nodebus_command(vehicle_t *v, conn_t *c, int cmd, const char *raw, size_t len);
@@ -521,6 +530,11 @@ const char *hub_ptoken(const vehicle_t *v);
 int hub_set_ptoken(vehicle_t *v, ovms_str_t token);
 void hub_cache_put(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
                    int64_t when);
+/* The cached stored message of a code, NULL when none (or no cache). */
+const cached_msg_t *hub_cache_find(const vehicle_t *v, char code);
+/* The bus asks for the car's snapshot: nodebus_snapshot() runs now, or once
+ * the stored messages are loaded. */
+void hub_want_snapshot(vehicle_t *v);
 /* Store a car message as the vehicle's latest of its code (coalesced). */
 void hub_store_message(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
                        int64_t when);

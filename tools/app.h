@@ -30,6 +30,7 @@ enum {
 typedef struct app_opts {
     char host[256];
     int port;
+    const char *dns;           /* --dns: ask this DNS server directly (NULL: the system's) */
     int tls, insecure;
     const char *ca_file;
     const char *vehicle;       /* NULL with --user: the owner's first vehicle */

@@ -9,6 +9,7 @@
  * connection at a time and has nothing else to do while it waits.
  */
 #include "app.h"
+#include "ovms_resolve.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -32,33 +33,47 @@ uint64_t app_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int tcp_connect(const app_opts_t *o)
+/* Connects to a numeric address; -1 with errno set when it fails. */
+static int tcp_connect_one(const char *host, int port)
 {
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res, *ai;
-    char port[8];
-    int fd = -1, err = 0;
-
-    snprintf(port, sizeof port, "%d", o->port);
-    int rc = getaddrinfo(o->host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "ovms-app: cannot resolve %s: %s\n", o->host, gai_strerror(rc));
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
+    struct addrinfo *res;
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    if (getaddrinfo(host, service, &hints, &res) != 0) {
+        errno = EINVAL;
         return -1;
     }
-    /* every address in turn, as cars do with DNS round robin */
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        err = errno;
-        if (fd >= 0)
-            close(fd);
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        int err = errno;
+        close(fd);
         fd = -1;
+        errno = err;
     }
     freeaddrinfo(res);
+    return fd;
+}
+
+static int tcp_connect(const app_opts_t *o)
+{
+    char addrs[8][OVMS_RESOLVE_HOSTLEN], err[200];
+    int n = ovms_resolve(o->host, o->dns, addrs, 8, err, sizeof err);
+    if (n < 0) {
+        fprintf(stderr, "ovms-app: %s\n", err);
+        return -1;
+    }
+    /* every address in turn, in the resolver's order, as cars do with DNS round robin */
+    int fd = -1, last = 0;
+    for (int i = 0; i < n && fd < 0; i++) {
+        fd = tcp_connect_one(addrs[i], o->port);
+        last = errno;
+        if (fd >= 0 && o->verbose)
+            fprintf(stderr, "ovms-app: connected to %s port %d\n", addrs[i], o->port);
+    }
     if (fd < 0)
         fprintf(stderr, "ovms-app: cannot connect to %s port %d: %s\n", o->host, o->port,
-                strerror(err));
+                strerror(last));
     return fd;
 }
 

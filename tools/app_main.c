@@ -42,6 +42,8 @@ static void usage(FILE *out)
         "\n"
         "options:\n"
         "  --server HOST[:PORT]   the server (default $OVMS_SERVER or 127.0.0.1; port 6867, 6870 with --tls)\n"
+        "  --dns HOST[:PORT]      ask this DNS server for the name, keeping its round-robin order\n"
+        "                         (default $OVMS_DNS, else the system resolver)\n"
         "  --vehicle ID           the vehicle id ($OVMS_VEHICLE)\n"
         "  --password PW          the car password, or with --user the owner's password ($OVMS_PASSWORD)\n"
         "  --user NAME            log in as this owner (scheme 1) instead of with the car password\n"
@@ -242,7 +244,7 @@ static const char *env_or(const char *name, const char *fallback)
 
 int main(int argc, char **argv)
 {
-    enum { O_TLS = 256, O_INSECURE, O_CA, O_JSON, O_TIMEOUT, O_FOR, O_COUNT, O_SINCE };
+    enum { O_TLS = 256, O_INSECURE, O_CA, O_JSON, O_TIMEOUT, O_FOR, O_COUNT, O_SINCE, O_DNS };
     static const struct option opts[] = {
         { "server", required_argument, 0, 's' }, { "vehicle", required_argument, 0, 'i' },
         { "password", required_argument, 0, 'p' }, { "user", required_argument, 0, 'u' },
@@ -251,12 +253,14 @@ int main(int argc, char **argv)
         { "json", no_argument, 0, O_JSON }, { "timeout", required_argument, 0, O_TIMEOUT },
         { "for", required_argument, 0, O_FOR }, { "count", required_argument, 0, O_COUNT },
         { "since", required_argument, 0, O_SINCE }, { "verbose", no_argument, 0, 'v' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+        { "help", no_argument, 0, 'h' }, { "dns", required_argument, 0, O_DNS },
+        { 0, 0, 0, 0 } };
     app_opts_t o = { .port = 0, .timeout_ms = 20000 };
     watch_limits_t lim = { 0, 0 };
     const char *server = env_or("OVMS_SERVER", "127.0.0.1"), *since = NULL;
     int c;
 
+    o.dns = env_or("OVMS_DNS", NULL);
     o.vehicle = env_or("OVMS_VEHICLE", NULL);
     o.password = env_or("OVMS_PASSWORD", NULL);
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -274,6 +278,7 @@ int main(int argc, char **argv)
         case O_FOR: lim.for_secs = atol(optarg); break;
         case O_COUNT: lim.count = atol(optarg); break;
         case O_SINCE: since = optarg; break;
+        case O_DNS: o.dns = optarg; break;
         case 'v': o.verbose = 1; break;
         case 'h': usage(stdout); return APP_OK;
         default: usage(stderr); return APP_USAGE;
