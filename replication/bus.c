@@ -1,9 +1,11 @@
 /*
- * bus.c -- the Redis bus of one loop: per-vehicle channels for live
- * traffic between nodes (see ovms_repl.h). Two connections (redis.c): one
- * publishes, one is in subscribe mode.
+ * bus.c -- the Redis bus of one loop: per-vehicle and per-group channels
+ * for live traffic between nodes (see ovms_repl.h). Two connections
+ * (redis.c): one publishes, one is in subscribe mode.
  *
- * Watches are counted per vehicle in a small hash table; the first watch
+ * A channel is "<prefix><key>", the key "{VEHICLE}" or "g{GROUP}": the
+ * braces are Redis Cluster's hash tag, so a vehicle's or group's traffic
+ * stays on one shard. Watches are counted per key in a small hash table; the first watch
  * subscribes, the last release unsubscribes. When the subscriber comes
  * back after Redis was away, every watched channel is subscribed again (in
  * commands of up to 256 channels) and on_state(up) follows, so the caller
@@ -24,7 +26,8 @@
 typedef struct watch {
     struct watch *next;
     int count;
-    char vehicle[33];
+    int confirmed;                  /* Redis said "subscribe" for it */
+    char key[72];                   /* "{VEHICLE}" or "g{GROUP}" */
 } watch_t;
 
 struct ovms_bus {
@@ -44,29 +47,34 @@ static uint32_t hash(const char *s)
     return h % BUCKETS;
 }
 
-static watch_t **find(ovms_bus_t *b, const char *vehicle)
+static void key_of(int kind, const char *name, char out[72])
 {
-    watch_t **w = &b->buckets[hash(vehicle)];
-    while (*w && strcmp((*w)->vehicle, vehicle) != 0)
+    snprintf(out, 72, "%s{%.64s}", kind == OVMS_BUS_GROUP ? "g" : "", name);
+}
+
+static watch_t **find(ovms_bus_t *b, const char *key)
+{
+    watch_t **w = &b->buckets[hash(key)];
+    while (*w && strcmp((*w)->key, key) != 0)
         w = &(*w)->next;
     return w;
 }
 
-static size_t channel_of(const ovms_bus_t *b, const char *vehicle, char *out, size_t cap)
+static size_t channel_of(const ovms_bus_t *b, const char *key, char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "%s{%s}", b->cfg.prefix, vehicle);
+    int n = snprintf(out, cap, "%s%s", b->cfg.prefix, key);
     return n < 0 ? 0 : (size_t)n;
 }
 
-static void subscribe(ovms_bus_t *b, const char *cmd, const char *const *vehicles, int n)
+static void subscribe(ovms_bus_t *b, const char *cmd, const char *const *keys, int n)
 {
     const char *argv[SUBSCRIBE_BATCH + 1];
     size_t lens[SUBSCRIBE_BATCH + 1];
-    char names[SUBSCRIBE_BATCH][100];      /* (25 KB of stack; loops run on several threads) */
+    char names[SUBSCRIBE_BATCH][140];      /* (35 KB of stack; loops run on several threads) */
     argv[0] = cmd;
     lens[0] = strlen(cmd);
     for (int i = 0; i < n; i++) {
-        lens[i + 1] = channel_of(b, vehicles[i], names[i], sizeof names[i]);
+        lens[i + 1] = channel_of(b, keys[i], names[i], sizeof names[i]);
         argv[i + 1] = names[i];
     }
     repl_redis_push_command(b->sub, n + 1, argv, lens);
@@ -79,7 +87,8 @@ static void resubscribe(ovms_bus_t *b)
     int n = 0;
     for (int i = 0; i < BUCKETS; i++)
         for (watch_t *w = b->buckets[i]; w; w = w->next) {
-            batch[n++] = w->vehicle;
+            w->confirmed = 0;
+            batch[n++] = w->key;
             if (n == SUBSCRIBE_BATCH) {
                 subscribe(b, "SUBSCRIBE", batch, n);
                 n = 0;
@@ -107,23 +116,35 @@ static void on_state(repl_redis_t *rc, int up, const char *why, void *ctx)
     report(b, up ? NULL : why);
 }
 
-/* "<prefix>{VEHICLE}" to VEHICLE; 0 when not one of ours. */
-static int vehicle_of(const char *channel, char out[33])
+/* "<prefix>{VEHICLE}" or "<prefix>g{GROUP}" to its kind, name and key;
+ * -1 when not one of ours. */
+static int topic_of(const ovms_bus_t *b, const char *channel, char name[65], char key[72])
 {
-    const char *open = strchr(channel, '{'), *close = open ? strchr(open, '}') : NULL;
-    if (!close || close - open - 1 > 32 || close == open + 1)
-        return 0;
-    snprintf(out, 33, "%.*s", (int)(close - open - 1), open + 1);
-    return 1;
+    size_t plen = strlen(b->cfg.prefix);
+    if (strncmp(channel, b->cfg.prefix, plen) != 0)
+        return -1;
+    const char *k = channel + plen;
+    int kind = k[0] == 'g' ? OVMS_BUS_GROUP : OVMS_BUS_VEHICLE;
+    const char *open = k + (kind == OVMS_BUS_GROUP), *close = strchr(open, '}');
+    int max = kind == OVMS_BUS_GROUP ? 64 : 32;
+    if (*open != '{' || !close || close[1] || close == open + 1 || close - open - 1 > max)
+        return -1;
+    snprintf(name, 65, "%.*s", (int)(close - open - 1), open + 1);
+    snprintf(key, 72, "%s", k);
+    return kind;
 }
 
 /* "subscribe", channel, count: the watch is in place. */
 static void on_subscribed(ovms_bus_t *b, redisReply *r)
 {
-    char vehicle[33];
-    if (r->element[1]->type == REDIS_REPLY_STRING && vehicle_of(r->element[1]->str, vehicle) &&
-        *find(b, vehicle) && b->cfg.on_watching)
-        b->cfg.on_watching(b->cfg.ctx, vehicle);
+    char name[65], key[72];
+    int kind = r->element[1]->type == REDIS_REPLY_STRING ? topic_of(b, r->element[1]->str, name, key) : -1;
+    watch_t *w = kind >= 0 ? *find(b, key) : NULL;
+    if (!w || w->confirmed)
+        return;                     /* released meanwhile, or said already */
+    w->confirmed = 1;
+    if (b->cfg.on_watching)
+        b->cfg.on_watching(b->cfg.ctx, kind, name);
 }
 
 /* "message", channel, "<type><from>|<payload>" */
@@ -138,16 +159,16 @@ static void on_push(repl_redis_t *rc, redisReply *r, void *ctx)
     if (strcmp(r->element[0]->str, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING)
         return;
     const char *m = r->element[2]->str, *bar = memchr(m, '|', r->element[2]->len);
-    char vehicle[33], from[33];
-    if (r->element[1]->type != REDIS_REPLY_STRING || !vehicle_of(r->element[1]->str, vehicle) ||
-        !bar || bar == m + 1 || bar - m - 1 > 32)
+    char name[65], key[72], from[33];
+    int kind = r->element[1]->type == REDIS_REPLY_STRING ? topic_of(b, r->element[1]->str, name, key) : -1;
+    if (kind < 0 || !bar || bar == m + 1 || bar - m - 1 > 32)
         return;                     /* not one of ours */
     snprintf(from, sizeof from, "%.*s", (int)(bar - m - 1), m + 1);
     if (!strcmp(from, b->cfg.node_id))
         return;                     /* our own, back from Redis */
     size_t len = r->element[2]->len - (size_t)(bar + 1 - m);
     if (b->cfg.on_message)
-        b->cfg.on_message(b->cfg.ctx, vehicle, m[0], from, bar + 1, len);
+        b->cfg.on_message(b->cfg.ctx, kind, name, m[0], from, bar + 1, len);
 }
 
 int ovms_bus_open(ovms_bus_t **out, uv_loop_t *loop, const ovms_bus_config_t *cfg)
@@ -194,9 +215,11 @@ int ovms_bus_up(const ovms_bus_t *b)
     return b->up;
 }
 
-int ovms_bus_watch(ovms_bus_t *b, const char *vehicle)
+int ovms_bus_watch_topic(ovms_bus_t *b, int kind, const char *name)
 {
-    watch_t **w = find(b, vehicle);
+    char key[72];
+    key_of(kind, name, key);
+    watch_t **w = find(b, key);
     if (*w) {
         (*w)->count++;
         return 0;
@@ -204,25 +227,45 @@ int ovms_bus_watch(ovms_bus_t *b, const char *vehicle)
     watch_t *n = calloc(1, sizeof *n);
     if (!n)
         return OVMS_ENOMEM;
-    snprintf(n->vehicle, sizeof n->vehicle, "%s", vehicle);
+    snprintf(n->key, sizeof n->key, "%s", key);
     n->count = 1;
     *w = n;
     b->nwatched++;
     if (repl_redis_up(b->sub))      /* else: when it comes back */
-        subscribe(b, "SUBSCRIBE", (const char *const[]){ n->vehicle }, 1);
+        subscribe(b, "SUBSCRIBE", (const char *const[]){ n->key }, 1);
     return 0;
+}
+
+void ovms_bus_unwatch_topic(ovms_bus_t *b, int kind, const char *name)
+{
+    char key[72];
+    key_of(kind, name, key);
+    watch_t **w = find(b, key), *gone = *w;
+    if (!gone || --gone->count > 0)
+        return;
+    if (repl_redis_up(b->sub))
+        subscribe(b, "UNSUBSCRIBE", (const char *const[]){ gone->key }, 1);
+    *w = gone->next;
+    free(gone);
+    b->nwatched--;
+}
+
+int ovms_bus_watching(ovms_bus_t *b, int kind, const char *name)
+{
+    char key[72];
+    key_of(kind, name, key);
+    watch_t *w = *find(b, key);
+    return w && w->confirmed;
+}
+
+int ovms_bus_watch(ovms_bus_t *b, const char *vehicle)
+{
+    return ovms_bus_watch_topic(b, OVMS_BUS_VEHICLE, vehicle);
 }
 
 void ovms_bus_unwatch(ovms_bus_t *b, const char *vehicle)
 {
-    watch_t **w = find(b, vehicle), *gone = *w;
-    if (!gone || --gone->count > 0)
-        return;
-    if (repl_redis_up(b->sub))
-        subscribe(b, "UNSUBSCRIBE", (const char *const[]){ gone->vehicle }, 1);
-    *w = gone->next;
-    free(gone);
-    b->nwatched--;
+    ovms_bus_unwatch_topic(b, OVMS_BUS_VEHICLE, vehicle);
 }
 
 size_t ovms_bus_watched(const ovms_bus_t *b)
@@ -230,10 +273,12 @@ size_t ovms_bus_watched(const ovms_bus_t *b)
     return b->nwatched;
 }
 
-int ovms_bus_publish(ovms_bus_t *b, const char *vehicle, char type, const char *payload, size_t len)
+int ovms_bus_publish_topic(ovms_bus_t *b, int kind, const char *name, char type,
+                           const char *payload, size_t len)
 {
-    char channel[100], head[40];
-    size_t clen = channel_of(b, vehicle, channel, sizeof channel);
+    char key[72], channel[140], head[40];
+    key_of(kind, name, key);
+    size_t clen = channel_of(b, key, channel, sizeof channel);
     int hlen = snprintf(head, sizeof head, "%c%s|", type, b->cfg.node_id);
     char *msg = malloc((size_t)hlen + len);
     if (!msg)
@@ -245,6 +290,11 @@ int ovms_bus_publish(ovms_bus_t *b, const char *vehicle, char type, const char *
     int err = repl_redis_argv(b->pub, NULL, NULL, 3, argv, lens);
     free(msg);
     return err;
+}
+
+int ovms_bus_publish(ovms_bus_t *b, const char *vehicle, char type, const char *payload, size_t len)
+{
+    return ovms_bus_publish_topic(b, OVMS_BUS_VEHICLE, vehicle, type, payload, len);
 }
 
 /* ---- the state hash -------------------------------------------------------------------------- */

@@ -88,9 +88,10 @@ void ovms_replication_summary(ovms_replication_t *r, char *buf, size_t cap);
 /* ------------------------------------------------------------------------ */
 
 /* One bus per libuv loop (ovmsd: per worker, for the vehicles homed
- * there): a publishing and a subscribing Redis connection. A vehicle's
- * channel is "<prefix>{<VEHICLE>}" (the hash tag lets Redis Cluster shard
- * by vehicle); a message on it is "<type><from node>|<payload>". A node's
+ * there): a publishing and a subscribing Redis connection. Topics are
+ * vehicles and groups: a vehicle's channel is "<prefix>{<VEHICLE>}", a
+ * group's "<prefix>g{<GROUP>}" (the hash tag lets Redis Cluster shard by
+ * vehicle or group); a message on it is "<type><from node>|<payload>". A node's
  * own messages come back to it and are not delivered. Watches are
  * counted; the channel is subscribed while any is held and subscribed
  * again after Redis comes back, after which on_state(up) is called, so the
@@ -102,12 +103,12 @@ typedef struct ovms_bus_config {
     char password[129];         /* AUTH when set */
     char prefix[64];            /* channel and key prefix, e.g. "ovms:" */
     char node_id[33];
-    void (*on_message)(void *ctx, const char *vehicle, char type, const char *from,
+    void (*on_message)(void *ctx, int kind, const char *name, char type, const char *from,
                        const char *payload, size_t len);
     void (*on_state)(void *ctx, int up, const char *why);   /* once per change */
     /* Redis confirmed a subscription (a watch, or a resubscription after
      * Redis came back): messages on the channel reach us from now on. */
-    void (*on_watching)(void *ctx, const char *vehicle);
+    void (*on_watching)(void *ctx, int kind, const char *name);
     void *ctx;
 } ovms_bus_config_t;
 
@@ -116,14 +117,23 @@ int ovms_bus_open(ovms_bus_t **bus, uv_loop_t *loop, const ovms_bus_config_t *cf
 /* Closes both connections; freed once the loop has run their close callbacks. */
 void ovms_bus_close(ovms_bus_t *bus);
 int ovms_bus_up(const ovms_bus_t *bus);
-/* Hold / release a watch on a vehicle's channel (ids upper case). */
-int ovms_bus_watch(ovms_bus_t *bus, const char *vehicle);
+enum { OVMS_BUS_VEHICLE = 0, OVMS_BUS_GROUP = 1 };     /* topic kinds */
+/* Hold / release a watch on a topic's channel (names upper case: vehicle
+ * ids of at most 32 characters, group names of at most 64). */
+int ovms_bus_watch_topic(ovms_bus_t *bus, int kind, const char *name);
+void ovms_bus_unwatch_topic(ovms_bus_t *bus, int kind, const char *name);
+/* 1 once Redis confirmed the watch's subscription (on_watching was called)
+ * and while it holds: messages on the topic reach us. */
+int ovms_bus_watching(ovms_bus_t *bus, int kind, const char *name);
+int ovms_bus_watch(ovms_bus_t *bus, const char *vehicle);     /* a vehicle's */
 void ovms_bus_unwatch(ovms_bus_t *bus, const char *vehicle);
 /* Publish (batched per loop turn). OVMS_ECLOSED while Redis is away: the
  * message is not sent (pub/sub is at most once). */
+int ovms_bus_publish_topic(ovms_bus_t *bus, int kind, const char *name, char type,
+                           const char *payload, size_t len);
 int ovms_bus_publish(ovms_bus_t *bus, const char *vehicle, char type, const char *payload,
                      size_t len);
-/* Vehicles watched now. */
+/* Topics watched now. */
 size_t ovms_bus_watched(const ovms_bus_t *bus);
 
 /* A vehicle's state by node, kept in Redis as the hash "<prefix>{V}:nodes"

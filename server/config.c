@@ -54,6 +54,7 @@ static const key_t_ KEYS[] = {
     { "timeouts", "welcome_under_pressure", K_INT, F(welcome_under_pressure), 1, 86400, 1 },
     { "timeouts", "peer_keepalive", K_INT, F(peer_keepalive), 1, 86400, 0 },
     { "timeouts", "peer_idle", K_INT, F(peer_idle), 2, 86400, 0 },
+    { "timeouts", "command_timeout", K_INT, F(command_timeout), 1, 3600, 1 },
     { "limits", "max_connections", K_INT, F(max_connections), 1, 1000000, 1 },
     { "limits", "output_limit", K_SIZE, F(output_limit), 4096, 1L << 30, 1 },
     { "limits", "max_pending_commands", K_INT, F(max_pending_commands), 1, 10000, 1 },
@@ -102,6 +103,9 @@ static const char USAGE[] =
     "                            links arrive on the ordinary --listen ports. In the file:\n"
     "                            one [peer ID] section each, with secret = and address =\n"
     "  --peer-keepalive N --peer-idle N   peer link ping and timeout, seconds (600, 3600)\n"
+    "  --command-timeout N       a command sent to the car's node over the bus that has no\n"
+    "                            reply after N seconds is answered c<cmd>,1,no reply from\n"
+    "                            the vehicle (30)\n"
     "  --redis HOST:PORT|unix:PATH   the Redis bus for live traffic between nodes (relay, Z,\n"
     "                            presence); none by default. --redis-password PW,\n"
     "                            --redis-prefix P (\"ovms:\"). In the file: [redis] redis = ...\n"
@@ -187,6 +191,7 @@ static void defaults(ovms_config_t *cfg)
     cfg->log_level = OVMS_LOG_INFO;
     cfg->peer_keepalive = 600;
     cfg->peer_idle = 3600;
+    cfg->command_timeout = 30;
     snprintf(cfg->redis_prefix, sizeof cfg->redis_prefix, "ovms:");
 }
 

@@ -12,6 +12,20 @@
  * (max_groups_per_connection): one app cannot make the registry grow, or
  * every later G slow, by subscribing to thousands of names. Deliveries to
  * apps on other workers go through their mailboxes.
+ *
+ * Across nodes (with the Redis bus), each group has a channel
+ * "<prefix>g{GROUP}", watched by every worker that holds a subscriber or
+ * a member car of the group (one watch per holder entry). On it:
+ *   g  "<vehicle>,<data>": a member's update, sent by the car's worker;
+ *      each worker that receives it passes it to its own subscribers (a
+ *      node's other workers had it through the mailboxes already, and a
+ *      node never receives its own messages back)
+ *   q  "<connection id>": an app subscribed on the sending node; every
+ *      worker with member cars answers with its entries
+ *   e  "<node>|<connection id>|<vehicle>,<data>": one entry for that app
+ * Nothing of another node is kept here: a new subscriber asks (q, sent
+ * once its worker's subscription is confirmed, so no answer can pass it),
+ * and after Redis was away every subscriber asks again.
  * Threading: any worker.
  */
 #include "server_int.h"
@@ -23,6 +37,7 @@
 
 typedef struct member {
     char vehicle[33];
+    int worker;                      /* the car's */
     char *data;
 } member_t;
 
@@ -217,8 +232,11 @@ static member_t *member_slot(conn_t *car, group_t *g)
     car->flags |= CF_GROUPS;
     member_t *m = &g->m[g->nm++];
     snprintf(m->vehicle, sizeof m->vehicle, "%s", id);
+    m->worker = car->w->index;
     m->data = NULL;
     nmembers++;
+    if (car->w->bus)
+        ovms_bus_watch_topic(car->w->bus, OVMS_BUS_GROUP, g->name);
     return m;
 }
 
@@ -262,6 +280,14 @@ void groups_update(conn_t *car, ovms_str_t payload)
     for (int i = 0; i < ns; i++)
         send_to(car->w->srv, car->w, &subs[i], msg, (size_t)n);
     free(subs);
+    if (!refused && car->w->bus) {
+        /* "g<vehicle>,<GROUP>,<data>" without the group: "<vehicle>,<data>" */
+        char entry[OVMS_LINE_MAX + 64];
+        int e = snprintf(entry, sizeof entry, "%s,%.*s", car->vehicle->id, (int)gu.data.len,
+                         gu.data.ptr ? gu.data.ptr : "");
+        if (e > 0 && (size_t)e < sizeof entry)
+            ovms_bus_publish_topic(car->w->bus, OVMS_BUS_GROUP, name, 'g', entry, (size_t)e);
+    }
 }
 
 /* An app joins (at most max_groups_per_connection groups). 0, or -1 when it
@@ -279,7 +305,17 @@ static int subscribe(conn_t *c, group_t *g)
     g->s[g->ns++] = (subscriber_t){ c->w->index, c->id };
     c->flags |= CF_GROUPS;
     nsubs++;
+    if (c->w->bus)
+        ovms_bus_watch_topic(c->w->bus, OVMS_BUS_GROUP, g->name);
     return 0;
+}
+
+/* Ask the other nodes for a new subscriber's entries. */
+static void ask_entries(worker_t *w, const char *group, uint64_t conn)
+{
+    char q[32];
+    int n = snprintf(q, sizeof q, "%llu", (unsigned long long)conn);
+    ovms_bus_publish_topic(w->bus, OVMS_BUS_GROUP, group, 'q', q, (size_t)n);
 }
 
 void groups_subscribe(conn_t *c, ovms_str_t payload)
@@ -316,6 +352,10 @@ void groups_subscribe(conn_t *c, ovms_str_t payload)
         free(lines[i]);
     }
     free(lines);
+    /* the other nodes' entries follow; before the subscription is in place
+     * on_watching asks for every subscriber here */
+    if (!refused && c->role == 'A' && c->w->bus && ovms_bus_watching(c->w->bus, OVMS_BUS_GROUP, name))
+        ask_entries(c->w, name, c->id);
 }
 
 /* A car or app connection with groups leaves: its entries and subscriptions
@@ -326,6 +366,8 @@ void groups_conn_gone(conn_t *c)
     holder_t *h = find_holder(c->id);
     if (h) {
         for (int i = 0; i < h->n; i++) {
+            if (c->w->bus)
+                ovms_bus_unwatch_topic(c->w->bus, OVMS_BUS_GROUP, h->g[i]->name);
             if (h->vehicle[0])
                 drop_member(h->g[i], h->vehicle);
             else
@@ -336,6 +378,109 @@ void groups_conn_gone(conn_t *c)
         free(h);
     }
     pthread_mutex_unlock(&mu);
+}
+
+/* ---- across nodes -------------------------------------------------------------------------- */
+
+/* This worker's subscribers of a group, copied (caller frees). */
+static uint64_t *local_subscribers(const worker_t *w, const char *group, int *n)
+{
+    uint64_t *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&mu);
+    group_t *g = find_group(group, 0);
+    if (g && g->ns && (out = malloc((size_t)g->ns * sizeof *out)))
+        for (int i = 0; i < g->ns; i++)
+            if (g->s[i].worker == w->index)
+                out[(*n)++] = g->s[i].conn;
+    pthread_mutex_unlock(&mu);
+    return out;
+}
+
+static void send_to_conn(worker_t *w, uint64_t id, const char *msg, size_t len)
+{
+    conn_t *c = worker_find_conn(w, id);
+    if (c && c->state == CS_ACTIVE)
+        conn_send(c, msg, len);
+}
+
+/* "<vehicle>,<data>" as the relay line "g<vehicle>,<GROUP>,<data>". */
+static int relay_line(const char *group, const char *entry, size_t len, char *out, size_t cap)
+{
+    const char *comma = memchr(entry, ',', len);
+    char vehicle[33];
+    if (!comma || comma == entry || comma - entry > 32)
+        return -1;
+    snprintf(vehicle, sizeof vehicle, "%.*s", (int)(comma - entry), entry);
+    return ovms_group_format_relay(vehicle, group, (ovms_str_t){ comma + 1, (size_t)(entry + len - comma - 1) },
+                                   out, cap);
+}
+
+/* q: our members' entries (those on this worker) for a subscriber there. */
+static void answer_entries(worker_t *w, const char *group, const char *from, const char *conn)
+{
+    char **entries = NULL;
+    int n = 0;
+    pthread_mutex_lock(&mu);
+    group_t *g = find_group(group, 0);
+    if (g && g->nm && (entries = calloc((size_t)g->nm, sizeof *entries)))
+        for (int i = 0; i < g->nm; i++) {
+            if (g->m[i].worker != w->index)
+                continue;
+            size_t len = strlen(g->m[i].vehicle) + strlen(g->m[i].data ? g->m[i].data : "") + 100;
+            if ((entries[n] = malloc(len)))
+                snprintf(entries[n++], len, "%s|%s|%s,%s", from, conn, g->m[i].vehicle,
+                         g->m[i].data ? g->m[i].data : "");
+        }
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < n; i++) {
+        ovms_bus_publish_topic(w->bus, OVMS_BUS_GROUP, group, 'e', entries[i], strlen(entries[i]));
+        free(entries[i]);
+    }
+    free(entries);
+}
+
+/* e: "<node>|<connection id>|<vehicle>,<data>", ours when the node is this one. */
+static void take_entry(worker_t *w, const char *group, const char *payload, size_t len)
+{
+    const char *me = ovms_store_node_id(w->srv->store), *end = payload + len;
+    size_t mlen = strlen(me);
+    char msg[OVMS_LINE_MAX + 128];
+    if (len <= mlen + 1 || memcmp(payload, me, mlen) != 0 || payload[mlen] != '|')
+        return;
+    const char *idp = payload + mlen + 1, *bar = memchr(idp, '|', (size_t)(end - idp));
+    if (!bar)
+        return;
+    int n = relay_line(group, bar + 1, (size_t)(end - bar - 1), msg, sizeof msg);
+    if (n > 0)
+        send_to_conn(w, strtoull(idp, NULL, 10), msg, (size_t)n);
+}
+
+void groups_bus_message(worker_t *w, const char *group, char type, const char *from,
+                        const char *payload, size_t len)
+{
+    char msg[OVMS_LINE_MAX + 128], conn[24];
+    if (type == 'g') {
+        int n = relay_line(group, payload, len, msg, sizeof msg), ns;
+        uint64_t *subs = n > 0 ? local_subscribers(w, group, &ns) : NULL;
+        for (int i = 0; subs && i < ns; i++)
+            send_to_conn(w, subs[i], msg, (size_t)n);
+        free(subs);
+    } else if (type == 'q' && len < sizeof conn) {
+        snprintf(conn, sizeof conn, "%.*s", (int)len, payload);
+        answer_entries(w, group, from, conn);
+    } else if (type == 'e') {
+        take_entry(w, group, payload, len);
+    }
+}
+
+void groups_bus_watching(worker_t *w, const char *group)
+{
+    int n;
+    uint64_t *subs = local_subscribers(w, group, &n);
+    for (int i = 0; subs && i < n; i++)
+        ask_entries(w, group, subs[i]);
+    free(subs);
 }
 
 void groups_stats(int64_t *ngroups, int64_t *subscriptions, int64_t *members)

@@ -28,8 +28,9 @@
  *      car's node, which queues it in the car's requester FIFO like its own
  *   R  "<node>|<connection id>|<reply>": the car's reply for that client;
  *      the requester's node answers c<cmd>,1,... itself when the car went
- *      away or nothing came within COMMAND_TIMEOUT_S, so no command is
- *      silently lost
+ *      away or nothing came within --command-timeout, so no command is
+ *      silently lost (a reply later than that is dropped: the requester
+ *      has had its answer)
  * From the S messages each node knows the other nodes' app counts and
  * where the car is; an entry not refreshed for 30 s is forgotten, so a node
  * that died leaves its cars "connected" for at most that long. Z to the car
@@ -43,7 +44,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define COMMAND_TIMEOUT_S 30
 #define STATE_REFRESH_S 10
 #define STATE_EXPIRE_S 30
 #define SNAPSHOT_WAIT_S 2
@@ -94,8 +94,8 @@ static void fail_commands(vehicle_t *v, const char *why, int expired_only)
         if (expired_only && now < rc->deadline)
             continue;
         conn_t *c = worker_find_conn(v->w, rc->conn_id);
-        if (c && c->state == CS_ACTIVE && c->vehicle == v)
-            conn_sendf(c, "c%d,1,%s", rc->cmd, why);
+        if (c && c->state == CS_ACTIVE && c->vehicle == v && rc->cmd >= 0)
+            conn_sendf(c, "c%d,1,%s", rc->cmd, why);   /* (a paranoid command's number is unknown) */
         v->rcmds[i--] = v->rcmds[--v->nrcmds];
     }
 }
@@ -258,19 +258,18 @@ int nodebus_command(vehicle_t *v, conn_t *c, int cmd, const char *raw, size_t le
     char msg[OVMS_LINE_MAX + 32];
     if (!v->w->bus || !v->watched || !hub_car_anywhere(v) || len > OVMS_LINE_MAX)
         return 0;
-    if (cmd >= 0 && v->nrcmds >= v->w->cfg->max_pending_commands) {
-        conn_sendf(c, "c%d,1,too many commands waiting for the vehicle", cmd);
+    if (v->nrcmds >= v->w->cfg->max_pending_commands) {
+        if (cmd >= 0)
+            conn_sendf(c, "c%d,1,too many commands waiting for the vehicle", cmd);
         return 1;
     }
     int n = snprintf(msg, sizeof msg, "%llu|%.*s", (unsigned long long)c->id, (int)len, raw);
     if (ovms_bus_publish(v->w->bus, v->id, 'C', msg, (size_t)n) < 0)
         return 0;                   /* Redis is away: as if the car were nowhere */
-    if (cmd < 0)
-        return 1;                   /* (paranoid: no answer can be matched) */
     remote_cmd_t *grown = realloc(v->rcmds, (size_t)(v->nrcmds + 1) * sizeof *grown);
     if (grown) {
         v->rcmds = grown;
-        v->rcmds[v->nrcmds++] = (remote_cmd_t){ c->id, cmd, worker_now(v->w) + COMMAND_TIMEOUT_S };
+        v->rcmds[v->nrcmds++] = (remote_cmd_t){ c->id, cmd, worker_now(v->w) + (uint32_t)v->w->cfg->command_timeout };
     }
     return 1;
 }
@@ -413,24 +412,32 @@ static void remote_reply(vehicle_t *v, const char *payload, size_t len)
     const char *raw = bar + 1;
     size_t rlen = (size_t)(payload + len - raw);
     ovms_cmdreply_t r;
-    int last = 1;
+    int last = 1, i;
     if (rlen > 1 && raw[0] == 'c' && ovms_cmdreply_parse((ovms_str_t){ raw + 1, rlen - 1 }, &r) == 0)
         last = !ovms_cmdreply_continues(&r);
-    for (int i = 0; last && i < v->nrcmds; i++)
-        if (v->rcmds[i].conn_id == id) {    /* the oldest of this requester's */
-            memmove(&v->rcmds[i], &v->rcmds[i + 1], (size_t)(v->nrcmds - i - 1) * sizeof *v->rcmds);
-            v->nrcmds--;
-            break;
-        }
+    for (i = 0; i < v->nrcmds && v->rcmds[i].conn_id != id; i++)
+        ;                           /* the oldest of this requester's */
+    if (i == v->nrcmds) {
+        LOG_DEBUG(NULL, "%s: a reply after the command timeout dropped", v->id);
+        return;                     /* it was told "no reply from the vehicle" already */
+    }
+    if (last) {
+        memmove(&v->rcmds[i], &v->rcmds[i + 1], (size_t)(v->nrcmds - i - 1) * sizeof *v->rcmds);
+        v->nrcmds--;
+    }
     conn_t *c = worker_find_conn(v->w, id);
     if (c && c->state == CS_ACTIVE && c->vehicle == v)
         conn_send(c, raw, rlen);
 }
 
-static void on_message(void *ctx, const char *vehicle, char type, const char *from,
+static void on_message(void *ctx, int kind, const char *vehicle, char type, const char *from,
                        const char *payload, size_t len)
 {
     worker_t *w = ctx;
+    if (kind == OVMS_BUS_GROUP) {
+        groups_bus_message(w, vehicle, type, from, payload, len);
+        return;
+    }
     vehicle_t *v = hub_find(w, vehicle);
     char text[64];
     LOG_DEBUG(NULL, "bus: %s from %s: %c%.*s%s", vehicle, from, type, (int)(len > 60 ? 60 : len),
@@ -514,8 +521,12 @@ static void on_state(void *ctx, int up, const char *why)
 
 /* Our subscription to the channel is in place: ask the others now, so that
  * their answers cannot pass it. */
-static void on_watching(void *ctx, const char *vehicle)
+static void on_watching(void *ctx, int kind, const char *vehicle)
 {
+    if (kind == OVMS_BUS_GROUP) {
+        groups_bus_watching(ctx, vehicle);
+        return;
+    }
     vehicle_t *v = hub_find(ctx, vehicle);
     if (v && v->watched)
         publish(v, 'Q', "", 0);

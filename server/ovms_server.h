@@ -76,6 +76,7 @@ typedef struct ovms_config {
     ovms_peer_conf_t peers[OVMS_MAX_PEERS];
     int npeers;
     int peer_keepalive, peer_idle;
+    int command_timeout;             /* seconds, for commands to a car on another node */
     /* the Redis bus: "" for none */
     char redis[300], redis_password[129], redis_prefix[64];
 } ovms_config_t;

@@ -585,6 +585,10 @@ void groups_init(void);
 void groups_update(conn_t *car, ovms_str_t payload);
 void groups_subscribe(conn_t *c, ovms_str_t payload);
 void groups_conn_gone(conn_t *c);
+/* From the bus: a group's message, and our subscription to a group confirmed. */
+void groups_bus_message(worker_t *w, const char *group, char type, const char *from,
+                        const char *payload, size_t len);
+void groups_bus_watching(worker_t *w, const char *group);
 void groups_stats(int64_t *ngroups, int64_t *subscriptions, int64_t *members);
 void push_from(conn_t *c, const ovms_msg_t *m);
 void push_subscribe(conn_t *c, ovms_str_t payload);

@@ -389,10 +389,15 @@ void client_connect(client_t *c, int port)
 
 void client_connect_from(client_t *c, int port, const char *source)
 {
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    client_connect_host(c, "127.0.0.1", port, source);
+}
+
+void client_connect_host(client_t *c, const char *host, int port, const char *source)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     int one = 1;
     memset(c, 0, sizeof *c);
+    cr_assert_eq(inet_pton(AF_INET, host, &a.sin_addr), 1, "bad address %s", host);
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(c->fd, 0);
     if (source) {

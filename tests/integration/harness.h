@@ -72,6 +72,8 @@ typedef struct client {
 void client_connect(client_t *c, int port);
 /* The same from a given loopback address (127.0.0.0/8), e.g. "127.0.0.7". */
 void client_connect_from(client_t *c, int port, const char *source);
+/* The same to another loopback address than 127.0.0.1 (a deploy/cluster.sh node). */
+void client_connect_host(client_t *c, const char *host, int port, const char *source);
 /* TCP connect and a TLS handshake (certificates are not checked). */
 void client_connect_tls(client_t *c, int port);
 /* A self-signed certificate and key for localhost in dir (cert.pem, key.pem). */

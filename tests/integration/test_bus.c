@@ -19,17 +19,23 @@ static node_t nodes[3];
 static pid_t redis;
 static int redis_port;
 
-static void start_cluster(void)
+/* Three nodes in a mesh on one Redis; flags go to every node. */
+static void start_cluster_with(const char *flags)
 {
-    char extra[128];
+    char extra[256];
     redis_port = harness_free_port();
     redis = redis_start(redis_port);
     cluster_node_prepare(&nodes[0], "N1", 1);
     cluster_node_prepare(&nodes[1], "N2", 0);
     cluster_node_prepare(&nodes[2], "N3", 0);
-    snprintf(extra, sizeof extra, "--redis 127.0.0.1:%d", redis_port);
+    snprintf(extra, sizeof extra, "--redis 127.0.0.1:%d %s", redis_port, flags);
     cluster_start(nodes, 3, "mesh", extra);
     cr_assert(cluster_converged(nodes, 3, 10000), "the nodes did not converge");
+}
+
+static void start_cluster(void)
+{
+    start_cluster_with("");
 }
 
 static void stop_cluster(void)
@@ -140,7 +146,11 @@ Test(bus, redis_restarted_in_the_middle_of_traffic, .timeout = 60)
     cr_assert(client_expect(&local, "S2.0,K,0", 3000), "local relay stopped with Redis away");
     cr_assert(node_log_has(&nodes[0], "Redis bus:"), "the outage was not logged");
     redis = redis_start(redis_port);
-    /* and after the recovery the fan-out works again, with the counts right */
+    /* after the recovery the remote app is brought up to date with what the
+     * car sent meanwhile (its current state), without waiting for more */
+    cr_assert(client_expect(&app, "S2.0,K,0", 10000),
+              "the app on node 2 was not brought up to date after Redis came back");
+    /* and the fan-out works again, with the counts right */
     int ok = 0;
     for (int i = 0; i < 50 && !ok; i++) {
         client_sendf(&car, "S%d.5,K,0", 100 + i);
@@ -174,6 +184,113 @@ Test(bus, a_node_killed_leaves_its_car_connected_elsewhere_for_at_most_the_expir
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double took = ts.tv_sec + ts.tv_nsec / 1e9 - t0;
     cr_assert_leq(took, 42, "the car showed as connected for %.0f s after its node died", took);
+    client_send(&app, "C6,1");
+    cr_assert(client_expect(&app, "c6,1,vehicle not connected", 3000),
+              "a command for the car of the dead node was not answered");
+    client_close(&car);
+    client_close(&app);
+    stop_cluster();
+}
+
+/* A car's ping answered: everything it sent before was handled. */
+static void car_sync(client_t *car)
+{
+    client_send(car, "A");
+    cr_assert(client_expect(car, "a", 3000), "no answer to the car's ping");
+}
+
+/* The next n group messages (g...), sorted into out[] by the order given in want[]. */
+static void expect_group_lines(client_t *app, const char *const *want, int n, const char *who)
+{
+    int seen[8] = { 0 };
+    for (int k = 0; k < n; k++) {
+        const char *m = client_expect_prefix(app, "g", 3000);
+        cr_assert(m, "%s: only %d of %d group entries came", who, k, n);
+        int hit = 0;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(m, want[i]) && !seen[i])
+                seen[i] = hit = 1;
+        cr_assert(hit, "%s: unexpected or repeated group line %s", who, m);
+    }
+    cr_assert(client_silent(app, 400, "Z"), "%s: more group lines than expected", who);
+}
+
+Test(bus, groups_across_nodes, .timeout = 60)
+{
+    client_t car1, car2, app3, app1, late;
+    start_cluster();
+    client_login(&car1, nodes[0].port, 'C', "TESTCAR", PW);
+    client_login(&car2, nodes[1].port, 'C', "OTHERCAR", "OTHERPW");
+    client_send(&car1, "gRALLY,80,0,90,10,1,0,51.5,-0.1");
+    client_send(&car2, "grally,55,30,180,20,1,0,51.6,-0.2");
+    car_sync(&car1);
+    car_sync(&car2);
+
+    /* an app on a third node subscribes: the entries of both cars, from both nodes */
+    app_login(&app3, &nodes[2]);
+    client_send(&app3, "GRally");
+    const char *both[] = { "gTESTCAR,RALLY,80,0,90,10,1,0,51.5,-0.1",
+                           "gOTHERCAR,RALLY,55,30,180,20,1,0,51.6,-0.2" };
+    expect_group_lines(&app3, both, 2, "app on node 3");
+    /* updates reach it live, once */
+    client_send(&car1, "gRALLY,81,0,90,10,1,0,51.5,-0.1");
+    const char *update[] = { "gTESTCAR,RALLY,81,0,90,10,1,0,51.5,-0.1" };
+    expect_group_lines(&app3, update, 1, "app on node 3, live");
+    client_send(&car2, "gRALLY,56,30,180,20,1,0,51.6,-0.2");
+    const char *update2[] = { "gOTHERCAR,RALLY,56,30,180,20,1,0,51.6,-0.2" };
+    expect_group_lines(&app3, update2, 1, "app on node 3, live from node 2");
+
+    /* an app of the other vehicle on the car's node: its own node's entry and the other's */
+    cr_assert_eq(client_login(&app1, nodes[0].port, 'A', "OTHERCAR", "OTHERPW"), 0);
+    client_expect_prefix(&app1, "T", 3000);
+    client_send(&app1, "GRALLY");
+    const char *now[] = { update[0], update2[0] };
+    expect_group_lines(&app1, now, 2, "app on node 1");
+    client_send(&car2, "gRALLY,57,30,180,20,1,0,51.6,-0.2");
+    const char *u3[] = { "gOTHERCAR,RALLY,57,30,180,20,1,0,51.6,-0.2" };
+    expect_group_lines(&app1, u3, 1, "app on node 1, live");
+    expect_group_lines(&app3, u3, 1, "app on node 3, live again");
+
+    /* a car that leaves takes its entry with it */
+    client_close(&car2);
+    cr_assert(client_expect(&app1, "Z0", 3000));
+    usleep(300 * 1000);
+    app_login(&late, &nodes[2]);
+    client_send(&late, "GRALLY");
+    expect_group_lines(&late, update, 1, "a later app on node 3");
+    client_close(&late);
+    client_close(&app1);
+    client_close(&app3);
+    client_close(&car1);
+    stop_cluster();
+}
+
+Test(bus, a_command_never_goes_unanswered, .timeout = 60)
+{
+    client_t car, app;
+    start_cluster_with("--command-timeout 2");
+    cr_assert_eq(app_login(&app, &nodes[1]), 0);
+    client_login(&car, nodes[0].port, 'C', "TESTCAR", PW);
+    cr_assert(client_expect(&app, "Z1", 3000));
+    /* the car says nothing: the requester's node answers at the timeout */
+    client_send(&app, "C6,1");
+    cr_assert(client_expect(&car, "C6,1", 3000));
+    cr_assert(client_expect(&app, "c6,1,no reply from the vehicle", 5000),
+              "no answer at the command timeout");
+    /* and a reply later than that is not delivered a second time */
+    client_send(&car, "c6,0,late");
+    cr_assert(client_silent(&app, 700, "Z"), "a late reply reached the app after its timeout answer");
+    /* the same when Redis goes away after the command left */
+    client_send(&app, "C7");
+    cr_assert(client_expect(&car, "C7", 3000));
+    redis_stop(redis);
+    cr_assert(client_expect(&app, "c7,1,no reply from the vehicle", 5000),
+              "a command lost with Redis was not answered");
+    /* while Redis is away a command is answered at once */
+    client_send(&app, "C8");
+    const char *m = client_expect_prefix(&app, "c8,1,", 3000);
+    cr_assert(m, "a command sent while Redis was away was not answered");
+    redis = redis_start(redis_port);
     client_close(&car);
     client_close(&app);
     stop_cluster();

@@ -323,20 +323,30 @@ Test(redis, closing_fails_what_is_pending_and_the_loop_closes)
 /* ---- the bus on top ------------------------------------------------------------------------------ */
 
 typedef struct node_bus {
-    int messages, ups, downs;
-    char last[128], from[33], vehicle[33];
+    int messages, ups, downs, watching;
+    char last[128], from[33], vehicle[65];
     char type;
+    int kind;
 } node_bus_t;
 
-static void bus_message(void *ctx, const char *vehicle, char type, const char *from,
+static void bus_message(void *ctx, int kind, const char *vehicle, char type, const char *from,
                         const char *payload, size_t len)
 {
     node_bus_t *n = ctx;
     n->messages++;
+    n->kind = kind;
     n->type = type;
     snprintf(n->vehicle, sizeof n->vehicle, "%s", vehicle);
     snprintf(n->from, sizeof n->from, "%s", from);
     snprintf(n->last, sizeof n->last, "%.*s", (int)len, payload);
+}
+
+static void bus_watching(void *ctx, int kind, const char *name)
+{
+    node_bus_t *n = ctx;
+    (void)kind;
+    (void)name;
+    n->watching++;
 }
 
 static void bus_state(void *ctx, int up, const char *why)
@@ -351,7 +361,8 @@ static void bus_state(void *ctx, int up, const char *why)
 
 static ovms_bus_t *bus_for(const char *node, node_bus_t *n)
 {
-    ovms_bus_config_t cfg = { .on_message = bus_message, .on_state = bus_state, .ctx = n };
+    ovms_bus_config_t cfg = { .on_message = bus_message, .on_state = bus_state,
+                              .on_watching = bus_watching, .ctx = n };
     ovms_bus_t *b;
     snprintf(cfg.redis, sizeof cfg.redis, "127.0.0.1:%d", redis_port);
     snprintf(cfg.prefix, sizeof cfg.prefix, "ovmstest:");
@@ -371,7 +382,9 @@ Test(redis, the_bus_carries_a_vehicle_channel_between_nodes_and_survives_a_resta
     cr_assert(ovms_bus_up(b1) && ovms_bus_up(b2));
     cr_assert_eq(ovms_bus_watch(b2, "CAR1"), 0);
     cr_assert_eq(ovms_bus_watch(b2, "CAR1"), 0);        /* counted */
+    run_until(&n2.watching, 1, 2000);                   /* Redis confirmed it once */
     run_until(&never, 1, 200);
+    cr_assert_eq(n2.watching, 1);
     cr_assert_eq(ovms_bus_publish(b1, "CAR1", 'M', "S80.0,K,0", 9), 0);
     cr_assert_eq(ovms_bus_publish(b2, "CAR1", 'M', "own", 3), 0);   /* not delivered to itself */
     cr_assert_eq(ovms_bus_publish(b1, "CAR2", 'M', "unwatched", 9), 0);
@@ -393,11 +406,27 @@ Test(redis, the_bus_carries_a_vehicle_channel_between_nodes_and_survives_a_resta
     run_until(&n2.ups, 2, 5000);
     run_until(&n1.ups, 2, 5000);
     cr_assert_eq(n2.ups, 2);
+    run_until(&n2.watching, 2, 2000);                   /* resubscribed, and told so */
     run_until(&never, 1, 200);
     cr_assert_eq(ovms_bus_publish(b1, "CAR1", 'M', "after", 5), 0);
     run_until(&n2.messages, 2, 2000);
     cr_assert_eq(n2.messages, 2);
     cr_assert_str_eq(n2.last, "after");
+
+    /* a group is a topic of its own: same name, another channel */
+    cr_assert_eq(ovms_bus_watch_topic(b2, OVMS_BUS_GROUP, "CAR1"), 0);
+    run_until(&n2.watching, 3, 2000);
+    cr_assert_eq(ovms_bus_publish_topic(b1, OVMS_BUS_GROUP, "CAR1", 'g', "CAR9,80", 7), 0);
+    run_until(&n2.messages, 3, 2000);
+    cr_assert_eq(n2.messages, 3);
+    cr_assert_eq(n2.kind, OVMS_BUS_GROUP);
+    cr_assert_str_eq(n2.vehicle, "CAR1");
+    cr_assert_str_eq(n2.last, "CAR9,80");
+    ovms_bus_unwatch_topic(b2, OVMS_BUS_GROUP, "CAR1");
+    cr_assert_eq(ovms_bus_publish(b1, "CAR1", 'M', "vehicle", 7), 0);    /* still watched */
+    run_until(&n2.messages, 4, 2000);
+    cr_assert_eq(n2.kind, OVMS_BUS_VEHICLE);
+    cr_assert_str_eq(n2.last, "vehicle");
 
     /* the last release unsubscribes */
     ovms_bus_unwatch(b2, "CAR1");
@@ -406,7 +435,7 @@ Test(redis, the_bus_carries_a_vehicle_channel_between_nodes_and_survives_a_resta
     run_until(&never, 1, 200);
     ovms_bus_publish(b1, "CAR1", 'M', "nobody", 6);
     run_until(&never, 1, 300);
-    cr_assert_eq(n2.messages, 2);
+    cr_assert_eq(n2.messages, 4);
     ovms_bus_close(b1);
     ovms_bus_close(b2);
     uv_run(&loop, UV_RUN_DEFAULT);
