@@ -82,7 +82,7 @@ wait_port() {
   local host=$1 port=$2 pidfile=$3 what=$4 log=$5
   for _ in $(seq 200); do
     can_connect "$host" "$port" && return 0
-    [ -s "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null && break
+    [ -s "$pidfile" ] && [ -z "$(tr -d '\0' <"/proc/$(cat "$pidfile")/cmdline" 2>/dev/null)" ] && break
     sleep 0.05
   done
   echo "cluster.sh: $what did not come up on $host:$port; the end of its log ($log):" >&2
@@ -97,10 +97,10 @@ stop_pid() {
   pid=$(cat "$pidfile")
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 200); do
-    kill -0 "$pid" 2>/dev/null || break
+    alive "$pidfile" "$mark" || break      # (a zombie no init reaps counts as gone)
     sleep 0.05
   done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  alive "$pidfile" "$mark" && kill -KILL "$pid" 2>/dev/null
   rm -f "$pidfile"
 }
 
@@ -248,7 +248,8 @@ cmd_status() {
     echo "node N$i $(node_addr "$i"):$PORT db $d/node.db: $state"
     if [ "$state" != down ]; then
       "$admin" --db "$d/node.db" cluster status 2>/dev/null |
-        awk '/^PEER/{p=1; next} /^$/{p=0} p{printf "  link %s %s since %s %s\n", $1, $2, $3, $4}'
+        awk '/^PEER/{p=1; next} /^$/{p=0} p{printf "  link %s %s since %s %s\n", $1, $2, $3, $4}' ||
+        echo "  (no link status yet)"
     fi
   done
   if alive "$dir/redis/redis.pid" "$hub:$REDIS_PORT" && can_connect "$hub" "$REDIS_PORT"; then
