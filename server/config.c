@@ -145,6 +145,8 @@ static const char USAGE[] =
     "                            (60, 10, 32)\n"
     "  --server-history-per-minute N --server-history-burst N   log history records (60, 120)\n"
     "  --level error|warn|info|debug   log level (also --log-level)\n"
+    "  --check-config            check the file and flags, print what would run, and exit\n"
+    "                            (0, or 2 with the one line that says what is wrong)\n"
     "  --help, --version\n"
     "\n"
     "A commented sample configuration is deploy/ovmsd.conf.\n";
@@ -368,8 +370,13 @@ bad:
     if (line)
         snprintf(src->err, sizeof src->err, "%s:%d: bad value '%s' for %s in [%s]", src->where,
                  line, v, k->name, k->section);
-    else
-        snprintf(src->err, sizeof src->err, "bad value '%s' for --%s", v, k->name);
+    else {
+        char flag[64];
+        snprintf(flag, sizeof flag, "%s", k->name);
+        for (char *p = flag; *p; p++)
+            *p = *p == '_' ? '-' : *p;          /* the flag's spelling */
+        snprintf(src->err, sizeof src->err, "bad value '%s' for --%s", v, flag);
+    }
     return -1;
 }
 

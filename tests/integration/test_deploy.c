@@ -334,3 +334,43 @@ Test(deploy, up_again_starts_only_what_is_down_and_down_stops_everything, .timeo
     for (int i = 0; i < 5; i++)
         cr_assert(!running(atoi(pids[i])), "%s (pid %s) still runs after down", files[i], pids[i]);
 }
+
+/* ovmsd --check-config on a file: its exit status, its output in out. */
+static int check_config(const char *file, const char *extra, char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' --check-config --config '%s' %s 2>&1", OVMSD_PATH, file, extra);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(deploy, the_shipped_configurations_are_valid)
+{
+    char out[4096], path[512];
+    static const char *const files[] = { "ovmsd.conf", "cluster-3-hosts/node1.conf",
+                                         "cluster-3-hosts/node2.conf", "cluster-3-hosts/node3.conf" };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/deploy/%s", OVMS_SOURCE_DIR, files[i]);
+        cr_assert_eq(check_config(path, "", out, sizeof out), 0, "%s: %s", files[i], out);
+        cr_assert(strstr(out, "configuration ok"), "%s: %s", files[i], out);
+    }
+    /* each node of the sample names the other two as peers, and the same Redis */
+    for (int k = 1; k <= 3; k++) {
+        snprintf(path, sizeof path, "%s/deploy/cluster-3-hosts/node%d.conf", OVMS_SOURCE_DIR, k);
+        check_config(path, "", out, sizeof out);
+        for (int j = 1; j <= 3; j++) {
+            char want[64];
+            snprintf(want, sizeof want, j == k ? "node N%d," : "peer N%d, dialed at 10.0.0.%d:6867", j, j);
+            cr_assert(strstr(out, want), "node%d.conf lacks '%s': %s", k, want, out);
+        }
+        cr_assert(strstr(out, "redis 10.0.0.1:6379"), "node%d.conf: %s", k, out);
+    }
+    /* a bad value is one line and status 2 */
+    snprintf(path, sizeof path, "%s/deploy/ovmsd.conf", OVMS_SOURCE_DIR);
+    cr_assert_eq(check_config(path, "--command-timeout 0", out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "bad value '0' for --command-timeout"), "%s", out);
+}
