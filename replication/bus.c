@@ -27,6 +27,7 @@ typedef struct watch {
     struct watch *next;
     int count;
     int confirmed;                  /* Redis said "subscribe" for it */
+    int again;                      /* subscribed again after Redis came back */
     char key[72];                   /* "{VEHICLE}" or "g{GROUP}" */
 } watch_t;
 
@@ -88,6 +89,7 @@ static void resubscribe(ovms_bus_t *b)
     for (int i = 0; i < BUCKETS; i++)
         for (watch_t *w = b->buckets[i]; w; w = w->next) {
             w->confirmed = 0;
+            w->again = 1;
             batch[n++] = w->key;
             if (n == SUBSCRIBE_BATCH) {
                 subscribe(b, "SUBSCRIBE", batch, n);
@@ -144,7 +146,8 @@ static void on_subscribed(ovms_bus_t *b, redisReply *r)
         return;                     /* released meanwhile, or said already */
     w->confirmed = 1;
     if (b->cfg.on_watching)
-        b->cfg.on_watching(b->cfg.ctx, kind, name);
+        b->cfg.on_watching(b->cfg.ctx, kind, name, w->again);
+    w->again = 0;
 }
 
 /* "message", channel, "<type><from>|<payload>" */

@@ -106,9 +106,9 @@ typedef struct ovms_bus_config {
     void (*on_message)(void *ctx, int kind, const char *name, char type, const char *from,
                        const char *payload, size_t len);
     void (*on_state)(void *ctx, int up, const char *why);   /* once per change */
-    /* Redis confirmed a subscription (a watch, or a resubscription after
-     * Redis came back): messages on the channel reach us from now on. */
-    void (*on_watching)(void *ctx, int kind, const char *name);
+    /* Redis confirmed a subscription: messages on the channel reach us
+     * from now on. again: 1 for a resubscription after Redis came back. */
+    void (*on_watching)(void *ctx, int kind, const char *name, int again);
     void *ctx;
 } ovms_bus_config_t;
 

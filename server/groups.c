@@ -25,7 +25,8 @@
  *   e  "<node>|<connection id>|<vehicle>,<data>": one entry for that app
  * Nothing of another node is kept here: a new subscriber asks (q, sent
  * once its worker's subscription is confirmed, so no answer can pass it),
- * and after Redis was away every subscriber asks again.
+ * and after Redis was away every subscriber asks again and every member's
+ * worker sends its entries again as updates.
  * Threading: any worker.
  */
 #include "server_int.h"
@@ -416,8 +417,9 @@ static int relay_line(const char *group, const char *entry, size_t len, char *ou
                                    out, cap);
 }
 
-/* q: our members' entries (those on this worker) for a subscriber there. */
-static void answer_entries(worker_t *w, const char *group, const char *from, const char *conn)
+/* Our members' entries (those on this worker), each published with the
+ * given prefix: "<node>|<conn>|" for e, "" for g. */
+static void publish_entries(worker_t *w, const char *group, char type, const char *prefix)
 {
     char **entries = NULL;
     int n = 0;
@@ -427,14 +429,14 @@ static void answer_entries(worker_t *w, const char *group, const char *from, con
         for (int i = 0; i < g->nm; i++) {
             if (g->m[i].worker != w->index)
                 continue;
-            size_t len = strlen(g->m[i].vehicle) + strlen(g->m[i].data ? g->m[i].data : "") + 100;
+            const char *data = g->m[i].data ? g->m[i].data : "";
+            size_t len = strlen(prefix) + strlen(g->m[i].vehicle) + strlen(data) + 2;
             if ((entries[n] = malloc(len)))
-                snprintf(entries[n++], len, "%s|%s|%s,%s", from, conn, g->m[i].vehicle,
-                         g->m[i].data ? g->m[i].data : "");
+                snprintf(entries[n++], len, "%s%s,%s", prefix, g->m[i].vehicle, data);
         }
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < n; i++) {
-        ovms_bus_publish_topic(w->bus, OVMS_BUS_GROUP, group, 'e', entries[i], strlen(entries[i]));
+        ovms_bus_publish_topic(w->bus, OVMS_BUS_GROUP, group, type, entries[i], strlen(entries[i]));
         free(entries[i]);
     }
     free(entries);
@@ -459,28 +461,56 @@ static void take_entry(worker_t *w, const char *group, const char *payload, size
 void groups_bus_message(worker_t *w, const char *group, char type, const char *from,
                         const char *payload, size_t len)
 {
-    char msg[OVMS_LINE_MAX + 128], conn[24];
+    char msg[OVMS_LINE_MAX + 128], conn[64];
     if (type == 'g') {
         int n = relay_line(group, payload, len, msg, sizeof msg), ns;
         uint64_t *subs = n > 0 ? local_subscribers(w, group, &ns) : NULL;
         for (int i = 0; subs && i < ns; i++)
             send_to_conn(w, subs[i], msg, (size_t)n);
         free(subs);
-    } else if (type == 'q' && len < sizeof conn) {
-        snprintf(conn, sizeof conn, "%.*s", (int)len, payload);
-        answer_entries(w, group, from, conn);
+    } else if (type == 'q' && len < sizeof conn - 40) {
+        snprintf(conn, sizeof conn, "%s|%.*s|", from, (int)len, payload);
+        publish_entries(w, group, 'e', conn);
     } else if (type == 'e') {
         take_entry(w, group, payload, len);
     }
 }
 
-void groups_bus_watching(worker_t *w, const char *group)
+void groups_bus_watching(worker_t *w, const char *group, int again)
 {
     int n;
     uint64_t *subs = local_subscribers(w, group, &n);
     for (int i = 0; subs && i < n; i++)
         ask_entries(w, group, subs[i]);
     free(subs);
+    if (again)                      /* (a q sent before we listened again was lost) */
+        publish_entries(w, group, 'g', "");
+}
+
+/* Redis is back (both connections): for every group this worker holds a
+ * subscriber or a member car of, do what on_watching(again) does, since
+ * answers published while our publishing connection was still down were
+ * lost. Names are copied out first: the calls take the lock again. */
+void groups_bus_up(worker_t *w)
+{
+    char (*names)[65] = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&mu);
+    if (groups.count && (names = malloc(groups.count * sizeof *names)))
+        for (size_t i = 0; i < groups.cap; i++) {
+            const group_t *g = groups.slot[i];
+            int mine = 0;
+            for (int k = 0; g && !mine && k < g->ns; k++)
+                mine = g->s[k].worker == w->index;
+            for (int k = 0; g && !mine && k < g->nm; k++)
+                mine = g->m[k].worker == w->index;
+            if (mine)
+                snprintf(names[n++], sizeof names[0], "%s", g->name);
+        }
+    pthread_mutex_unlock(&mu);
+    for (size_t i = 0; i < n; i++)
+        groups_bus_watching(w, names[i], 1);
+    free(names);
 }
 
 void groups_stats(int64_t *ngroups, int64_t *subscriptions, int64_t *members)

@@ -16,14 +16,15 @@
  *      starts watching reads once (its first client's burst waits for it)
  *   Q  "tell me your state": sent when a node's subscription to the
  *      channel is confirmed (it starts watching, or Redis came back)
- *   N  the car's node's answer to Q besides S: a snapshot of the car's
+ *   N  the car's node's answer to Q besides S and L: a snapshot of the car's
  *      stored messages (what a login there would replay) and its paranoid
  *      token. A node that starts watching while the car is elsewhere holds
  *      its first clients' bursts until it has it (at most SNAPSHOT_WAIT_S),
  *      so that an app replays the same messages on any node; after Redis
  *      was away, what changed meanwhile goes to the clients already there
- *   L  a car logged in there: a local car connection for the vehicle is
- *      older and goes (one car per vehicle in the cluster)
+ *   L  "<when>": a car logged in there at that time (unix ms): a local car
+ *      connection for the vehicle that is older goes (one car per vehicle
+ *      in the cluster); said again after Redis was away
  *   C  "<connection id>|<command>": a command from a client there, for the
  *      car's node, which queues it in the car's requester FIFO like its own
  *   R  "<node>|<connection id>|<reply>": the car's reply for that client;
@@ -218,9 +219,19 @@ void nodebus_relay(vehicle_t *v, const char *raw, size_t len)
     publish(v, 'X', raw, len);
 }
 
+/* L carries when the car logged in here (unix ms): of two connections
+ * the older goes, also when both nodes say so again after Redis was away. */
+static void publish_car_login(vehicle_t *v)
+{
+    char since[32];
+    int n = snprintf(since, sizeof since, "%lld", (long long)v->car_since);
+    publish(v, 'L', since, (size_t)n);
+}
+
 void nodebus_car_login(vehicle_t *v)
 {
-    publish(v, 'L', "", 0);
+    v->car_since = wall_now_ms();
+    publish_car_login(v);
     if (v->bus_pending == BUS_SNAPSHOT) {   /* the car is here now: no snapshot to wait for */
         v->bus_pending = BUS_READY;
         hub_release_waiting(v);
@@ -454,8 +465,10 @@ static void on_message(void *ctx, int kind, const char *vehicle, char type, cons
         break;
     case 'Q':
         publish_state(v);
-        if (v->car)
+        if (v->car) {
+            publish_car_login(v);   /* (the asker may hold an older connection of the car) */
             hub_want_snapshot(v);
+        }
         break;
     case 'N':
         remote_snapshot(v, payload, len);
@@ -472,7 +485,7 @@ static void on_message(void *ctx, int kind, const char *vehicle, char type, cons
         remote_reply(v, payload, len);
         break;
     case 'L':
-        if (v->car) {
+        if (v->car && atoll(payload) >= v->car_since) {
             snprintf(text, sizeof text, "replaced by a login of the same car on %s", from);
             conn_close(v->car, text);
         }
@@ -499,10 +512,19 @@ static void each_watched(worker_t *w, void (*fn)(vehicle_t *v))
     }
 }
 
-static void ask_again(vehicle_t *v)
+/* Said whenever we can listen or publish again after Redis was away (the
+ * subscription confirmed, or both connections up): whichever of two nodes
+ * comes back second is heard by the first. The car's node sends its
+ * snapshot unasked, as a Q may have come while it could not answer. */
+static void speak_again(vehicle_t *v)
 {
+    LOG_DEBUG(NULL, "bus: %s: telling the others again%s", v->id, v->car ? " (the car is here)" : "");
     publish(v, 'Q', "", 0);
     publish_state(v);
+    if (v->car) {
+        publish_car_login(v);       /* a car that moved meanwhile: the older connection goes */
+        hub_want_snapshot(v);
+    }
 }
 
 static void on_state(void *ctx, int up, const char *why)
@@ -515,20 +537,27 @@ static void on_state(void *ctx, int up, const char *why)
             LOG_WARN(NULL, "Redis bus: %s unreachable (%s): serving local clients only",
                      w->cfg->redis, why ? why : "down");
     }
-    if (up)
-        each_watched(w, ask_again); /* what we and the others missed meanwhile */
+    if (up) {
+        each_watched(w, speak_again);       /* what we and the others missed meanwhile */
+        groups_bus_up(w);
+    }
 }
 
 /* Our subscription to the channel is in place: ask the others now, so that
- * their answers cannot pass it. */
-static void on_watching(void *ctx, int kind, const char *vehicle)
+ * their answers cannot pass it (and after Redis was away, say what we
+ * have: see speak_again). */
+static void on_watching(void *ctx, int kind, const char *vehicle, int again)
 {
     if (kind == OVMS_BUS_GROUP) {
-        groups_bus_watching(ctx, vehicle);
+        groups_bus_watching(ctx, vehicle, again);
         return;
     }
     vehicle_t *v = hub_find(ctx, vehicle);
-    if (v && v->watched)
+    if (!v || !v->watched)
+        return;
+    if (again)
+        speak_again(v);
+    else
         publish(v, 'Q', "", 0);
 }
 

@@ -317,6 +317,7 @@ int worker_post(worker_t *w, mail_t *m);
 void mail_dispose(server_t *srv, mail_t *m);
 uint32_t worker_now(worker_t *w);               /* seconds since the loop began */
 int64_t wall_now(void);                          /* unix seconds */
+int64_t wall_now_ms(void);                       /* unix milliseconds */
 worker_t *worker_home(server_t *srv, const char *vehicle);
 conn_t *worker_find_conn(worker_t *w, uint64_t id);
 void worker_track_conn(worker_t *w, conn_t *c);
@@ -478,6 +479,7 @@ struct vehicle {
     remote_node_t *remote;
     uint32_t state_sent;     /* worker clock, seconds */
     uint32_t snapshot_deadline;   /* worker clock, seconds */
+    int64_t car_since;       /* when the local car logged in, unix ms */
 };
 
 enum { BUS_READY = 0, BUS_STATES, BUS_SNAPSHOT };
@@ -588,7 +590,8 @@ void groups_conn_gone(conn_t *c);
 /* From the bus: a group's message, and our subscription to a group confirmed. */
 void groups_bus_message(worker_t *w, const char *group, char type, const char *from,
                         const char *payload, size_t len);
-void groups_bus_watching(worker_t *w, const char *group);
+void groups_bus_watching(worker_t *w, const char *group, int again);
+void groups_bus_up(worker_t *w);
 void groups_stats(int64_t *ngroups, int64_t *subscriptions, int64_t *members);
 void push_from(conn_t *c, const ovms_msg_t *m);
 void push_subscribe(conn_t *c, ovms_str_t payload);

@@ -31,6 +31,13 @@ int64_t wall_now(void)
     return (int64_t)time(NULL);
 }
 
+int64_t wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ---- homes and tables ------------------------------------------------------------------ */
 
 worker_t *worker_home(server_t *srv, const char *vehicle)

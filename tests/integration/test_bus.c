@@ -132,7 +132,7 @@ Test(bus, a_car_on_one_node_and_its_apps_on_two_others, .timeout = 60)
 Test(bus, redis_restarted_in_the_middle_of_traffic, .timeout = 60)
 {
     client_t car, app;
-    start_cluster();
+    start_cluster_with("--level debug");   /* (the bus in the logs, for a failure)*/
     cr_assert_eq(app_login(&app, &nodes[1]), 0);
     client_login(&car, nodes[0].port, 'C', "TESTCAR", PW);
     cr_assert(client_expect(&app, "Z1", 3000));
@@ -292,6 +292,30 @@ Test(bus, a_command_never_goes_unanswered, .timeout = 60)
     cr_assert(m, "a command sent while Redis was away was not answered");
     redis = redis_start(redis_port);
     client_close(&car);
+    client_close(&app);
+    stop_cluster();
+}
+
+Test(bus, a_car_that_moved_while_redis_was_away_keeps_only_its_newer_connection, .timeout = 60)
+{
+    client_t old_car, new_car, app;
+    start_cluster_with("--level debug");   /* (the bus in the logs, for a failure)*/
+    client_login(&old_car, nodes[0].port, 'C', "TESTCAR", PW);
+    cr_assert_eq(app_login(&app, &nodes[1]), 1);
+    redis_stop(redis);
+    usleep(300 * 1000);
+    /* the car comes back on node 3; node 1 cannot hear of it */
+    client_login(&new_car, nodes[2].port, 'C', "TESTCAR", PW);
+    cr_assert(client_expect_prefix(&new_car, "Z", 3000));
+    cr_assert(!client_wait_closed(&old_car, 500), "node 1 heard of the new login without Redis");
+    redis = redis_start(redis_port);
+    /* once the nodes meet again the older connection goes, the newer stays */
+    cr_assert(client_wait_closed(&old_car, 15000), "two connections of the car stayed after Redis came back");
+    cr_assert(node_log_has(&nodes[0], "replaced by a login of the same car on N3"));
+    client_send(&new_car, "A");
+    cr_assert(client_expect(&new_car, "a", 3000), "the newer car connection was closed too");
+    client_close(&old_car);
+    client_close(&new_car);
     client_close(&app);
     stop_cluster();
 }

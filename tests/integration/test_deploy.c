@@ -116,8 +116,13 @@ static void cluster_down(void)
             waitpid(cars[i], NULL, 0);
             cars[i] = 0;
         }
-    if (cl.dir[0])
+    if (cl.dir[0]) {
+        char cmd[256];
         cluster_sh(out, sizeof out, "down");
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", cl.dir);
+        if (system(cmd) != 0)
+            cr_log_warn("could not remove %s", cl.dir);
+    }
 }
 
 /* Alive and not a zombie (the container's init may never reap them). */

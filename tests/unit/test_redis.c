@@ -323,7 +323,7 @@ Test(redis, closing_fails_what_is_pending_and_the_loop_closes)
 /* ---- the bus on top ------------------------------------------------------------------------------ */
 
 typedef struct node_bus {
-    int messages, ups, downs, watching;
+    int messages, ups, downs, watching, again;
     char last[128], from[33], vehicle[65];
     char type;
     int kind;
@@ -341,12 +341,13 @@ static void bus_message(void *ctx, int kind, const char *vehicle, char type, con
     snprintf(n->last, sizeof n->last, "%.*s", (int)len, payload);
 }
 
-static void bus_watching(void *ctx, int kind, const char *name)
+static void bus_watching(void *ctx, int kind, const char *name, int again)
 {
     node_bus_t *n = ctx;
     (void)kind;
     (void)name;
     n->watching++;
+    n->again += again;
 }
 
 static void bus_state(void *ctx, int up, const char *why)
@@ -385,6 +386,7 @@ Test(redis, the_bus_carries_a_vehicle_channel_between_nodes_and_survives_a_resta
     run_until(&n2.watching, 1, 2000);                   /* Redis confirmed it once */
     run_until(&never, 1, 200);
     cr_assert_eq(n2.watching, 1);
+    cr_assert_eq(n2.again, 0);
     cr_assert_eq(ovms_bus_publish(b1, "CAR1", 'M', "S80.0,K,0", 9), 0);
     cr_assert_eq(ovms_bus_publish(b2, "CAR1", 'M', "own", 3), 0);   /* not delivered to itself */
     cr_assert_eq(ovms_bus_publish(b1, "CAR2", 'M', "unwatched", 9), 0);
@@ -407,6 +409,7 @@ Test(redis, the_bus_carries_a_vehicle_channel_between_nodes_and_survives_a_resta
     run_until(&n1.ups, 2, 5000);
     cr_assert_eq(n2.ups, 2);
     run_until(&n2.watching, 2, 2000);                   /* resubscribed, and told so */
+    cr_assert_eq(n2.again, 1);
     run_until(&never, 1, 200);
     cr_assert_eq(ovms_bus_publish(b1, "CAR1", 'M', "after", 5), 0);
     run_until(&n2.messages, 2, 2000);
