@@ -470,6 +470,7 @@ static void open_socket(repl_redis_t *rc)
         return;
     }
     uv_tcp_init(rc->loop, &s->h.tcp);
+    uv_tcp_nodelay(&s->h.tcp, 1);   /* one write per loop turn already batches: no Nagle wait on top */
     s->h.handle.data = s;
     struct sockaddr_storage ss;
     if (uv_ip4_addr(rc->host, rc->port, (struct sockaddr_in *)&ss) == 0 ||

@@ -41,8 +41,8 @@
 
 #define PASSWORD "BENCHPW"
 
-static int port;
-static char dbpath[256];
+static int port, app_port;         /* cars log in on port, apps on app_port (cross-node: another node) */
+static char dbpath[256], dbpath2[256];
 
 static uint64_t mono_ns(void)
 {
@@ -73,6 +73,7 @@ typedef struct bconn {
     char *out;
     size_t out_len, out_cap;
     double next_send;
+    int polling_out;             /* registered for EPOLLOUT (only while output waits) */
 } bconn_t;
 
 static void vehicle_id(int n, char out[33])
@@ -80,9 +81,9 @@ static void vehicle_id(int n, char out[33])
     snprintf(out, 33, "BENCH%06d", n);
 }
 
-static int open_socket(void)
+static int open_socket(int to)
 {
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)to),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     if (fd < 0)
@@ -118,7 +119,7 @@ static int flush_out(bconn_t *c)
 static void start_login(bconn_t *c, char role, int vehicle)
 {
     char id[33], digest[OVMS_DIGEST_B64_LEN + 1], line[128];
-    c->fd = open_socket();
+    c->fd = open_socket(role == 'A' && app_port ? app_port : port);
     c->state = W_WELCOME;
     c->role = role;
     c->vehicle = vehicle;
@@ -231,6 +232,19 @@ static void send_state(bconn_t *c, child_result_t *res)
     res->sent++;
 }
 
+/* EPOLLOUT only while output is waiting: a level-triggered writable socket
+ * would wake every epoll_wait and turn the load generator into a busy loop
+ * that takes the CPU the node under test needs. */
+static void poll_out(int ep, bconn_t *c, uint32_t index)
+{
+    int want = c->out_len > 0;
+    if (c->fd < 0 || want == c->polling_out)
+        return;
+    struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.u32 = index };
+    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+    c->polling_out = want;
+}
+
 static void run_child(const job_t *job)
 {
     int ep = epoll_create1(0), logins = !strcmp(job->mode, "logins");
@@ -250,6 +264,7 @@ static void run_child(const job_t *job)
         start_login(&conns[i], is_car ? 'C' : 'A', v);
         struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i };
         epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
+        conns[i].polling_out = 1;
     }
     while (!stop_flag) {
         int n = epoll_wait(ep, evs, 256, 1);
@@ -270,7 +285,10 @@ static void run_child(const job_t *job)
                     start_login(c, 'C', job->first + (next_vehicle++ % job->count));
                     struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u32 = evs[k].data.u32 };
                     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+                    c->polling_out = 1;
                 }
+            } else if (!logins) {
+                poll_out(ep, c, evs[k].data.u32);
             }
         }
         /* everyone logged in: tell the parent once */
@@ -312,6 +330,7 @@ static void run_child(const job_t *job)
                     }
                 }
                 flush_out(c);
+                poll_out(ep, c, (uint32_t)i);
             }
         }
     }
@@ -507,9 +526,9 @@ static double cpu_seconds(pid_t pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static void provision(int vehicles)
+static void provision(const char *path, const char *node_id, int vehicles)
 {
-    ovms_store_config_t cfg = { .path = dbpath, .node_id = "BENCH", .sync_normal = 1,
+    ovms_store_config_t cfg = { .path = path, .node_id = node_id, .sync_normal = 1,
                                 .expire_interval_ms = -1 };
     ovms_store_t *st;
     char err[256], id[33];
@@ -531,18 +550,41 @@ static void provision(int vehicles)
     free(reqs);
 }
 
-static pid_t start_node(const char *ovmsd, int workers)
+static int free_port(void)
 {
-    char cmd[1024], portarg[64];
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t len = sizeof a;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     bind(fd, (struct sockaddr *)&a, sizeof a);
     getsockname(fd, (struct sockaddr *)&a, &len);
-    port = ntohs(a.sin_port);
     close(fd);
-    snprintf(portarg, sizeof portarg, "127.0.0.1:%d", port);
+    return ntohs(a.sin_port);
+}
+
+static int wait_listening(int p)
+{
+    for (int i = 0; i < 500; i++) {
+        struct sockaddr_in t = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        int ok = connect(s, (struct sockaddr *)&t, sizeof t) == 0;
+        close(s);
+        if (ok)
+            return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+/* A node on a free port of 127.0.0.1 (into *at) with database db; with
+ * redis_port > 0 it joins the Redis bus there. */
+static pid_t start_node_on(const char *ovmsd, int workers, const char *db, int redis_port, int *at)
+{
+    char cmd[32], portarg[64], redis[64];
+    *at = free_port();
+    snprintf(portarg, sizeof portarg, "127.0.0.1:%d", *at);
     snprintf(cmd, sizeof cmd, "%d", workers);
+    snprintf(redis, sizeof redis, "127.0.0.1:%d", redis_port);
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);    /* never outlive the benchmark */
@@ -551,23 +593,41 @@ static pid_t start_node(const char *ovmsd, int workers)
         /* the whole simulated fleet comes from one loopback address: the
          * limits on connections not logged in yet (guard.c) would measure
          * themselves, so they are lifted; everything else is the default */
-        execl(ovmsd, ovmsd, "--db", dbpath, "--listen", portarg, "--workers", cmd,
+        execl(ovmsd, ovmsd, "--db", db, "--listen", portarg, "--workers", cmd,
               "--max-connections", "19500", "--max-unauthenticated", "19500",
               "--max-unauthenticated-per-address", "19500", "--log-level", "warn", "--sync", "normal",
-              (char *)NULL);
+              redis_port > 0 ? "--redis" : (char *)NULL, redis, (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 500; i++) {
-        struct sockaddr_in t = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        int ok = connect(s, (struct sockaddr *)&t, sizeof t) == 0;
-        close(s);
-        if (ok)
-            return pid;
-        usleep(10000);
-    }
+    if (wait_listening(*at) == 0)
+        return pid;
     fprintf(stderr, "ovmsd did not start\n");
+    exit(1);
+}
+
+static pid_t start_node(const char *ovmsd, int workers)
+{
+    app_port = 0;
+    return start_node_on(ovmsd, workers, dbpath, 0, &port);
+}
+
+static pid_t start_redis(int *at)
+{
+    char portarg[16];
+    *at = free_port();
+    snprintf(portarg, sizeof portarg, "%d", *at);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execlp("redis-server", "redis-server", "--port", portarg, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    if (wait_listening(*at) == 0)
+        return pid;
+    fprintf(stderr, "redis-server did not start\n");
     exit(1);
 }
 
@@ -611,12 +671,17 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    int cross = strstr(phases, "cross") != NULL;
     snprintf(dbpath, sizeof dbpath, "/tmp/ovms-bench-server.db");
+    snprintf(dbpath2, sizeof dbpath2, "/tmp/ovms-bench-server-2.db");
     unlink(dbpath);
+    unlink(dbpath2);
     int vehicles = idle > cars ? idle : cars;
     printf("ovmsd benchmark (%s), %d client processes, %d workers\n", bench_machine(), procs, workers);
     printf("  provisioning %d vehicles...\n", vehicles);
-    provision(vehicles);
+    provision(dbpath, cross ? "BENCHN1" : "BENCH", vehicles);
+    if (cross)                  /* the second node: the same vehicles (no replication needed) */
+        provision(dbpath2, "BENCHN2", vehicles);
 
     pid_t node;
     child_t ch[64];
@@ -673,10 +738,18 @@ relay:
                probe_ms[3]);
         stop_node(node);
     }
-    if (!strstr(phases, "relay"))
+    if (!strstr(phases, "relay") && !cross)
         goto report;
-    /* ---- relay ---- */
-    node = start_node(ovmsd, workers);
+    /* ---- relay (cross: cars on node 1, apps on node 2, over Redis) ---- */
+    pid_t node2 = 0, redis = 0;
+    if (cross) {
+        int redis_port;
+        redis = start_redis(&redis_port);
+        node = start_node_on(ovmsd, workers, dbpath, redis_port, &port);
+        node2 = start_node_on(ovmsd, workers, dbpath2, redis_port, &app_port);
+    } else {
+        node = start_node(ovmsd, workers);
+    }
     double relay_cpu0 = 0;
     int car_procs = procs / 2 > 0 ? procs / 2 : 1, app_procs = procs - car_procs > 0 ? procs - car_procs : 1;
     child_t apps[32], carsp[32];
@@ -690,26 +763,32 @@ relay:
                                   .count = cars / car_procs, .rate = rate, .burst = burst,
                                   .seconds = seconds });
     wait_ready(carsp, car_procs);
-    relay_cpu0 = cpu_seconds(node);
+    relay_cpu0 = cpu_seconds(node) + (cross ? cpu_seconds(node2) + cpu_seconds(redis) : 0);
     child_result_t cs, as;
     collect(carsp, car_procs, &cs, 0);
-    double relay_cpu = cpu_seconds(node) - relay_cpu0;
+    double relay_cpu = cpu_seconds(node) + (cross ? cpu_seconds(node2) + cpu_seconds(redis) : 0) - relay_cpu0;
     usleep(300000);
     collect(apps, app_procs, &as, 1);
     stop_node(node);
+    if (cross) {
+        stop_node(node2);
+        stop_node(redis);
+    }
     us_per_msg = relay_cpu * 1e6 / (double)(as.relayed ? as.relayed : 1);
     relayed_ps = (double)as.relayed / seconds;
     sent_ps = (double)cs.sent / seconds;
     p50 = percentile(&as.lat, 0.50);
     p99 = percentile(&as.lat, 0.99);
-    printf("  relay: %d cars x %d apps, %s, bursts of %d: %.0f messages/s sent by cars, %.0f/s "
+    printf("  relay%s: %d cars x %d apps, %s, bursts of %d: %.0f messages/s sent by cars, %.0f/s "
            "delivered to apps (each followed by T0), latency p50 %.2f ms, p99 %.2f ms\n",
+           cross ? " across nodes (cars on node 1, apps on node 2, Redis)" : "",
            cars, apps_per_car, rate > 0 ? "rate-limited" : "flat out", burst,
            (double)cs.sent / seconds, relayed_ps, p50, p99);
-    printf("         server CPU %.2f us per delivered message, about %.0f messages/s per server core\n",
-           us_per_msg, 1e6 / us_per_msg);
+    printf("         server CPU%s %.2f us per delivered message, about %.0f messages/s per server core\n",
+           cross ? " (both nodes and Redis)" : "", us_per_msg, 1e6 / us_per_msg);
 report:
     unlink(dbpath);
+    unlink(dbpath2);
     if (csv && strstr(phases, "relay")) {
         FILE *f = fopen(csv, "a");
         if (f) {
@@ -740,7 +819,16 @@ report:
             "| node's own relay latency: one car, one app, %d messages one at a time%s (round trip incl. client crypto) | p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.2f ms | p99 under 5 ms, no stalls |\n",
             probe_rounds, probe_secs > 0 ? ", across the node's periodic housekeeping" : "",
             probe_ms[0], probe_ms[1], probe_ms[2], probe_ms[3]);
-    if (strstr(phases, "relay"))
+    if (cross)
+        n += (size_t)snprintf(md + n, sizeof md - n,
+            "| cross-node messages delivered: cars on node 1, apps on node 2, Redis on the same machine (%d cars x %d apps, %s, bursts of %d; %.0f sent/s) | %.0f /s | %s |\n"
+            "| cross-node latency, car send to app receive | p50 %s, p99 %s | %s |\n"
+            "| CPU per delivered message, both nodes and Redis | %.2f us | |\n",
+            cars, apps_per_car, rate > 0 ? "rate-limited" : "flat out", burst, sent_ps, relayed_ps,
+            rate > 0 ? "" : "50,000 /s", ms_text(p50, t50, sizeof t50), ms_text(p99, t99, sizeof t99),
+            rate > 0 ? "p99 under 5 ms at 20,000 /s" : "(closed loop: every queue full, by design)",
+            us_per_msg);
+    else if (strstr(phases, "relay"))
         n += (size_t)snprintf(md + n, sizeof md - n,
             "| car -> app messages delivered (%d cars x %d apps, %s, bursts of %d; %.0f sent/s) | %.0f /s | 200,000 /s |\n"
             "| relay latency, car send to app receive | p50 %s, p99 %s | p99 under 5 ms |\n"

@@ -29,6 +29,13 @@ echo "== ovmsd: relay, ten apps per car, 200,000 delivered per second"
 echo "== ovmsd: relay flat out"
 "$b/bench_server" --ovmsd "$top/build/server/ovmsd" --section server-relay-flat \
   --phases relay --cars 200 --rate 0 --procs 2 --seconds "$seconds" --report "$report"
+echo "== across nodes (Redis bus): flat out, and at 20,000 and 50,000 messages/s offered"
+"$b/bench_server" --ovmsd "$top/build/server/ovmsd" --section cross-node-flat \
+  --phases cross --cars 200 --rate 0 --procs 2 --seconds "$seconds" --report "$report"
+"$b/bench_server" --ovmsd "$top/build/server/ovmsd" --section cross-node-20k \
+  --phases cross --cars 1000 --rate 20 --burst 1 --procs 2 --seconds 10 --report "$report"
+"$b/bench_server" --ovmsd "$top/build/server/ovmsd" --section cross-node-50k \
+  --phases cross --cars 1000 --rate 50 --burst 1 --procs 2 --seconds 10 --report "$report"
 echo "== replication: catch-up of 1,000,000 records, lag at 20,000 records/s"
 "$b/bench_repl" --ovmsd "$top/build/server/ovmsd" --records 1000000 --rate 20000 --seconds 10 \
   --report "$report"
