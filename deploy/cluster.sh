@@ -17,7 +17,8 @@
 # Ports are picked free once and kept in DIR/cluster.env, so several
 # clusters (each with its own --dir) run side by side on the same addresses.
 #
-# The programs come from build/ (or $OVMS_BUILD); $OVMS_NODE_FLAGS is added to
+# The programs come from build/ (built first, with deploy/install-deps.sh, when
+# they are missing there), or from $OVMS_BUILD; $OVMS_NODE_FLAGS is added to
 # every ovmsd command line (for example "--workers 1 --level debug").
 # `up` on a running cluster starts only what is down; `up` with more nodes
 # adds them and restarts the running nodes, whose peer lists changed.
@@ -206,6 +207,12 @@ print_lines() {
 cmd_up() {
   local n=$1 i
   [[ "$n" =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 200 ] || die "up needs a node count from 1 to 200, not '$n'"
+  if [ -z "${OVMS_BUILD:-}" ] && ! { [ -x "$ovmsd" ] && [ -x "$admin" ] && [ -x "$build/firmware/ovms-car" ]; }; then
+    echo "cluster.sh: building first (deploy/install-deps.sh, cmake)" >&2
+    "$top/deploy/install-deps.sh"
+    cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$build" -j"$(nproc)" >/dev/null
+  fi
   [ -x "$ovmsd" ] && [ -x "$admin" ] || die "no ovmsd in $build (build first, or set OVMS_BUILD)"
   command -v redis-server >/dev/null || die "redis-server is missing (deploy/install-deps.sh installs it)"
   local addrs=()
