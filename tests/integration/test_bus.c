@@ -4,6 +4,7 @@
  * nodes on loopback, all started and stopped by PID here.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,4 +319,41 @@ Test(bus, a_car_that_moved_while_redis_was_away_keeps_only_its_newer_connection,
     client_close(&new_car);
     client_close(&app);
     stop_cluster();
+}
+
+Test(bus, over_a_unix_socket_with_a_password, .timeout = 60)
+{
+    char dir[] = "/tmp/ovms-test-redis-XXXXXX", sock[96], extra[256];
+    client_t car, app;
+    cr_assert(mkdtemp(dir));
+    snprintf(sock, sizeof sock, "%s/redis.sock", dir);
+    redis = fork();
+    cr_assert_geq(redis, 0);
+    if (redis == 0) {
+        close_range(3, ~0u, 0);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock, "--requirepass",
+               "bus-secret", "--save", "", "--appendonly", "no", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 300 && access(sock, F_OK) != 0; i++)
+        usleep(10000);
+    cluster_node_prepare(&nodes[0], "N1", 1);
+    cluster_node_prepare(&nodes[1], "N2", 0);
+    snprintf(extra, sizeof extra, "--redis unix:%s --redis-password bus-secret --redis-prefix t1:", sock);
+    cluster_start(nodes, 2, "mesh", extra);
+    nodes[2].pid = 0;
+    cr_assert(cluster_converged(nodes, 2, 10000), "the nodes did not converge");
+    cr_assert_eq(app_login(&app, &nodes[1]), 0);
+    client_login(&car, nodes[0].port, 'C', "TESTCAR", PW);
+    cr_assert(client_expect(&app, "Z1", 3000), "the car on node 1 was not seen on node 2");
+    client_send(&car, "S7.0,K,0");
+    cr_assert(client_expect(&app, "S7.0,K,0", 3000), "no relay over the unix socket");
+    cr_assert(node_log_has(&nodes[0], "Redis bus: connected to unix:"));
+    client_close(&car);
+    client_close(&app);
+    stop_cluster();
+    unlink(sock);
+    rmdir(dir);
 }
