@@ -45,15 +45,16 @@ int main(int argc, char **argv)
             args[n++] = argv[i];
     }
     int rc = ovms_config_load(&cfg, n, args, err, sizeof err);
-    if (rc == 1)
-        return 0;
-    if (rc != 0) {
-        fprintf(stderr, "ovmsd: %s\n", err);
-        return 2;
-    }
-    if (check) {
+    if (rc == 0 && check)
         print_summary(&cfg);
-        return 0;
+    else if (rc == 0)
+        rc = ovms_server_run(&cfg);       /* (args lives as long: a reload re-reads the flags) */
+    else if (rc == 1)
+        rc = 0;                           /* --help, --version */
+    else {
+        fprintf(stderr, "ovmsd: %s\n", err);
+        rc = 2;
     }
-    return ovms_server_run(&cfg);        /* (args stays: a reload re-reads the flags) */
+    free(args);
+    return rc;
 }
