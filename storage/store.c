@@ -222,11 +222,13 @@ static int begin_write(ovms_store_t *st)
 /* One group commit over a list of at most MAX_BATCH write requests. */
 static void commit_batch(ovms_store_t *st, ovms_store_req_t *list, size_t count)
 {
-    int64_t seq0;
+    /* seq0 before begin_write: a counter it adopts from ovms-admin's commit
+     * is a change of ours to publish, even when this batch adds none (else
+     * poll_external would find the counter already equal and say nothing) */
+    int64_t seq0 = st->own_seq;
     int rc = begin_write(st);
     store_marks_t marks0 = st->marks;
 
-    seq0 = st->own_seq;
     st->dirty.replicated = 0;
     for (ovms_store_req_t *r = list; r && rc == 0; r = r->next)
         run_one(st, r);
@@ -352,11 +354,12 @@ static void poll_external(ovms_store_t *st)
             st->stats.reloads++;
             pthread_mutex_unlock(&st->stats_mu);
         }
-        /* ovms-admin writes as this node: its changes are ours to send */
-        if (store_load_seq(&st->w, st->node_id, &seq) == 0 && seq > st->own_seq) {
+        /* ovms-admin writes as this node: its changes are ours to send.
+         * Replication is told even when a batch already took the counter
+         * over (begin_write): a kick too many costs one read of the log. */
+        if (store_load_seq(&st->w, st->node_id, &seq) == 0 && seq > st->own_seq)
             st->own_seq = seq;
-            publish_marks(st, 1);
-        }
+        publish_marks(st, 1);
     }
 }
 

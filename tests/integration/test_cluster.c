@@ -512,3 +512,26 @@ Test(cluster, a_second_link_replaces_the_first_keepalive_and_a_silent_peer_is_cl
     client_close(&c);
     stop_all();
 }
+
+/* ovms-admin writes as the node it runs beside; when the node's writer
+ * picks up the admin's counter while applying a peer's records (no change
+ * of its own in that transaction), the admin's change must still be sent. */
+Test(cluster, admin_changes_on_a_node_busy_applying_a_peer_reach_the_others, .timeout = 60)
+{
+    static loader_t ld;
+    pthread_t t;
+    const char *quota = "--history-per-minute 1000000 --history-burst 1000000";
+
+    prepare(2);
+    cluster_start(nodes, 2, "mesh", quota);
+    assert_converged("initial resync");
+    ld.port = nodes[0].port;
+    pthread_create(&t, NULL, history_load, &ld);     /* node 2 applies node 1's records meanwhile */
+    for (int i = 0; i < 5; i++) {
+        usleep(150000);
+        cr_assert_eq(node_admin(&nodes[1], "vehicle add ADMINCAR%d --password adminpw%d", i, i), 0);
+    }
+    pthread_join(t, NULL);
+    assert_converged("after admin changes made while the node applied records");
+    stop_all();
+}
