@@ -198,12 +198,17 @@ static void drop_subscriber(group_t *g, int worker, uint64_t conn)
 
 /* ---- delivering --------------------------------------------------------------------------- */
 
+static void send_to_conn(worker_t *w, uint64_t id, const char *msg, size_t len)
+{
+    conn_t *c = worker_find_conn(w, id);
+    if (c && c->state == CS_ACTIVE)
+        conn_send(c, msg, len);
+}
+
 static void send_to(server_t *srv, worker_t *here, const subscriber_t *s, const char *msg, size_t len)
 {
     if (s->worker == here->index) {
-        conn_t *c = worker_find_conn(here, s->conn);
-        if (c && c->state == CS_ACTIVE)
-            conn_send(c, msg, len);
+        send_to_conn(here, s->conn, msg, len);
         return;
     }
     deliver_t *d = malloc(sizeof *d + len);
@@ -396,13 +401,6 @@ static uint64_t *local_subscribers(const worker_t *w, const char *group, int *n)
                 out[(*n)++] = g->s[i].conn;
     pthread_mutex_unlock(&mu);
     return out;
-}
-
-static void send_to_conn(worker_t *w, uint64_t id, const char *msg, size_t len)
-{
-    conn_t *c = worker_find_conn(w, id);
-    if (c && c->state == CS_ACTIVE)
-        conn_send(c, msg, len);
 }
 
 /* "<vehicle>,<data>" as the relay line "g<vehicle>,<GROUP>,<data>". */
