@@ -87,8 +87,11 @@ static void post(ovms_replication_t *r, repl_mail_t *m)
     pthread_mutex_lock(&r->mu);
     m->next = r->mail;
     r->mail = m;
-    pthread_mutex_unlock(&r->mu);
+    /* signalled under the lock: ovms_replication_stop drains the mail under
+     * it too, so once it has seen the last job it cannot free r while a
+     * store thread is still between its unlock and the signal */
     uv_async_send(&r->wake);
+    pthread_mutex_unlock(&r->mu);
 }
 
 static void job_post(void *ctx, ovms_store_req_t *req)
@@ -326,11 +329,10 @@ void ovms_replication_kick(ovms_replication_t *r)
     if (!r)
         return;
     pthread_mutex_lock(&r->mu);
-    int was = r->kicked;
+    if (!r->kicked)
+        uv_async_send(&r->wake);    /* (under the lock, as in post) */
     r->kicked = 1;
     pthread_mutex_unlock(&r->mu);
-    if (!was)
-        uv_async_send(&r->wake);
 }
 
 int ovms_replication_check(ovms_replication_t *r, ovms_str_t id, ovms_str_t token, ovms_str_t digest)

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,9 +331,11 @@ Test(bus, over_a_unix_socket_with_a_password, .timeout = 60)
     redis = fork();
     cr_assert_geq(redis, 0);
     if (redis == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the test (nor hold its output open) */
         close_range(3, ~0u, 0);
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
+        dup2(null, 2);
         execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock, "--requirepass",
                "bus-secret", "--save", "", "--appendonly", "no", (char *)NULL);
         _exit(127);
