@@ -216,6 +216,14 @@ static void server_command(conn_t *c, const ovms_command_t *cmd)
     c->flags |= CF_REPLYING;    /* one server command at a time: input waits for the reply */
 }
 
+void cmd_server_run(conn_t *c, ovms_str_t payload)
+{
+    ovms_command_t cmd = { 0 };
+    ovms_command_parse(payload, &cmd);
+    if (cmd.wellformed && cmd.cmd >= 30 && cmd.cmd <= 32)
+        server_command(c, &cmd);
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *raw, size_t rawlen)
@@ -226,6 +234,9 @@ void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *ra
     if (!paranoid) {
         ovms_command_parse(payload, &cmd);
         if (cmd.wellformed && cmd.cmd >= 30 && cmd.cmd <= 32) {
+            /* history made on the car's node may still be on its way here */
+            if (cmd.cmd != 30 && nodebus_defer_read(v, c, payload))
+                return;
             server_command(c, &cmd);
             return;
         }

@@ -32,6 +32,12 @@
  *      away or nothing came within --command-timeout, so no command is
  *      silently lost (a reply later than that is dropped: the requester
  *      has had its answer)
+ *   W  "what is your own seq now?": a client here asked for history (C31,
+ *      C32) while the car is on another node; the car's node answers
+ *   w  "<seq>": its own committed counter. The asker's node answers the
+ *      client once its store holds that node's records up to there (at
+ *      most READ_WAIT_MS later), so a record the car was just told is
+ *      stored is in the answer on every node
  * From the S messages each node knows the other nodes' app counts and
  * where the car is; an entry not refreshed for 30 s is forgotten, so a node
  * that died leaves its cars "connected" for at most that long. Z to the car
@@ -48,6 +54,22 @@
 #define STATE_REFRESH_S 10
 #define STATE_EXPIRE_S 30
 #define SNAPSHOT_WAIT_S 2
+#define READ_WAIT_MS 2000
+#define READ_POLL_MS 5
+
+/* A client's C31/C32 waiting for replication (one per client at most: its
+ * input is held meanwhile). */
+typedef struct read_wait {
+    uint64_t conn;
+    char vehicle[33];
+    char origin[33];         /* the car's node */
+    int64_t seq;             /* its own seq when asked; -1 until it says */
+    uint64_t deadline;       /* loop ms */
+    char *payload;
+    size_t len;
+} read_wait_t;
+
+static void reads_target(vehicle_t *v, const char *from, const char *payload, size_t len);
 
 /* ---- what the other nodes have ----------------------------------------------------------------- */
 
@@ -473,6 +495,15 @@ static void on_message(void *ctx, int kind, const char *vehicle, char type, cons
     case 'N':
         remote_snapshot(v, payload, len);
         break;
+    case 'W':
+        if (v->car) {
+            int n = snprintf(text, sizeof text, "%lld", (long long)ovms_store_own_seq(w->srv->store));
+            publish(v, 'w', text, (size_t)n);
+        }
+        break;
+    case 'w':
+        reads_target(v, from, payload, len);
+        break;
     case 'X':
         if (len > 2 && len <= 66 && payload[0] == 'E' && payload[1] == 'T')
             hub_set_ptoken(v, (ovms_str_t){ payload + 2, len - 2 });   /* replays use it */
@@ -493,6 +524,96 @@ static void on_message(void *ctx, int kind, const char *vehicle, char type, cons
     default:
         break;
     }
+}
+
+/* ---- history reads that wait for replication ------------------------------------------------------------ */
+
+static const char *car_node(const vehicle_t *v)
+{
+    for (int i = 0; i < v->nremote; i++)
+        if (v->remote[i].car)
+            return v->remote[i].node;
+    return NULL;
+}
+
+static void read_run(worker_t *w, read_wait_t *r)
+{
+    conn_t *c = worker_find_conn(w, r->conn);
+    if (!c || c->state != CS_ACTIVE || !c->vehicle || strcmp(c->vehicle->id, r->vehicle) != 0)
+        return;
+    c->flags &= (uint16_t)~CF_REPLYING;
+    cmd_server_run(c, (ovms_str_t){ r->payload, r->len });
+    if (!(c->flags & CF_REPLYING))
+        conn_unpark(c);             /* answered at once: what it sent meanwhile goes on */
+}
+
+/* Answer every read whose records are here, or whose time is up. */
+static void reads_check(worker_t *w)
+{
+    ovms_store_wm_t marks[64];
+    int nmarks = ovms_store_watermarks(w->srv->store, marks, 64);
+    uint64_t now = uv_now(&w->loop);
+    for (int i = 0; i < w->nreads; i++) {
+        read_wait_t *r = &w->reads[i];
+        int here = r->seq >= 0 && ovms_store_wm_find(marks, nmarks, r->origin) >= r->seq;
+        if (!here && now < r->deadline)
+            continue;
+        read_wait_t done = *r;
+        w->reads[i--] = w->reads[--w->nreads];
+        read_run(w, &done);
+        free(done.payload);
+    }
+    if (!w->nreads)
+        uv_timer_stop(&w->reads_timer);
+}
+
+static void on_reads_timer(uv_timer_t *t)
+{
+    reads_check(t->data);
+}
+
+int nodebus_defer_read(vehicle_t *v, conn_t *c, ovms_str_t payload)
+{
+    worker_t *w = v->w;
+    const char *origin = car_node(v);
+    if (!w->bus || !v->watched || v->car || !origin || !ovms_bus_up(w->bus))
+        return 0;
+    read_wait_t *grown = realloc(w->reads, (size_t)(w->nreads + 1) * sizeof *grown);
+    char *copy = malloc(payload.len + 1);
+    if (grown)
+        w->reads = grown;
+    if (!grown || !copy || ovms_bus_publish(w->bus, v->id, 'W', "", 0) < 0) {
+        free(copy);
+        return 0;
+    }
+    memcpy(copy, payload.ptr, payload.len);
+    read_wait_t *r = &w->reads[w->nreads++];
+    memset(r, 0, sizeof *r);
+    r->conn = c->id;
+    snprintf(r->vehicle, sizeof r->vehicle, "%s", v->id);
+    snprintf(r->origin, sizeof r->origin, "%s", origin);
+    r->seq = -1;
+    r->deadline = uv_now(&w->loop) + READ_WAIT_MS;
+    r->payload = copy;
+    r->len = payload.len;
+    c->flags |= CF_REPLYING;        /* input waits, as for any server command */
+    if (!uv_is_active((uv_handle_t *)&w->reads_timer))
+        uv_timer_start(&w->reads_timer, on_reads_timer, READ_POLL_MS, READ_POLL_MS);
+    return 1;
+}
+
+/* w: the car's node's own seq, for the reads of this vehicle asked of it. */
+static void reads_target(vehicle_t *v, const char *from, const char *payload, size_t len)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%.*s", (int)(len < 31 ? len : 31), payload);
+    int64_t seq = atoll(text);
+    for (int i = 0; i < v->w->nreads; i++) {
+        read_wait_t *r = &v->w->reads[i];
+        if (r->seq < 0 && !strcmp(r->vehicle, v->id) && !strcmp(r->origin, from))
+            r->seq = seq;
+    }
+    reads_check(v->w);
 }
 
 /* ---- the worker's bus ------------------------------------------------------------------------------ */
@@ -572,13 +693,26 @@ int nodebus_open(worker_t *w)
     snprintf(bc.password, sizeof bc.password, "%s", cfg->redis_password);
     snprintf(bc.prefix, sizeof bc.prefix, "%s", cfg->redis_prefix);
     snprintf(bc.node_id, sizeof bc.node_id, "%s", ovms_store_node_id(w->srv->store));
-    return ovms_bus_open(&w->bus, &w->loop, &bc);
+    int rc = ovms_bus_open(&w->bus, &w->loop, &bc);
+    if (rc == 0) {
+        uv_timer_init(&w->loop, &w->reads_timer);
+        w->reads_timer.data = w;
+    }
+    return rc;
 }
 
 void nodebus_close(worker_t *w)
 {
+    if (!w->bus)
+        return;
     ovms_bus_close(w->bus);
     w->bus = NULL;
+    for (int i = 0; i < w->nreads; i++)
+        free(w->reads[i].payload);  /* (their clients are gone: the node stops) */
+    free(w->reads);
+    w->reads = NULL;
+    w->nreads = 0;
+    uv_close((uv_handle_t *)&w->reads_timer, NULL);
 }
 
 /* Once a second: refresh our state where it is not "0,0", forget nodes

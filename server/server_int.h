@@ -298,6 +298,11 @@ struct worker {
     uint64_t next_id;
     table_t vehicles;        /* the hub shard: vehicles homed here, by id */
     ovms_bus_t *bus;         /* the Redis bus for them, or NULL */
+    /* history reads (C31/C32) waiting for replication to bring the car
+     * node's records (nodebus.c), and their timer */
+    struct read_wait *reads;
+    int nreads;
+    uv_timer_t reads_timer;
     table_t conn_ids;        /* connections by id, for deliveries */
     int64_t pending_sreqs;
     int stopping;
@@ -503,6 +508,12 @@ void nodebus_snapshot(vehicle_t *v);
 int nodebus_command(vehicle_t *v, conn_t *c, int cmd, const char *raw, size_t len);
 /* The car's reply for a requester on another node. */
 void nodebus_reply(vehicle_t *v, const requester_t *to, const char *raw, size_t len);
+/* C31/C32 from a client here while the car is on another node: 1 when it
+ * waits until this node holds the car node's records up to now (input is
+ * held meanwhile; cmd_server_run runs it), 0 to answer it at once. */
+int nodebus_defer_read(vehicle_t *v, conn_t *c, ovms_str_t payload);
+/* Run a server command (30-32) for the connection now (commands.c). */
+void cmd_server_run(conn_t *c, ovms_str_t payload);
 /* On the car's node: a forwarded command (commands.c). */
 void cmd_from_remote(vehicle_t *v, const char *node, uint64_t conn_id, const char *raw, size_t len);
 /* Apps of every node (Z to the car), and whether the car is on any node. */

@@ -360,3 +360,28 @@ Test(bus, over_a_unix_socket_with_a_password, .timeout = 60)
     unlink(sock);
     rmdir(dir);
 }
+
+Test(bus, history_asked_on_another_node_holds_what_the_car_was_just_told_is_stored, .timeout = 60)
+{
+    client_t car, app;
+    char reply[4096];
+    start_cluster();
+    cr_assert_eq(app_login(&app, &nodes[1]), 0);
+    client_login(&car, nodes[0].port, 'C', "TESTCAR", PW);
+    cr_assert(client_expect(&app, "Z1", 3000));
+    for (int round = 0; round < 20; round++) {
+        client_sendf(&car, "h%d,0,*-XN-Round%d,0,86400,first", 2 * round, round);
+        client_sendf(&car, "h%d,-1,*-XN-Round%d,1,86400,second", 2 * round + 1, round);
+        char want[16];
+        snprintf(want, sizeof want, "h%d", 2 * round + 1);
+        cr_assert(client_expect(&car, want, 5000), "no ack %s", want);
+        /* acknowledged means stored on node 1: node 2's answer must hold both */
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "C32,*-XN-Round%d", round);
+        int n = client_read_reply(&app, cmd, reply, sizeof reply);
+        cr_assert_eq(n, 2, "round %d: C32 on node 2 gave %d records:\n%s", round, n, reply);
+    }
+    client_close(&car);
+    client_close(&app);
+    stop_cluster();
+}
