@@ -8,7 +8,16 @@
 set -u
 ovmsd=${OVMSD_BIN:-$1} admin=${OVMS_ADMIN_BIN:-$2} shared=$3
 dir=$(mktemp -d /tmp/ovms-conformance-XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# a random free port below the kernel's ephemeral range (not bind(0): see
+# harness_free_port, ovmsd listens with SO_REUSEPORT)
+port=$(python3 -c '
+import random, socket
+for _ in range(1000):
+    p = random.randint(15000, 31999)
+    try:
+        s = socket.socket(); s.bind(("127.0.0.1", p)); s.close(); print(p); break
+    except OSError:
+        pass')
 "$admin" --db "$dir/node.db" --node CONFORMANCE vehicle add TESTCAR --password NETPASS >/dev/null || exit 1
 "$admin" --db "$dir/node.db" vehicle add OTHERCAR --password OTHERPW >/dev/null || exit 1
 "$ovmsd" --db "$dir/node.db" --listen "127.0.0.1:$port" >"$dir/ovmsd.log" 2>&1 &

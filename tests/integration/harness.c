@@ -37,15 +37,31 @@ const char *harness_bin(const char *env, const char *built)
     return v && *v ? v : built;
 }
 
+/* A random port below the kernel's ephemeral range, free now. Not bind(0):
+ * two test processes asking the kernel one after the other can be handed
+ * the same just-released port, and since ovmsd listens with SO_REUSEPORT
+ * both nodes would then bind it and share each other's connections. */
 int harness_free_port(void)
 {
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
+    static uint64_t rng;
+    if (!rng)
+        rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)time(NULL);
+    for (int tries = 0; tries < 1000; tries++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        int port = 15000 + (int)(rng % 17000);          /* 15000-31999 */
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return port;
+    }
+    cr_assert_fail("no free port");
+    return -1;
 }
 
 ovms_store_t *node_store(node_t *n)
