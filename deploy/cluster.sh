@@ -149,7 +149,7 @@ start_redis() {
   mkdir -p "$d"
   alive "$d/redis.pid" "$hub:$REDIS_PORT" && return 0
   setsid redis-server --bind "$hub" --port "$REDIS_PORT" --save "" --appendonly no \
-    --daemonize no --dir "$d" --logfile "$d/redis.log" </dev/null >/dev/null 2>&1 &
+    --daemonize no --dir "$d" --logfile "$d/redis.log" </dev/null >>"$d/redis.log" 2>&1 &
   echo $! >"$d/redis.pid"
   wait_port "$hub" "$REDIS_PORT" "$d/redis.pid" redis-server "$d/redis.log"
 }
@@ -172,7 +172,7 @@ start_dns() {
   setsid dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
     --bind-interfaces --listen-address="$hub" "$mark" --addn-hosts="$d/hosts" \
     --local-ttl=1 --pid-file= --user="$(id -un)" --log-facility="$d/dnsmasq.log" \
-    </dev/null >/dev/null 2>&1 &
+    </dev/null >>"$d/dnsmasq.log" 2>&1 &
   echo $! >"$d/dnsmasq.pid"
   wait_port "$hub" "$DNS_PORT" "$d/dnsmasq.pid" dnsmasq "$d/dnsmasq.log"
 }
@@ -205,7 +205,7 @@ print_lines() {
 }
 
 cmd_up() {
-  local n=$1 i
+  local n=$1 i fresh=
   [[ "$n" =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 200 ] || die "up needs a node count from 1 to 200, not '$n'"
   if [ -z "${OVMS_BUILD:-}" ] && ! { [ -x "$ovmsd" ] && [ -x "$admin" ] && [ -x "$build/firmware/ovms-car" ]; }; then
     echo "cluster.sh: building first (deploy/install-deps.sh, cmake)" >&2
@@ -231,6 +231,7 @@ cmd_up() {
     NODES=$n
     [ "$name_given" ] && [ "$name_given" != "$NAME" ] && die "this cluster's name is $NAME"
   else
+    fresh=1
     NODES=$n
     NAME=${name_given:-$name}
     PORT=$(free_port "${addrs[@]}")
@@ -239,8 +240,18 @@ cmd_up() {
     SECRET=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   fi
   save_env
-  start_redis
-  start_dns
+  # a port taken between its pick and the start (another cluster coming up
+  # at the same moment): a new cluster picks again, twice at most
+  for attempt in 1 2 3; do
+    start_redis && break
+    [ "$fresh" ] && [ "$attempt" -lt 3 ] || die "redis-server did not start"
+    REDIS_PORT=$(free_port "$hub"); save_env
+  done
+  for attempt in 1 2 3; do
+    start_dns && break
+    [ "$fresh" ] && [ "$attempt" -lt 3 ] || die "dnsmasq did not start"
+    DNS_PORT=$(free_port --udp "$hub"); save_env
+  done
   for i in $(seq "$NODES"); do write_node_conf "$i"; done
   for i in $(seq "$NODES"); do start_node "$i"; done
   print_lines

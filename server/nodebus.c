@@ -217,7 +217,11 @@ void nodebus_sync(vehicle_t *v)
                 v->bus_pending = BUS_STATES;
         }
     }
-    publish_state(v);               /* (also the "0,0" of a vehicle we stop watching) */
+    /* Our state only once we listen: a node told "the car is here" may
+     * send a command at once, and it must find our subscription in place
+     * (on_watching says it then). Also the "0,0" of a vehicle we stop watching. */
+    if (!want || ovms_bus_watching(bus, OVMS_BUS_VEHICLE, v->id))
+        publish_state(v);
     if (!want && v->watched) {
         ovms_bus_unwatch(bus, v->id);
         v->watched = 0;
@@ -676,10 +680,12 @@ static void on_watching(void *ctx, int kind, const char *vehicle, int again)
     vehicle_t *v = hub_find(ctx, vehicle);
     if (!v || !v->watched)
         return;
-    if (again)
+    if (again) {
         speak_again(v);
-    else
+    } else {
         publish(v, 'Q', "", 0);
+        publish_state(v);           /* (held back by nodebus_sync until now) */
+    }
 }
 
 int nodebus_open(worker_t *w)
