@@ -42,7 +42,8 @@
  * where the car is; an entry not refreshed for 30 s is forgotten, so a node
  * that died leaves its cars "connected" for at most that long. Z to the car
  * counts the apps of every node; Z to apps says whether the car is
- * connected anywhere.
+ * connected anywhere. Snapshots (N) and waiting history reads (W/w) are
+ * in nodebus_catchup.c.
  * Threading: the vehicle's home worker.
  */
 #include "server_int.h"
@@ -54,23 +55,6 @@
 #define STATE_REFRESH_S 10
 #define STATE_EXPIRE_S 30
 #define SNAPSHOT_WAIT_S 2
-#define READ_WAIT_MS 2000
-#define READ_POLL_MS 5
-
-/* A client's C31/C32 waiting for replication (one per client at most: its
- * input is held meanwhile). */
-typedef struct read_wait {
-    uint64_t conn;
-    char vehicle[33];
-    char origin[33];         /* the car's node */
-    int64_t seq;             /* its own seq when asked; -1 until it says */
-    uint64_t deadline;       /* loop ms */
-    char *payload;
-    size_t len;
-} read_wait_t;
-
-static void reads_target(vehicle_t *v, const char *from, const char *payload, size_t len);
-
 /* ---- what the other nodes have ----------------------------------------------------------------- */
 
 static remote_node_t *remote_of(vehicle_t *v, const char *node, int create)
@@ -137,7 +121,7 @@ static void tell_locals(vehicle_t *v, int apps_before, int car_before)
 
 /* ---- sending ------------------------------------------------------------------------------------- */
 
-static void publish(vehicle_t *v, char type, const char *payload, size_t len)
+void nodebus_publish(vehicle_t *v, char type, const char *payload, size_t len)
 {
     ovms_bus_t *bus = v->w->bus;
     if (bus && v->watched)
@@ -237,12 +221,12 @@ void nodebus_sync(vehicle_t *v)
 
 void nodebus_car_message(vehicle_t *v, const char *raw, size_t len)
 {
-    publish(v, 'M', raw, len);
+    nodebus_publish(v, 'M', raw, len);
 }
 
 void nodebus_relay(vehicle_t *v, const char *raw, size_t len)
 {
-    publish(v, 'X', raw, len);
+    nodebus_publish(v, 'X', raw, len);
 }
 
 /* L carries when the car logged in here (unix ms): of two connections
@@ -251,7 +235,7 @@ static void publish_car_login(vehicle_t *v)
 {
     char since[32];
     int n = snprintf(since, sizeof since, "%lld", (long long)v->car_since);
-    publish(v, 'L', since, (size_t)n);
+    nodebus_publish(v, 'L', since, (size_t)n);
 }
 
 void nodebus_car_login(vehicle_t *v)
@@ -262,32 +246,6 @@ void nodebus_car_login(vehicle_t *v)
         v->bus_pending = BUS_READY;
         hub_release_waiting(v);
     }
-}
-
-/* N: "<last update>,<paranoid token>", then per stored message
- * "\n<received>,<0|1 paranoid>,<code><payload>" (payloads are lines: no
- * LF in them). Paranoid messages made under an older token are left out:
- * nobody could read them. */
-void nodebus_snapshot(vehicle_t *v)
-{
-    size_t cap = 128, len = 0;
-    for (int i = 0; i < v->ncache; i++)
-        cap += v->cache[i].len + 40;
-    char *buf = malloc(cap);
-    if (!buf)
-        return;
-    len += (size_t)snprintf(buf, cap, "%lld,%s", (long long)v->last_update, hub_ptoken(v));
-    for (int i = 0; i < v->ncache; i++) {
-        const cached_msg_t *e = &v->cache[i];
-        if (e->paranoid && strcmp(e->ptoken, hub_ptoken(v)) != 0)
-            continue;
-        len += (size_t)snprintf(buf + len, cap - len, "\n%lld,%d,%c", (long long)e->received,
-                                e->paranoid ? 1 : 0, e->code);
-        memcpy(buf + len, e->payload, e->len);
-        len += e->len;
-    }
-    publish(v, 'N', buf, len);
-    free(buf);
 }
 
 int nodebus_command(vehicle_t *v, conn_t *c, int cmd, const char *raw, size_t len)
@@ -318,7 +276,7 @@ void nodebus_reply(vehicle_t *v, const requester_t *to, const char *raw, size_t 
         return;
     int n = snprintf(msg, sizeof msg, "%s|%llu|%.*s", to->node, (unsigned long long)to->remote_id,
                      (int)len, raw);
-    publish(v, 'R', msg, (size_t)n);
+    nodebus_publish(v, 'R', msg, (size_t)n);
 }
 
 /* ---- receiving ----------------------------------------------------------------------------------- */
@@ -357,72 +315,6 @@ static void remote_state(vehicle_t *v, const char *from, const char *payload)
     int apps_before = hub_apps_total(v), car_before = hub_car_anywhere(v);
     remote_state_set(v, from, payload);
     tell_locals(v, apps_before, car_before);
-}
-
-/* One stored message of a snapshot: cached when it differs from ours, and
- * sent to the clients already here (they missed it). Returns 1 if sent. */
-static int snapshot_entry(vehicle_t *v, const char *line, size_t len, int *et_sent)
-{
-    char buf[OVMS_LINE_MAX + 8];
-    long long when;
-    int paranoid, at = 0;
-    if (sscanf(line, "%lld,%d,%n", &when, &paranoid, &at) != 2 || at <= 0 || (size_t)at >= len)
-        return 0;
-    char code = line[at];
-    const char *payload = line + at + 1;
-    size_t plen = len - (size_t)at - 1;
-    const cached_msg_t *e = hub_cache_find(v, code);
-    if (e && e->len == plen && !memcmp(e->payload, payload, plen) && e->paranoid == (paranoid != 0))
-        return 0;
-    hub_cache_put(v, code, payload, plen, paranoid != 0, when);
-    if (link_empty(&v->clients) || plen + 3 > sizeof buf)
-        return 0;
-    if (paranoid && !*et_sent) {
-        int n = snprintf(buf, sizeof buf, "ET%s", hub_ptoken(v));
-        hub_to_clients(v, buf, (size_t)n);
-        *et_sent = 1;
-    }
-    size_t n = 0;
-    if (paranoid) {
-        buf[n++] = 'E';
-        buf[n++] = 'M';
-    }
-    buf[n++] = code;
-    memcpy(buf + n, payload, plen);
-    hub_to_clients(v, buf, n + plen);
-    return 1;
-}
-
-static void remote_snapshot(vehicle_t *v, const char *payload, size_t len)
-{
-    const char *end = payload + len, *nl = memchr(payload, '\n', len);
-    const char *head_end = nl ? nl : end;
-    const char *comma = memchr(payload, ',', (size_t)(head_end - payload));
-    int et_sent = 0, sent = 0;
-    if (v->car || !comma)
-        return;                     /* the car is here: we are the authority */
-    size_t tlen = (size_t)(head_end - comma - 1);
-    if (tlen && tlen <= 64 && (strlen(hub_ptoken(v)) != tlen || memcmp(hub_ptoken(v), comma + 1, tlen)))
-        hub_set_ptoken(v, (ovms_str_t){ comma + 1, tlen });
-    int64_t last = atoll(payload);
-    while (nl) {
-        const char *line = nl + 1, *next = memchr(line, '\n', (size_t)(end - line));
-        sent += snapshot_entry(v, line, (size_t)((next ? next : end) - line), &et_sent);
-        nl = next;
-    }
-    if (last > v->last_update)
-        v->last_update = last;
-    if (sent) {
-        char t[32];
-        int64_t age = wall_now() - v->last_update;
-        int n = snprintf(t, sizeof t, "T%lld", (long long)(age > 0 ? age : 0));
-        hub_to_clients(v, t, (size_t)n);
-    }
-    v->snapshot_seen = 1;
-    if (v->bus_pending == BUS_SNAPSHOT) {
-        v->bus_pending = BUS_READY;
-        hub_release_waiting(v);
-    }
 }
 
 /* "<connection id>|<command>" from the requester's node. */
@@ -497,16 +389,16 @@ static void on_message(void *ctx, int kind, const char *vehicle, char type, cons
         }
         break;
     case 'N':
-        remote_snapshot(v, payload, len);
+        nodebus_take_snapshot(v, payload, len);
         break;
     case 'W':
         if (v->car) {
             int n = snprintf(text, sizeof text, "%lld", (long long)ovms_store_own_seq(w->srv->store));
-            publish(v, 'w', text, (size_t)n);
+            nodebus_publish(v, 'w', text, (size_t)n);
         }
         break;
     case 'w':
-        reads_target(v, from, payload, len);
+        nodebus_reads_target(v, from, payload, len);
         break;
     case 'X':
         if (len > 2 && len <= 66 && payload[0] == 'E' && payload[1] == 'T')
@@ -528,96 +420,6 @@ static void on_message(void *ctx, int kind, const char *vehicle, char type, cons
     default:
         break;
     }
-}
-
-/* ---- history reads that wait for replication ------------------------------------------------------------ */
-
-static const char *car_node(const vehicle_t *v)
-{
-    for (int i = 0; i < v->nremote; i++)
-        if (v->remote[i].car)
-            return v->remote[i].node;
-    return NULL;
-}
-
-static void read_run(worker_t *w, read_wait_t *r)
-{
-    conn_t *c = worker_find_conn(w, r->conn);
-    if (!c || c->state != CS_ACTIVE || !c->vehicle || strcmp(c->vehicle->id, r->vehicle) != 0)
-        return;
-    c->flags &= (uint16_t)~CF_REPLYING;
-    cmd_server_run(c, (ovms_str_t){ r->payload, r->len });
-    if (!(c->flags & CF_REPLYING))
-        conn_unpark(c);             /* answered at once: what it sent meanwhile goes on */
-}
-
-/* Answer every read whose records are here, or whose time is up. */
-static void reads_check(worker_t *w)
-{
-    ovms_store_wm_t marks[64];
-    int nmarks = ovms_store_watermarks(w->srv->store, marks, 64);
-    uint64_t now = uv_now(&w->loop);
-    for (int i = 0; i < w->nreads; i++) {
-        read_wait_t *r = &w->reads[i];
-        int here = r->seq >= 0 && ovms_store_wm_find(marks, nmarks, r->origin) >= r->seq;
-        if (!here && now < r->deadline)
-            continue;
-        read_wait_t done = *r;
-        w->reads[i--] = w->reads[--w->nreads];
-        read_run(w, &done);
-        free(done.payload);
-    }
-    if (!w->nreads)
-        uv_timer_stop(&w->reads_timer);
-}
-
-static void on_reads_timer(uv_timer_t *t)
-{
-    reads_check(t->data);
-}
-
-int nodebus_defer_read(vehicle_t *v, conn_t *c, ovms_str_t payload)
-{
-    worker_t *w = v->w;
-    const char *origin = car_node(v);
-    if (!w->bus || !v->watched || v->car || !origin || !ovms_bus_up(w->bus))
-        return 0;
-    read_wait_t *grown = realloc(w->reads, (size_t)(w->nreads + 1) * sizeof *grown);
-    char *copy = malloc(payload.len + 1);
-    if (grown)
-        w->reads = grown;
-    if (!grown || !copy || ovms_bus_publish(w->bus, v->id, 'W', "", 0) < 0) {
-        free(copy);
-        return 0;
-    }
-    memcpy(copy, payload.ptr, payload.len);
-    read_wait_t *r = &w->reads[w->nreads++];
-    memset(r, 0, sizeof *r);
-    r->conn = c->id;
-    snprintf(r->vehicle, sizeof r->vehicle, "%s", v->id);
-    snprintf(r->origin, sizeof r->origin, "%s", origin);
-    r->seq = -1;
-    r->deadline = uv_now(&w->loop) + READ_WAIT_MS;
-    r->payload = copy;
-    r->len = payload.len;
-    c->flags |= CF_REPLYING;        /* input waits, as for any server command */
-    if (!uv_is_active((uv_handle_t *)&w->reads_timer))
-        uv_timer_start(&w->reads_timer, on_reads_timer, READ_POLL_MS, READ_POLL_MS);
-    return 1;
-}
-
-/* w: the car's node's own seq, for the reads of this vehicle asked of it. */
-static void reads_target(vehicle_t *v, const char *from, const char *payload, size_t len)
-{
-    char text[32];
-    snprintf(text, sizeof text, "%.*s", (int)(len < 31 ? len : 31), payload);
-    int64_t seq = atoll(text);
-    for (int i = 0; i < v->w->nreads; i++) {
-        read_wait_t *r = &v->w->reads[i];
-        if (r->seq < 0 && !strcmp(r->vehicle, v->id) && !strcmp(r->origin, from))
-            r->seq = seq;
-    }
-    reads_check(v->w);
 }
 
 /* ---- the worker's bus ------------------------------------------------------------------------------ */
@@ -644,7 +446,7 @@ static void each_watched(worker_t *w, void (*fn)(vehicle_t *v))
 static void speak_again(vehicle_t *v)
 {
     LOG_DEBUG(NULL, "bus: %s: telling the others again%s", v->id, v->car ? " (the car is here)" : "");
-    publish(v, 'Q', "", 0);
+    nodebus_publish(v, 'Q', "", 0);
     publish_state(v);
     if (v->car) {
         publish_car_login(v);       /* a car that moved meanwhile: the older connection goes */
@@ -683,7 +485,7 @@ static void on_watching(void *ctx, int kind, const char *vehicle, int again)
     if (again) {
         speak_again(v);
     } else {
-        publish(v, 'Q', "", 0);
+        nodebus_publish(v, 'Q', "", 0);
         publish_state(v);           /* (held back by nodebus_sync until now) */
     }
 }
@@ -713,11 +515,7 @@ void nodebus_close(worker_t *w)
         return;
     ovms_bus_close(w->bus);
     w->bus = NULL;
-    for (int i = 0; i < w->nreads; i++)
-        free(w->reads[i].payload);  /* (their clients are gone: the node stops) */
-    free(w->reads);
-    w->reads = NULL;
-    w->nreads = 0;
+    nodebus_reads_free(w);
     uv_close((uv_handle_t *)&w->reads_timer, NULL);
 }
 

@@ -500,6 +500,13 @@ void nodebus_car_message(vehicle_t *v, const char *raw, size_t len);
 void nodebus_car_login(vehicle_t *v);
 /* Something relayed to every client as is (P, ET, an unsolicited c). */
 void nodebus_relay(vehicle_t *v, const char *raw, size_t len);
+/* Publish on the vehicle's channel (while it is watched). */
+void nodebus_publish(vehicle_t *v, char type, const char *payload, size_t len);
+/* nodebus_catchup.c: a snapshot that came (N), the car node's counter for
+ * waiting history reads (w), and freeing those reads when the bus closes. */
+void nodebus_take_snapshot(vehicle_t *v, const char *payload, size_t len);
+void nodebus_reads_target(vehicle_t *v, const char *from, const char *payload, size_t len);
+void nodebus_reads_free(worker_t *w);
 /* On the car's node, when the cache is ready: the car's stored messages
  * and paranoid token for the other nodes' watchers (hub_want_snapshot). */
 void nodebus_snapshot(vehicle_t *v);
