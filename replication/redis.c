@@ -266,25 +266,26 @@ int repl_redis_command(repl_redis_t *rc, repl_redis_reply_cb cb, void *arg, cons
     return send_formatted(rc, cmd, len, cb, arg, 0, 1);
 }
 
-int repl_redis_argv(repl_redis_t *rc, repl_redis_reply_cb cb, void *arg, int argc,
-                    const char **argv, const size_t *lens)
+static int send_argv(repl_redis_t *rc, repl_redis_reply_cb cb, void *arg, int argc,
+                     const char **argv, const size_t *lens, int expects_reply)
 {
     char *cmd = NULL;
     int err = usable(rc);
     if (err < 0)
         return err;
     int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    return send_formatted(rc, cmd, len, cb, arg, 0, 1);
+    return send_formatted(rc, cmd, len, cb, arg, 0, expects_reply);
+}
+
+int repl_redis_argv(repl_redis_t *rc, repl_redis_reply_cb cb, void *arg, int argc,
+                    const char **argv, const size_t *lens)
+{
+    return send_argv(rc, cb, arg, argc, argv, lens, 1);
 }
 
 int repl_redis_push_command(repl_redis_t *rc, int argc, const char **argv, const size_t *lens)
 {
-    char *cmd = NULL;
-    int err = usable(rc);
-    if (err < 0)
-        return err;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    return send_formatted(rc, cmd, len, NULL, NULL, 0, 0);
+    return send_argv(rc, NULL, NULL, argc, argv, lens, 0);   /* (subscribe mode: no reply of its own) */
 }
 
 /* ---- input ---------------------------------------------------------------------------------------------- */
