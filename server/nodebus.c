@@ -111,8 +111,8 @@ static void fail_commands(vehicle_t *v, const char *why, int expired_only)
 static void tell_locals(vehicle_t *v, int apps_before, int car_before)
 {
     int apps = hub_apps_total(v), car = hub_car_anywhere(v);
-    if (v->car && apps != apps_before)
-        conn_sendf(v->car, "Z%d", apps);
+    if (v->car && !v->car_z_due && apps != apps_before)
+        conn_sendf(v->car, "Z%d", apps);    /* (a first Z still due says the total itself) */
     if (car != car_before)
         hub_to_clients(v, car ? "Z1" : "Z0", 2);
     if (!car && car_before)
