@@ -13,7 +13,7 @@ packages=(
   libhiredis-dev redis-server                   # replication/: the Redis bus, and its tests
   dnsmasq-base                                  # deploy/cluster.sh: round-robin DNS for a local cluster
   libcriterion-dev libjansson-dev               # tests; jansson also for ovms-admin, ovms-app
-  gnuplot-nox                                   # benchmark plots
+  gnuplot-nox jq                                # benchmark plots, and tests/bench/run.sh reading ovms-fleet --json
 )
 
 missing=()

@@ -152,6 +152,7 @@ typedef struct fleet_second {
     double t;
     uint64_t sent, received, errors, online;
     double p50, p99, max;     /* of that second's primary latency, ms */
+    long rss_kb;              /* the local nodes' resident memory, 0 when unknown */
 } fleet_second_t;
 
 typedef struct fleet_result {

@@ -174,16 +174,26 @@ static void came_online(fleet_car_t *c, uint64_t now)
 
 /* ---- the load -------------------------------------------------------------------------------- */
 
+/* The car's state report, formatted again at most once a second: the
+ * vehicle changes slowly, and the load generator's CPU is the node's too. */
+static const char *state_body(fleet_car_t *c, uint64_t now)
+{
+    if (!c->body_at || now - c->body_at >= NS_PER_S) {
+        ovms_fw_report_t r;
+        memset(&r, 0, sizeof r);
+        c->sim.ops.report(c->sim.ops.self, &r);
+        if (ovms_state_format(&r.state, c->body, sizeof c->body) < 0)
+            c->body[0] = '\0';
+        c->body_at = now;
+    }
+    return c->body;
+}
+
 static int send_relay(fleet_car_t *c, uint64_t stamp_ns)
 {
-    char msg[OVMS_LINE_MAX], body[600];
-    ovms_fw_report_t r;
-    memset(&r, 0, sizeof r);
-    c->sim.ops.report(c->sim.ops.self, &r);
-    if (ovms_state_format(&r.state, body, sizeof body) < 0)
-        body[0] = '\0';
-    snprintf(msg, sizeof msg, "S%s,F%d.%llu.%llu", body, c->number, (unsigned long long)c->seq + 1,
-             (unsigned long long)stamp_ns);
+    char msg[OVMS_LINE_MAX];
+    snprintf(msg, sizeof msg, "S%s,F%d.%llu.%llu", state_body(c, stamp_ns), c->number,
+             (unsigned long long)c->seq + 1, (unsigned long long)stamp_ns);
     if (ovms_fw_send(&c->fw, msg) < 0)
         return -1;               /* the core's output is full: later */
     c->seq++;

@@ -30,6 +30,8 @@ typedef struct fleet_car {
     uint64_t seq;                /* relay messages sent */
     uint64_t next_send_ns, next_hist_ns, fw_next_ns, leave_ns;
     uint32_t hist_seq;
+    char body[400];              /* the state report relay messages carry */
+    uint64_t body_at;
     struct { uint32_t ackcode; uint64_t at_ns; } hout[OVMS_FW_HISTORY];
     int nhout;
     unsigned acked_seen;

@@ -474,6 +474,9 @@ static void tick(watch_t *wt, const fleet_shared_t *sh, fleet_result_t *r, doubl
                              .p50 = fleet_hist_quantile_ms(&wt->d, 0.5),
                              .p99 = fleet_hist_quantile_ms(&wt->d, 0.99),
                              .max = fleet_hist_quantile_ms(&wt->d, 1.0) };
+    for (int i = 0; i < r->nodes; i++)
+        if (r->node[i].pid > 0)
+            sec->rss_kb += rss_kb(r->node[i].pid);
     if (wt->show)
         fprintf(stderr, "\r%-7s %5.0f/%.0f s  online %llu  sent %llu  received %llu (%llu/s)  errors %llu  "
                 "p99 %.2f ms (so far %.2f)   ", phase, t, total, (unsigned long long)sec->online,

@@ -247,12 +247,12 @@ static int write_data(const fleet_result_t *r, const char *dir, char *err, size_
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    fprintf(f, "# t_s sent_per_s received_per_s errors online p50_ms p99_ms max_ms\n");
+    fprintf(f, "# t_s sent_per_s received_per_s errors online p50_ms p99_ms max_ms server_rss_kb\n");
     for (int i = 0; i < r->nseconds; i++) {
         const fleet_second_t *t = &r->timeline[i];
-        fprintf(f, "%.1f %llu %llu %llu %llu %.4f %.4f %.4f\n", t->t, (unsigned long long)t->sent,
+        fprintf(f, "%.1f %llu %llu %llu %llu %.4f %.4f %.4f %ld\n", t->t, (unsigned long long)t->sent,
                 (unsigned long long)t->received, (unsigned long long)t->errors,
-                (unsigned long long)t->online, t->p50, t->p99, t->max);
+                (unsigned long long)t->online, t->p50, t->p99, t->max, t->rss_kb);
     }
     fclose(f);
     snprintf(path, sizeof path, "%s/%s-distribution.dat", dir, r->s->name);
@@ -314,6 +314,13 @@ int fleet_report_plot(const fleet_result_t *r, const char *dir, char *err, size_
                "set xtics ('50' 2, '90' 10, '99' 100, '99.9' 1000, '99.99' 10000, '99.999' 100000)\n"
                "plot '%s/%s-distribution.dat' using 2:3 with linespoints title '%s'\n",
             dir, n, n, label, dir, n, n);
+    if (r->nseconds && r->timeline[0].rss_kb > 0)
+        fprintf(g, "unset logscale x\nunset logscale y\nunset xtics\nset xtics\n"
+                   "set output '%s/%s-memory.png'\n"
+                   "set title \"ovms-fleet %s: the nodes' resident memory\"\n"
+                   "set xlabel 'seconds into the run'\nset ylabel 'MiB'\nset yrange [0:*]\n"
+                   "plot '%s/%s-timeline.dat' using 1:($9/1024) with lines title 'RSS, all local nodes'\n",
+                dir, n, n, dir, n);
     int rc = pclose(g);
     if (rc != 0) {
         snprintf(err, errlen, "gnuplot failed (status %d): is it installed?", WIFEXITED(rc) ? WEXITSTATUS(rc) : rc);

@@ -365,8 +365,8 @@ Test(fleet_report, plots_are_written_with_gnuplot)
 {
     fleet_scenario_t s;
     fleet_result_t r = sample_result(&s);
-    fleet_second_t t[3] = { { 1, 100, 100, 0, 200, 0.2, 0.9, 1.0 }, { 2, 100, 100, 0, 200, 0.3, 1.0, 1.1 },
-                            { 3, 100, 100, 0, 200, 0.2, 0.8, 0.9 } };
+    fleet_second_t t[3] = { { 1, 100, 100, 0, 200, 0.2, 0.9, 1.0, 0 }, { 2, 100, 100, 0, 200, 0.3, 1.0, 1.1, 0 },
+                            { 3, 100, 100, 0, 200, 0.2, 0.8, 0.9, 0 } };
     r.timeline = t;
     r.nseconds = 3;
     char dir[] = "/tmp/test-fleet-plot-XXXXXX", err[256], path[128];
