@@ -107,6 +107,7 @@ typedef struct fleet_scenario {
     double connect_timeout;   /* seconds for the fleet to come up */
     double drain_timeout;     /* seconds to wait for what is still in flight */
     int procs;                /* worker processes; 0: enough for the file limit, at least 2 */
+    int connect_window;       /* handshakes in flight per process; 0: no limit */
     /* targets and credentials */
     char server[1024];        /* HOST:PORT[,HOST:PORT...] or NAME:PORT */
     char dns[80];             /* resolve through this DNS server (HOST:PORT) */

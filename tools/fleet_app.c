@@ -93,6 +93,7 @@ static void start(fleet_app_t *a, uint64_t now)
     a->fd = fleet_connect(n->host, n->port);
     if (a->fd < 0) {
         a->w->slot->c.login_failures++;
+        fleet_handshake_end(a->w, &a->handshaking);
         a->back_ns = now + NS_PER_S;
         fleet_wake_app(a, a->back_ns);
         return;
@@ -124,6 +125,7 @@ static void stop(fleet_app_t *a, uint64_t now, int planned)
     }
     if (a->fd >= 0)
         close(a->fd);
+    fleet_handshake_end(w, &a->handshaking);
     if (!planned && w->phase < FLEET_PHASE_STOP)
         w->slot->c.disconnects++;
     if (a->state == APP_LIVE)
@@ -216,6 +218,7 @@ static void reply(fleet_app_t *a, ovms_str_t payload, uint64_t now)
 static void went_live(fleet_app_t *a, uint64_t now)
 {
     fleet_worker_t *w = a->w;
+    fleet_handshake_end(w, &a->handshaking);
     a->state = APP_LIVE;
     w->slot->c.apps_online++;
     w->slot->c.logins++;
@@ -304,10 +307,17 @@ void fleet_app_tick(fleet_app_t *a, uint64_t now)
     if (w->phase >= FLEET_PHASE_STOP || a->refused)
         return;
     if (a->state == APP_OFF) {
-        if (now >= a->back_ns)
-            start(a, now);
-        else
+        if (now < a->back_ns) {
             fleet_wake_app(a, a->back_ns);
+            return;
+        }
+        if (a->queued && !a->granted)
+            return;              /* waiting for a place in the connect window */
+        if (!a->queued && !fleet_handshake_begin(w, 1, a->index, &a->queued))
+            return;
+        a->queued = a->granted = 0;
+        a->handshaking = 1;
+        start(a, now);
         return;
     }
     if (w->phase == FLEET_PHASE_RUN && fleet_app_commands(a))

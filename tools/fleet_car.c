@@ -129,6 +129,7 @@ static void close_socket(fleet_car_t *c, uint64_t now, int planned)
     c->fd = -1;
     c->polling_out = 0;
     c->connecting = 0;
+    fleet_handshake_end(c->w, &c->handshaking);
     went_offline(c);
     ovms_fw_closed(&c->fw, ms_of(now));
     if (c->fw.state == OVMS_FW_STOPPED && !c->refused) {
@@ -146,6 +147,7 @@ static void start_connect(fleet_car_t *c, uint64_t now)
     if (c->fd < 0) {
         ovms_fw_connect_failed(&c->fw, ms_of(now));
         c->w->slot->c.login_failures++;
+        fleet_handshake_end(c->w, &c->handshaking);
         return;
     }
     c->connecting = 1;
@@ -156,6 +158,7 @@ static void start_connect(fleet_car_t *c, uint64_t now)
 static void came_online(fleet_car_t *c, uint64_t now)
 {
     fleet_worker_t *w = c->w;
+    fleet_handshake_end(w, &c->handshaking);
     c->online = 1;
     w->slot->c.cars_online++;
     w->slot->c.logins++;
@@ -322,12 +325,23 @@ void fleet_car_tick(fleet_car_t *c, uint64_t now)
         return;                  /* no new logins; the one in flight finishes */
     if (c->refused)
         return;
-    if (now >= c->fw_next_ns) {
+    if (c->queued) {
+        if (!c->granted)
+            return;              /* waiting for a place in the connect window */
+        c->queued = c->granted = 0;
+        c->handshaking = 1;
+        start_connect(c, now);
+    }
+    if (now >= c->fw_next_ns && !c->queued) {
         uint64_t next_ms = 0;
         ovms_fw_action_t act = ovms_fw_poll(&c->fw, ms_of(now), &next_ms);
         c->fw_next_ns = next_ms * NS_PER_MS;
-        if (act == OVMS_FW_CONNECT && c->fd < 0)
+        if (act == OVMS_FW_CONNECT && c->fd < 0) {
+            if (!fleet_handshake_begin(w, 0, c->index, &c->queued))
+                return;
+            c->handshaking = 1;
             start_connect(c, now);
+        }
         else if (act == OVMS_FW_CLOSE) {
             flush(c);
             close_socket(c, now, 0);
@@ -362,6 +376,7 @@ static void connected(fleet_car_t *c, uint64_t now)
         c->polling_out = 0;
         ovms_fw_connect_failed(&c->fw, ms_of(now));
         c->w->slot->c.login_failures++;
+        fleet_handshake_end(c->w, &c->handshaking);
         return;
     }
     ovms_fw_connected(&c->fw, ms_of(now));

@@ -40,6 +40,7 @@ typedef struct fleet_car {
     uint64_t wake_ns;
     uint32_t gen;
     int wake_pending;
+    int queued, granted, handshaking;   /* the connect window (fleet_worker.c) */
     ovms_fw_config_t cfg;
     ovms_sim_t sim;
     ovms_fw_t fw;
@@ -65,6 +66,7 @@ struct fleet_app {
     uint64_t wake_ns;
     uint32_t gen;
     int wake_pending;
+    int queued, granted, handshaking;
     char token[OVMS_TOKEN_LEN + 1];
     ovms_session_t s;
     ovms_linesplit_t ls;
@@ -86,6 +88,9 @@ struct fleet_worker {
     int ncars, napps;
     struct fleet_timer *heap;
     size_t nheap, capheap;
+    int inflight;                /* handshakes under way */
+    uint32_t *waitq;             /* waiting for a place in the connect window */
+    size_t wq_head, wq_len, wq_cap;
     ovms_fw_platform_t pf;
     char buf[1 << 16];
 };
@@ -99,6 +104,10 @@ double fleet_rand_unit(fleet_worker_t *w);            /* [0, 1) */
 double fleet_rand_exp(fleet_worker_t *w, double mean);
 int fleet_connect(const char *host, int port);         /* non-blocking; fd or -1 */
 int fleet_churning(const fleet_worker_t *w);
+/* The connect window: may this car (or app) start its handshake now? If not
+ * it waits in line and is woken with *granted set when a place is free. */
+int fleet_handshake_begin(fleet_worker_t *w, int is_app, int index, int *queued);
+void fleet_handshake_end(fleet_worker_t *w, int *handshaking);
 
 /* fleet_car.c */
 void fleet_car_init(fleet_car_t *c, fleet_worker_t *w, int index, int number);

@@ -62,6 +62,7 @@ static void usage(FILE *out)
         "  --cars N  --apps-per-car M  --rate R  --window W  --duration S  --hold S\n"
         "  --active F  --command-rate R  --history-rate R  --lifetime S\n"
         "  --procs P            worker processes (default: enough for the file limit, at least 2)\n"
+        "  --connect-window N   logins in flight per process (24; 0: all at once)\n"
         "  --connect-timeout S (60)  --drain-timeout S (10)\n"
         "  --json               end with one line holding a JSON object (sent, received, lost, dups,\n"
         "                       misrouted, rate_per_s, latency_ms {p50, p99, p999, max}, ...)\n"

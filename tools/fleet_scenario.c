@@ -46,6 +46,7 @@ static void defaults(fleet_scenario_t *s, fleet_kind_t k)
     s->connect_timeout = 60;
     s->drain_timeout = 10;
     s->progress = -1;
+    s->connect_window = 24;      /* per process: 2 x 24 under a node's 64 per address */
     snprintf(s->server, sizeof s->server, "127.0.0.1:6867");
     snprintf(s->ids, sizeof s->ids, "FLEET%%06d");
     snprintf(s->password, sizeof s->password, "FLEETPW");
@@ -106,6 +107,7 @@ static const struct setting {
     { "connect-timeout", T_NUM, F(connect_timeout), 0, 1, 3600 },
     { "drain-timeout", T_NUM, F(drain_timeout), 0, 0.1, 600 },
     { "procs", T_INT, F(procs), 0, 0, FLEET_MAX_PROCS },
+    { "connect-window", T_INT, F(connect_window), 0, 0, 100000 },
     { "first", T_INT, F(first), 0, 0, 99999999 },
     { "server", T_STR, F(server), sizeof(((fleet_scenario_t *)0)->server), 0, 0 },
     { "dns", T_STR, F(dns), sizeof(((fleet_scenario_t *)0)->dns), 0, 0 },

@@ -194,6 +194,57 @@ static void run_timers(fleet_worker_t *w, uint64_t now)
     }
 }
 
+/* ---- the connect window ------------------------------------------------------------------------ */
+
+/* A fleet that opened every connection at once would look like a flood to
+ * the node (its limits on connections not logged in per address) and
+ * measure the queue it builds; a window of handshakes in flight per
+ * process, like a real fleet's spread-out connects, keeps it honest. */
+int fleet_handshake_begin(fleet_worker_t *w, int is_app, int index, int *queued)
+{
+    int window = w->s->connect_window;
+    if (!window || w->inflight < window) {
+        w->inflight++;
+        return 1;
+    }
+    if (w->wq_len == w->wq_cap) {
+        size_t cap = w->wq_cap ? w->wq_cap * 2 : 256;
+        uint32_t *q = malloc(cap * sizeof *q);
+        for (size_t i = 0; i < w->wq_len; i++)
+            q[i] = w->waitq[(w->wq_head + i) % w->wq_cap];
+        free(w->waitq);
+        w->waitq = q;
+        w->wq_cap = cap;
+        w->wq_head = 0;
+    }
+    w->waitq[(w->wq_head + w->wq_len++) % w->wq_cap] = (is_app ? APP_BIT : 0) | (uint32_t)index;
+    *queued = 1;
+    return 0;
+}
+
+void fleet_handshake_end(fleet_worker_t *w, int *handshaking)
+{
+    if (!*handshaking)
+        return;
+    *handshaking = 0;
+    w->inflight--;
+    if (!w->wq_len)
+        return;
+    uint32_t who = w->waitq[w->wq_head];
+    w->wq_head = (w->wq_head + 1) % w->wq_cap;
+    w->wq_len--;
+    w->inflight++;
+    uint64_t now = fleet_now_ns();
+    if (who & APP_BIT) {
+        fleet_app_t *a = &w->apps[who & ~APP_BIT];
+        a->granted = 1;
+        fleet_wake_app(a, now);
+    } else {
+        w->cars[who].granted = 1;
+        fleet_wake_car(&w->cars[who], now);
+    }
+}
+
 /* ---- set-up ------------------------------------------------------------------------------------ */
 
 static int apps_for(const fleet_scenario_t *s, const fleet_car_t *c)
