@@ -287,8 +287,8 @@ static int setup(fleet_worker_t *w, const fleet_job_t *job)
     return 0;
 }
 
-/* Spread the cars' and apps' connections and first sends over a moment
- * rather than all at one instant (except the login storm, which is that). */
+/* Everyone asks to connect now; the connect window (above) lets them in
+ * a few at a time. The login storm starts only with the run. */
 static void start_all(fleet_worker_t *w, uint64_t now)
 {
     for (int i = 0; i < w->ncars; i++) {
