@@ -360,9 +360,11 @@ void fleet_car_tick(fleet_car_t *c, uint64_t now)
         next = earliest(next, c->next_send_ns);
     if (loading && c->histories && w->s->history_rate > 0)
         next = earliest(next, c->next_hist_ns);
-    if (loading && fleet_churning(w) && c->online)
-        next = earliest(next, c->leave_ns);
-    fleet_wake_car(c, next);
+    if (loading && fleet_churning(w) && c->online && !c->leaving)
+        next = earliest(next, c->leave_ns);   /* once leaving, its apps' receipts wake it */
+    /* never again within this pass of the timers: what it waits for comes
+     * from the sockets, which the loop reads first */
+    fleet_wake_car(c, next > now ? next : now + 1);
 }
 
 static void connected(fleet_car_t *c, uint64_t now)
