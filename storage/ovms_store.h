@@ -177,6 +177,8 @@ struct ovms_store_req {
     int64_t limit;              /* see ovms_store_req_limit */
     int64_t msg_history;        /* see ovms_store_req_msg_history */
     double submitted;           /* monotonic seconds, for latency figures */
+    int lazy_ms;                /* see ovms_store_req_lazy; 0: urgent */
+    double lazy_until;          /* monotonic seconds: when a lazy write must go */
 };
 
 void ovms_store_req_init(ovms_store_req_t *req);
@@ -202,6 +204,13 @@ int ovms_store_run(ovms_store_t *st, ovms_store_req_t *req);
  * into a new one of the same id. Without it, the write applies to whatever
  * live vehicle has the id. */
 void ovms_store_req_incarnation(ovms_store_req_t *req, int64_t created);
+
+/* A write nobody waits for (a stored message written behind, utilisation)
+ * may wait up to `max_ms` for company, so that writes that arrive spread out
+ * share one commit instead of each paying for their own. Any other write or
+ * an ordered read takes every waiting one along, in order; shutdown writes
+ * them all. 0: urgent, as without it. */
+void ovms_store_req_lazy(ovms_store_req_t *req, int max_ms);
 
 /* A per-vehicle limit for a prepared write: a new historical record
  * (hist_put, util_add, the record of msg_history) only while the vehicle

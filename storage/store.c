@@ -62,30 +62,53 @@ static int queue_push(store_queue_t *q, ovms_store_req_t *req)
     else
         q->head = req;
     q->tail = req;
-    if (q->head == req)
-        pthread_cond_signal(&q->cv);    /* only the empty -> non-empty edge wakes */
+    /* only the edge to "something must be done" wakes: the first urgent
+     * request, or a lazy one that is due sooner than any waiting */
+    if (req->lazy_until <= 0) {
+        if (q->urgent++ == 0)
+            pthread_cond_signal(&q->cv);
+    } else if (!q->urgent && (q->lazy_until <= 0 || req->lazy_until < q->lazy_until)) {
+        q->lazy_until = req->lazy_until;
+        pthread_cond_signal(&q->cv);
+    }
     pthread_mutex_unlock(&q->mu);
     return 0;
 }
 
-/* Everything queued, waiting until `deadline` (monotonic seconds; <= 0:
+/* Lazy requests alone wait for their deadline (or company). */
+static int queue_ready(const store_queue_t *q, double now)
+{
+    return q->urgent || (q->head && now >= q->lazy_until);
+}
+
+/* Everything queued, once something must be done (an urgent request, or a
+ * lazy one's deadline), waiting until `deadline` (monotonic seconds; <= 0:
  * forever). NULL on timeout, or when stopped and empty (*stopped set). */
 static ovms_store_req_t *queue_take(store_queue_t *q, double deadline, int *stopped)
 {
     ovms_store_req_t *all;
 
     pthread_mutex_lock(&q->mu);
-    while (!q->head && !q->stop) {
-        if (deadline <= 0) {
+    while (!q->stop && !queue_ready(q, store_now_mono())) {
+        double until = deadline;
+        if (q->head && (until <= 0 || q->lazy_until < until))
+            until = q->lazy_until;
+        if (until <= 0) {
             pthread_cond_wait(&q->cv, &q->mu);
             continue;
         }
-        struct timespec ts = { (time_t)deadline, (long)((deadline - (double)(time_t)deadline) * 1e9) };
-        if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT)
-            break;
+        struct timespec ts = { (time_t)until, (long)((until - (double)(time_t)until) * 1e9) };
+        if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT && until == deadline &&
+            !queue_ready(q, store_now_mono())) {
+            *stopped = 0;               /* the caller's deadline; lazy writes keep waiting */
+            pthread_mutex_unlock(&q->mu);
+            return NULL;
+        }
     }
     all = q->head;
     q->head = q->tail = NULL;
+    q->urgent = 0;
+    q->lazy_until = 0;
     *stopped = q->stop;
     pthread_mutex_unlock(&q->mu);
     return all;
@@ -96,6 +119,8 @@ static ovms_store_req_t *queue_poll(store_queue_t *q)
     pthread_mutex_lock(&q->mu);
     ovms_store_req_t *all = q->head;
     q->head = q->tail = NULL;
+    q->urgent = 0;
+    q->lazy_until = 0;
     pthread_mutex_unlock(&q->mu);
     return all;
 }
@@ -622,6 +647,11 @@ void ovms_store_req_incarnation(ovms_store_req_t *req, int64_t created)
     req->incarnation = created;
 }
 
+void ovms_store_req_lazy(ovms_store_req_t *req, int max_ms)
+{
+    req->lazy_ms = max_ms > 0 ? max_ms : 0;
+}
+
 void ovms_store_req_limit(ovms_store_req_t *req, int64_t max)
 {
     req->limit = max;
@@ -659,6 +689,8 @@ int ovms_store_submit(ovms_store_t *st, ovms_store_req_t *req, const ovms_store_
     req->done = done;
     req->status = 0;
     req->submitted = store_now_mono();
+    /* only a write may wait: a read's caller waits for it */
+    req->lazy_until = req->lazy_ms > 0 && STORE_IS_WRITE(req->op) ? req->submitted + req->lazy_ms / 1000.0 : 0;
     if (STORE_IS_WRITE(req->op) || (req->flags & STORE_ORDERED)) {
         if (st->cfg.readonly)
             return STORE_IS_WRITE(req->op) ? OVMS_EREADONLY : queue_push(&st->rq, req);

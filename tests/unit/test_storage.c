@@ -1,7 +1,7 @@
 /*
  * test_storage.c -- storage/: every operation, group commit semantics,
  * concurrent writers, expiry, migrations, bad database files, changes made
- * by another process, and the replication change feed.
+ * by another process, the replication change feed, and lazy writes.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ovms_store.h"
@@ -867,4 +868,133 @@ Test(storage, per_vehicle_limits_and_message_history)
     cr_assert_eq(run(st, &req), 0, "replacing a subscription was refused");
     ovms_store_req_cleanup(&req);
     ovms_store_close(st);
+}
+
+/* ---- lazy writes -------------------------------------------------------------------------- */
+
+typedef struct lazy_seen {
+    pthread_mutex_t mu;
+    int n;
+    int order[8];
+    double at[8];
+} lazy_seen_t;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void lazy_done(void *ctx, ovms_store_req_t *req)
+{
+    lazy_seen_t *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->order[s->n] = (int)(intptr_t)req->data;
+    s->at[s->n] = mono_s();
+    s->n++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int lazy_count(lazy_seen_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->n;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static void wait_count(lazy_seen_t *s, int n)
+{
+    for (int i = 0; i < 500 && lazy_count(s) < n; i++)
+        usleep(10000);
+    cr_assert_eq(lazy_count(s), n);
+}
+
+Test(storage, a_lazy_write_waits_for_its_deadline_and_no_longer)
+{
+    static ovms_store_req_t req;
+    lazy_seen_t seen = { PTHREAD_MUTEX_INITIALIZER, 0, { 0 }, { 0 } };
+    ovms_store_sink_t sink = { lazy_done, &seen };
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    add_vehicle(st, "CAR", "pw");
+    ovms_store_req_init(&req);
+    cr_assert_eq(ovms_store_prep_msg_put(&req, "CAR", 'S', "80,K", 4, 0, "", 1000), 0);
+    ovms_store_req_lazy(&req, 300);
+    double t0 = mono_s();
+    cr_assert_eq(ovms_store_submit(st, &req, &sink, NULL), 0);
+    usleep(150 * 1000);
+    cr_assert_eq(lazy_count(&seen), 0, "a lazy write alone went before its deadline");
+    wait_count(&seen, 1);
+    double waited = seen.at[0] - t0;
+    cr_assert(waited >= 0.29 && waited < 2.0, "waited %.3f s for a 300 ms window", waited);
+    cr_assert_eq(req.status, 0);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+}
+
+Test(storage, an_urgent_write_takes_the_lazy_ones_along_in_order)
+{
+    static ovms_store_req_t reqs[4];
+    lazy_seen_t seen = { PTHREAD_MUTEX_INITIALIZER, 0, { 0 }, { 0 } };
+    ovms_store_sink_t sink = { lazy_done, &seen };
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    add_vehicle(st, "CAR", "pw");
+    for (int i = 0; i < 3; i++) {
+        char payload[16];
+        int len = snprintf(payload, sizeof payload, "%d,K", 10 * i);
+        ovms_store_req_init(&reqs[i]);
+        cr_assert_eq(ovms_store_prep_msg_put(&reqs[i], "CAR", 'S', payload, (size_t)len, 0, "", 1000 + i), 0);
+        ovms_store_req_lazy(&reqs[i], 60000);       /* a minute: only company can make them go */
+        reqs[i].data = (void *)(intptr_t)i;
+        cr_assert_eq(ovms_store_submit(st, &reqs[i], &sink, NULL), 0);
+    }
+    usleep(100 * 1000);
+    cr_assert_eq(lazy_count(&seen), 0);
+    ovms_store_req_init(&reqs[3]);
+    cr_assert_eq(ovms_store_prep_hist_put(&reqs[3], "CAR", "T", 1, 1000, 99999999999, "x", 1), 0);
+    reqs[3].data = (void *)(intptr_t)3;
+    cr_assert_eq(ovms_store_submit(st, &reqs[3], &sink, NULL), 0);
+    wait_count(&seen, 4);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(seen.order[i], i, "completion %d was request %d", i, seen.order[i]);
+    /* the newest of the three is what is stored */
+    ovms_store_req_t rd;
+    ovms_store_req_init(&rd);
+    RUN_OK(st, &rd, ovms_store_prep_msg_list(&rd, "CAR"));
+    cr_assert_eq(rd.rows.nrows, 1);
+    ovms_store_req_cleanup(&rd);
+    for (int i = 0; i < 4; i++)
+        ovms_store_req_cleanup(&reqs[i]);
+    ovms_store_close(st);
+}
+
+Test(storage, closing_writes_the_lazy_ones)
+{
+    static ovms_store_req_t req;
+    lazy_seen_t seen = { PTHREAD_MUTEX_INITIALIZER, 0, { 0 }, { 0 } };
+    ovms_store_sink_t sink = { lazy_done, &seen };
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    add_vehicle(st, "CAR", "pw");
+    ovms_store_req_init(&req);
+    cr_assert_eq(ovms_store_prep_msg_put(&req, "CAR", 'S', "55,K", 4, 0, "", 1000), 0);
+    ovms_store_req_lazy(&req, 60000);
+    cr_assert_eq(ovms_store_submit(st, &req, &sink, NULL), 0);
+    double t0 = mono_s();
+    ovms_store_close(st);
+    cr_assert_eq(lazy_count(&seen), 1, "closing left a lazy write unwritten");
+    cr_assert_lt(mono_s() - t0, 5.0);
+    cr_assert_eq(req.status, 0);
+    ovms_store_req_cleanup(&req);
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(q, 0), 1);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
 }
