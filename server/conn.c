@@ -28,11 +28,11 @@
 
 conn_t *conn_new(worker_t *w)
 {
-    conn_t *c = calloc(1, sizeof *c);
+    conn_t *c = pool_alloc(&w->conn_pool);
     if (!c)
         return NULL;
     if (uv_tcp_init(&w->loop, &c->tcp) < 0) {
-        free(c);
+        pool_free(&w->conn_pool, c);
         return NULL;
     }
     c->tcp.data = c;
@@ -114,7 +114,7 @@ void conn_unref(conn_t *c)
         tls_conn_free(c->moving->tls);
     free(c->moving);
     tls_conn_free(c->tls);
-    free(c);
+    pool_free(&c->w->conn_pool, c);
 }
 
 static void on_closed(uv_handle_t *h)

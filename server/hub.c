@@ -53,9 +53,10 @@ vehicle_t *hub_get(worker_t *w, const char *id, uint64_t identity)
     }
     if (v)
         return v;
-    if (!(v = calloc(1, sizeof *v)))
+    if (!(v = pool_alloc(&w->vehicle_pool)))
         return NULL;
     snprintf(v->id, sizeof v->id, "%s", rec.id);
+    v->spread = (uint32_t)hash_u64(hash_str(rec.id));   /* not the home worker's hash */
     v->w = w;
     v->identity = identity;
     v->incarnation = rec.created;
@@ -70,7 +71,7 @@ vehicle_t *hub_get(worker_t *w, const char *id, uint64_t identity)
     w->vehicles.hash_item = vehicle_hash;
     if (table_insert(&w->vehicles, v) < 0) {
         free(v->ptoken);
-        free(v);
+        pool_free(&w->vehicle_pool, v);
         return NULL;
     }
     return v;
@@ -115,7 +116,7 @@ static void free_vehicle(vehicle_t *v)
     free(v->cmdq);
     free(v->rcmds);
     table_remove(&v->w->vehicles, v);
-    free(v);
+    pool_free(&v->w->vehicle_pool, v);
 }
 
 /* With no connection left the entry goes, unless it still holds
@@ -285,6 +286,12 @@ const cached_msg_t *hub_cache_find(const vehicle_t *v, char code)
 
 /* ---- writing stored messages -------------------------------------------------------------- */
 
+/* How long a write nobody waits for may wait in the store's queue for
+ * others to share its commit: the writes of a fleet come spread out (see
+ * the slots below), and a commit each would cost the writer more than the
+ * writes themselves. */
+#define LAZY_WRITE_MS 100
+
 static void msg_written(sreq_t *r);
 
 static void submit_message(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,
@@ -298,6 +305,8 @@ static void submit_message(vehicle_t *v, char code, const char *payload, size_t 
         return;
     }
     ovms_store_req_incarnation(&r->req, v->incarnation);
+    if (v->w->cfg->message_interval_ms > 0)
+        ovms_store_req_lazy(&r->req, LAZY_WRITE_MS);   /* written behind already */
     /* the reference's log history: every stored message also as a record
      * of its code, within the vehicle's budget for the node's own records */
     const ovms_config_t *cfg = v->w->cfg;
@@ -329,11 +338,24 @@ static void submit_dirty(vehicle_t *v)
  * vehicle due while its previous write is still in flight leaves the list
  * and is written as soon as that write completes. So a held message is
  * durable at most one interval (plus a commit) after it arrived, and with
- * an interval of 0 right after the write before it. */
+ * an interval of 0 right after the write before it.
+ *
+ * Each vehicle writes at its own moment of the interval (its slot, from a
+ * hash of its id). Without slots, a fleet that logged in together -- every
+ * car after a restart -- would write together at every interval forever
+ * after: a burst of a thousand writes and commits each second, the tail
+ * latency of everything else on the node. A write is brought forward by at
+ * most half an interval to reach its slot (twice, at most, to get there), so
+ * a held message still waits at most one interval. */
 
 static uint64_t due_at(const vehicle_t *v)
 {
-    return v->last_msg_write + (uint64_t)v->w->cfg->message_interval_ms;
+    uint64_t interval = (uint64_t)v->w->cfg->message_interval_ms;
+    uint64_t nominal = v->last_msg_write + interval;
+    if (interval < 2)
+        return nominal;
+    uint64_t past = (nominal % interval + interval - v->spread % interval) % interval;
+    return nominal - (past <= interval / 2 ? past : interval / 2);
 }
 
 static void on_due_timer(uv_timer_t *t)
@@ -665,6 +687,7 @@ void hub_flush_util(vehicle_t *v)
     ovms_store_prep_util_add(&r->req, v->id, v->util_day, v->util[0], v->util[1], v->util[2],
                              v->util[3]);
     ovms_store_req_incarnation(&r->req, v->incarnation);
+    ovms_store_req_lazy(&r->req, LAZY_WRITE_MS);
     memset(v->util, 0, sizeof v->util);
     sreq_submit(r);
 }
@@ -681,17 +704,25 @@ void hub_count(vehicle_t *v, int slot, size_t bytes)
     v->util[slot] += (int64_t)bytes;
 }
 
+/* Was the vehicle's moment to write its utilisation in the last `span`
+ * seconds? Each has its own second of the flush period, so the writes
+ * of a fleet are spread over it rather than all due in one sweep. */
+static int util_slot_passed(const vehicle_t *v, uint32_t now, uint32_t period, uint32_t span)
+{
+    return span >= period || (now + period - v->spread % period) % period < span;
+}
+
 void hub_flush_all(worker_t *w, int all)
 {
-    int util_due = all || worker_now(w) - w->last_util_flush >= (uint32_t)w->cfg->util_flush;
+    uint32_t now = worker_now(w), period = (uint32_t)w->cfg->util_flush;
+    uint32_t span = all ? period : now - w->last_util_flush;   /* seconds since the last sweep */
 
-    if (util_due)
-        w->last_util_flush = worker_now(w);
+    w->last_util_flush = now;
     for (size_t i = 0; i < w->vehicles.cap; i++) {
         vehicle_t *v = w->vehicles.slot[i];
         if (!v)
             continue;
-        if (util_due)
+        if (util_slot_passed(v, now, period, span))
             hub_flush_util(v);
         if (all && v->ndirty && v->msg_writes == 0)
             submit_dirty(v);

@@ -398,6 +398,8 @@ static int server_run(ovms_config_t *cfg)
             LOG_WARN(NULL, "worker %d: loop still had handles at exit", i);
         table_free(&srv.workers[i].vehicles);
         table_free(&srv.workers[i].conn_ids);
+        pool_destroy(&srv.workers[i].conn_pool);
+        pool_destroy(&srv.workers[i].vehicle_pool);
     }
     stop_replication(&srv);
     for (int i = 0; i < srv.nworkers; i++)

@@ -81,6 +81,19 @@ void table_free(table_t *t);
 uint64_t hash_u64(uint64_t x);
 uint64_t hash_str(const char *s);
 
+/* ---- pools of long-lived objects (pool.c) ---------------------------------------------------- */
+
+typedef struct pool {
+    size_t size, per_slab;
+    struct slab *room;       /* slabs with room */
+    size_t nslabs, empty;
+} pool_t;
+
+void pool_init(pool_t *p, size_t size);
+void *pool_alloc(pool_t *p);         /* zeroed; NULL when out of memory */
+void pool_free(pool_t *p, void *obj);
+void pool_destroy(pool_t *p);        /* once every object was freed */
+
 /* ---- logging (log.c) -------------------------------------------------------------------- */
 
 /* Read by every thread, set by the main thread (SIGHUP): accessed atomically. */
@@ -304,6 +317,7 @@ struct worker {
     int nreads;
     uv_timer_t reads_timer;
     table_t conn_ids;        /* connections by id, for deliveries */
+    pool_t conn_pool, vehicle_pool;   /* their own slabs, away from the heap (pool.c) */
     int64_t pending_sreqs;
     int stopping;
     uint64_t last_util_flush;
@@ -442,6 +456,7 @@ typedef struct remote_node {
 struct vehicle {
     char id[33];
     uint8_t retired;         /* removed or changed: out of the table, going away */
+    uint32_t spread;         /* from its id: its own moment for periodic writes (hub.c) */
     worker_t *w;
     uint64_t identity;       /* ovms_store_vehicle_identity() of the record its connections logged in with */
     int64_t incarnation;     /* the record's created: every data write is for this one */

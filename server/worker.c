@@ -349,7 +349,7 @@ static void refused_closed(uv_handle_t *h)
     conn_t *c = h->data;
     worker_untrack_conn(c->w, c);
     ovms_linesplit_free(&c->ls);
-    free(c);
+    pool_free(&c->w->conn_pool, c);
 }
 
 /* Admission control before a byte is read (guard.c): penalized addresses,
@@ -453,6 +453,8 @@ int worker_init(worker_t *w)
     if (rc < 0)
         return rc;
     link_init(&w->conns);
+    pool_init(&w->conn_pool, sizeof(conn_t));
+    pool_init(&w->vehicle_pool, sizeof(vehicle_t));
     pthread_mutex_init(&w->mail_mu, NULL);
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
