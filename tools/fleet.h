@@ -73,6 +73,7 @@ uint64_t fleet_counts_errors(const fleet_counts_t *c);
 typedef struct fleet_slot {
     fleet_counts_t c;
     fleet_hist_t relay, command, history, login;
+    fleet_hist_t send_lag;                   /* open loop: how late the car sent, after its due time */
     volatile int ready;                      /* every connection up */
     volatile int drained;                    /* nothing left unanswered */
     volatile int done;
@@ -165,6 +166,11 @@ typedef struct fleet_result {
     double seconds;           /* of load */
     fleet_counts_t c;
     fleet_hist_t relay, command, history, login;
+    fleet_hist_t send_lag;    /* the generator's own lateness: part of the relay latency */
+    /* the whole machine during the load (/proc/stat), in jiffies: what the
+     * node and the fleet used, what was idle, and what the hypervisor took
+     * (steal) -- a virtual machine's tail latency is often the last */
+    uint64_t cpu_busy, cpu_idle, cpu_steal;
     fleet_second_t *timeline;
     int nseconds;
     char error[200];          /* a run that could not be done at all */

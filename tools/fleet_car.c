@@ -192,7 +192,8 @@ static const char *state_body(fleet_car_t *c, uint64_t now)
     return c->body;
 }
 
-static int send_relay(fleet_car_t *c, uint64_t stamp_ns)
+/* stamp_ns: when it was due (open loop) or now; now_ns: when it goes */
+static int send_relay(fleet_car_t *c, uint64_t stamp_ns, uint64_t now_ns)
 {
     char msg[OVMS_LINE_MAX];
     snprintf(msg, sizeof msg, "S%s,F%d.%llu.%llu", state_body(c, stamp_ns), c->number,
@@ -201,6 +202,8 @@ static int send_relay(fleet_car_t *c, uint64_t stamp_ns)
         return -1;               /* the core's output is full: later */
     c->seq++;
     c->w->slot->c.car_msgs++;
+    if (c->w->s->rate > 0)
+        fleet_hist_add(&c->w->slot->send_lag, now_ns > stamp_ns ? (now_ns - stamp_ns) / 1000 : 0);
     c->w->slot->c.sent += (uint64_t)c->napps;
     return 0;
 }
@@ -220,7 +223,7 @@ static void relay_due(fleet_car_t *c, uint64_t now)
 {
     const fleet_scenario_t *s = c->w->s;
     if (s->rate <= 0) {
-        while (fleet_car_gate(c) && in_flight(c) < s->window && send_relay(c, now) == 0)
+        while (fleet_car_gate(c) && in_flight(c) < s->window && send_relay(c, now, now) == 0)
             ;
         return;
     }
@@ -230,7 +233,7 @@ static void relay_due(fleet_car_t *c, uint64_t now)
             c->next_send_ns += period;   /* paused (churn): skipped, not queued */
             continue;
         }
-        if (send_relay(c, c->next_send_ns) < 0)
+        if (send_relay(c, c->next_send_ns, now) < 0)
             break;
         c->next_send_ns += period;
     }

@@ -297,8 +297,37 @@ static void find_nodes(fleet_result_t *r)
     }
 }
 
+/* The machine's CPU time so far (all CPUs, jiffies) from /proc/stat. */
+static int machine_cpu(uint64_t *busy, uint64_t *idle, uint64_t *steal)
+{
+    unsigned long long v[8] = { 0 };
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                   &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 8)
+        return -1;
+    *busy = v[0] + v[1] + v[2] + v[5] + v[6];   /* user nice system irq softirq */
+    *idle = v[3] + v[4];                        /* idle iowait */
+    *steal = v[7];
+    return 0;
+}
+
 static void sample_nodes(fleet_result_t *r, int end)
 {
+    static uint64_t busy0, idle0, steal0;
+    uint64_t busy, idle, steal;
+    if (machine_cpu(&busy, &idle, &steal) == 0) {
+        if (!end) {
+            busy0 = busy, idle0 = idle, steal0 = steal;
+        } else {
+            r->cpu_busy = busy - busy0;
+            r->cpu_idle = idle - idle0;
+            r->cpu_steal = steal - steal0;
+        }
+    }
     for (int i = 0; i < r->nodes; i++) {
         fleet_node_t *n = &r->node[i];
         if (n->pid <= 0)
@@ -571,6 +600,7 @@ static int run(const fleet_scenario_t *s, fleet_result_t *r)
         fleet_hist_merge(&r->command, &sl->command);
         fleet_hist_merge(&r->history, &sl->history);
         fleet_hist_merge(&r->login, &sl->login);
+        fleet_hist_merge(&r->send_lag, &sl->send_lag);
         if (!sl->done && !r->error[0])
             snprintf(r->error, sizeof r->error, "worker %d failed%s%s", p, sl->error[0] ? ": " : "", sl->error);
     }

@@ -130,6 +130,7 @@ void fleet_report_table(FILE *out, const fleet_result_t *r)
     fprintf(out, "  %-18s %.0f /s (%llu of %llu)\n", "rate", fleet_result_rate(r),
             (unsigned long long)received, (unsigned long long)sent);
     latency_row(out, "relay latency", &r->relay);
+    latency_row(out, "  of it, sending", &r->send_lag);
     latency_row(out, "command round trip", &r->command);
     latency_row(out, "history ack", &r->history);
     latency_row(out, "login handshake", &r->login);
@@ -142,6 +143,11 @@ void fleet_report_table(FILE *out, const fleet_result_t *r)
     if (known && received)
         fprintf(out, "  %-18s %.2f s, %.2f us per %s\n", "server CPU", cpu, cpu * 1e6 / (double)received,
                 s->kind == FLEET_LOGIN_STORM || s->kind == FLEET_IDLE ? "login" : "item received");
+    uint64_t all = r->cpu_busy + r->cpu_idle + r->cpu_steal;
+    if (all)
+        fprintf(out, "  %-18s %.0f %% busy, %.0f %% idle, %.0f %% taken by the hypervisor (steal)\n",
+                "machine CPU", 100.0 * (double)r->cpu_busy / (double)all, 100.0 * (double)r->cpu_idle / (double)all,
+                100.0 * (double)r->cpu_steal / (double)all);
     if (r->error[0])
         fprintf(out, "  %-18s %s\n", "FAILED", r->error);
     else if (errors)
@@ -194,9 +200,9 @@ char *fleet_report_json(const fleet_result_t *r)
                         "login_failures", I(c->login_failures), "disconnects", I(c->disconnects),
                         "held", I(held(r)), "reconnects", I(c->reconnects), "login_ms",
                         latency_json(&r->login)));
-    json_object_set_new(o, "relay", json_pack("{s:I,s:I,s:I,s:I,s:o}", "car_messages", I(c->car_msgs),
+    json_object_set_new(o, "relay", json_pack("{s:I,s:I,s:I,s:I,s:o,s:o}", "car_messages", I(c->car_msgs),
                         "owed", I(c->sent), "delivered", I(c->received), "lost", I(c->lost),
-                        "latency_ms", latency_json(&r->relay)));
+                        "latency_ms", latency_json(&r->relay), "send_lag_ms", latency_json(&r->send_lag)));
     json_object_set_new(o, "commands", json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}", "sent", I(c->cmd_sent),
                         "answered", I(c->cmd_done), "failed", I(c->cmd_failed), "unanswered", I(c->cmd_lost),
                         "misrouted", I(c->cmd_misrouted), "latency_ms", latency_json(&r->command)));
@@ -217,6 +223,12 @@ char *fleet_report_json(const fleet_result_t *r)
         json_object_set_new(srv, "rss_kb", json_integer(rss));
         json_object_set_new(o, "server", srv);
     }
+    uint64_t all = r->cpu_busy + r->cpu_idle + r->cpu_steal;
+    if (all)
+        json_object_set_new(o, "machine", json_pack("{s:f,s:f,s:f}", "busy_pct",
+                            100.0 * (double)r->cpu_busy / (double)all, "idle_pct",
+                            100.0 * (double)r->cpu_idle / (double)all, "steal_pct",
+                            100.0 * (double)r->cpu_steal / (double)all));
     char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(o);
     if (!text)
