@@ -4,6 +4,7 @@
 #
 #   tests/bench/run.sh [SECONDS]      (SECONDS of load per run, default 5)
 #   OVMS_SOAK_SECONDS=600             the mixed soak (default 10 minutes)
+#   OVMS_LONG_SECONDS=600             the long open-loop relay at 20,000/s (default 10 minutes)
 #   OVMS_BENCH_COMPONENTS=0           skip proto/, storage/ and replication
 #
 # The load is ovms-fleet (tools/), against one node started here on
@@ -16,6 +17,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-5}
 soak=${OVMS_SOAK_SECONDS:-600}
+long=${OVMS_LONG_SECONDS:-600}
 report="$top/docs/benchmarks.md"
 plots="$top/docs/bench"
 b="$top/build/tests/bench"
@@ -36,7 +38,7 @@ cleanup() {
   "$top/deploy/cluster.sh" down --dir "$work/cluster" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-{ echo "seconds=$seconds"; echo "soak=$soak"
+{ echo "seconds=$seconds"; echo "soak=$soak"; echo "long=$long"
   echo "machine='$(date -u +%Y-%m-%d) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr)'"; } >"$res/meta"
 
 # One node on 127.0.0.1 with a fresh database (and the flags given). The whole fleet comes from
@@ -112,6 +114,10 @@ start_node
 for r in 2 5 10 20 50 100; do
   fleet "relay-$r" relay --cars 1000 --apps-per-car 1 --rate "$r" --duration "$seconds"
 done
+# the cost of a message at realistic load: 1,000 cars at random phases, 20 messages/s each,
+# for long enough to show whether the tail stays flat (latency and memory each second)
+start_node
+fleet relay-20-long relay --cars 1000 --apps-per-car 1 --rate 20 --duration "$long" --plot "$plots"
 start_node
 fleet relay-flat relay --cars 200 --apps-per-car 1 --rate 0 --window 8 --duration "$seconds"
 start_node
@@ -124,18 +130,30 @@ fleet history history --cars 200 --window 8 --duration "$seconds"
 start_node
 fleet churn churn --cars 500 --rate 2 --lifetime 5 --duration $((seconds * 2))
 
-# where the time goes at 50,000 messages/s offered: the node's profile
-start_node
-profile="$plots/profile-relay-50k.txt"
-if command -v perf >/dev/null; then
+# where the time goes at 20,000 and 50,000 messages/s offered: the node's profile
+# (self time, and with children: the kernel's share, the syscalls and the scheduler)
+profiled() {   # profiled RATE
+  local r=$1 profile="$plots/profile-relay-$1k.txt"
+  start_node
   ( sleep 4; perf record -F 499 -g -p "$node_pid" -o "$work/perf.data" -- sleep 4 >/dev/null 2>&1 ) &
-  perf_job=$!
-  fleet relay-50-profiled relay --cars 1000 --apps-per-car 1 --rate 50 --duration 10
+  local perf_job=$!
+  fleet "relay-$r-profiled" relay --cars 1000 --apps-per-car 1 --rate "$r" --duration 10
   wait "$perf_job" || true
-  { echo "# perf record -F 499 -g -p <ovmsd> during: $(cat "$res/relay-50-profiled.cmd")"
+  { echo "# perf record -F 499 -g -p <ovmsd> during: $(cat "$res/relay-$r-profiled.cmd")"
     echo "# (4 s in the middle of the run; self time, top entries)"
-    perf report -i "$work/perf.data" --stdio --no-children --sort symbol 2>/dev/null |
-      grep -E '^ +[0-9.]+%' | head -25; } >"$profile" || true
+    perf report -i "$work/perf.data" --stdio --no-children --sort symbol -g none 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | head -25
+    echo "# by object"
+    perf report -i "$work/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | head -6
+    echo "# with children: syscalls, TCP and the scheduler"
+    perf report -i "$work/perf.data" --stdio --children --sort symbol -g none 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | grep -E 'libc_write|epoll_wait|\] read$|__schedule|tcp_v4_rcv|tcp_sendmsg|sock_def_readable|ovms_rc4' | head -12
+  } >"$profile" || true
+}
+if command -v perf >/dev/null; then
+  profiled 20
+  profiled 50
 fi
 
 # the soak: a realistic day, ten minutes of it
