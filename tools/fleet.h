@@ -155,6 +155,7 @@ typedef struct fleet_second {
     uint64_t sent, received, errors, online;
     double p50, p99, max;     /* of that second's primary latency, ms */
     long rss_kb;              /* the local nodes' resident memory, 0 when unknown */
+    double busy_pct, steal_pct;   /* the machine's CPU that second (/proc/stat); -1 unknown */
 } fleet_second_t;
 
 typedef struct fleet_result {

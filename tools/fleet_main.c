@@ -476,6 +476,7 @@ static double now_s(void) { return (double)fleet_now_ns() / 1e9; }
 typedef struct watch {
     fleet_counts_t prev_c;
     fleet_hist_t prev_h, h, d;
+    uint64_t busy, idle, steal;  /* the machine's CPU at the last tick */
     int show;
     int cap;
 } watch_t;
@@ -507,6 +508,16 @@ static void tick(watch_t *wt, const fleet_shared_t *sh, fleet_result_t *r, doubl
     for (int i = 0; i < r->nodes; i++)
         if (r->node[i].pid > 0)
             sec->rss_kb += rss_kb(r->node[i].pid);
+    sec->busy_pct = sec->steal_pct = -1;
+    uint64_t busy, idle, steal;
+    if (machine_cpu(&busy, &idle, &steal) == 0) {
+        uint64_t all = (busy - wt->busy) + (idle - wt->idle) + (steal - wt->steal);
+        if (wt->busy && all) {
+            sec->busy_pct = 100.0 * (double)(busy - wt->busy) / (double)all;
+            sec->steal_pct = 100.0 * (double)(steal - wt->steal) / (double)all;
+        }
+        wt->busy = busy, wt->idle = idle, wt->steal = steal;
+    }
     if (wt->show)
         fprintf(stderr, "\r%-7s %5.0f/%.0f s  online %llu  sent %llu  received %llu (%llu/s)  errors %llu  "
                 "p99 %.2f ms (so far %.2f)   ", phase, t, total, (unsigned long long)sec->online,
@@ -562,6 +573,7 @@ static int run(const fleet_scenario_t *s, fleet_result_t *r)
                 if (r->node[i].pid > 0)
                     r->node[i].cpu0 = cpu_seconds(r->node[i].pid);
         snapshot(sh, &wt->prev_c, &wt->prev_h, r);
+        (void)machine_cpu(&wt->busy, &wt->idle, &wt->steal);
         sh->phase = FLEET_PHASE_RUN;
         double start = now_s(), next = start + 1;
         while (!interrupted && now_s() < start + total && workers_alive(pids, r->procs) == r->procs) {

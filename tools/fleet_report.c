@@ -259,12 +259,13 @@ static int write_data(const fleet_result_t *r, const char *dir, char *err, size_
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    fprintf(f, "# t_s sent_per_s received_per_s errors online p50_ms p99_ms max_ms server_rss_kb\n");
+    fprintf(f, "# t_s sent_per_s received_per_s errors online p50_ms p99_ms max_ms server_rss_kb "
+               "machine_busy_pct machine_steal_pct\n");
     for (int i = 0; i < r->nseconds; i++) {
         const fleet_second_t *t = &r->timeline[i];
-        fprintf(f, "%.1f %llu %llu %llu %llu %.4f %.4f %.4f %ld\n", t->t, (unsigned long long)t->sent,
+        fprintf(f, "%.1f %llu %llu %llu %llu %.4f %.4f %.4f %ld %.1f %.1f\n", t->t, (unsigned long long)t->sent,
                 (unsigned long long)t->received, (unsigned long long)t->errors,
-                (unsigned long long)t->online, t->p50, t->p99, t->max, t->rss_kb);
+                (unsigned long long)t->online, t->p50, t->p99, t->max, t->rss_kb, t->busy_pct, t->steal_pct);
     }
     fclose(f);
     snprintf(path, sizeof path, "%s/%s-distribution.dat", dir, r->s->name);
@@ -333,6 +334,13 @@ int fleet_report_plot(const fleet_result_t *r, const char *dir, char *err, size_
                    "set xlabel 'seconds into the run'\nset ylabel 'MiB'\nset yrange [0:*]\n"
                    "plot '%s/%s-timeline.dat' using 1:($9/1024) with lines title 'RSS, all local nodes'\n",
                 dir, n, n, dir, n);
+    fprintf(g, "unset logscale x\nunset logscale y\nunset xtics\nset xtics\n"
+               "set output '%s/%s-machine.png'\n"
+               "set title \"ovms-fleet %s: the machine's CPU each second (node and fleet)\"\n"
+               "set xlabel 'seconds into the run'\nset ylabel '%% of all CPUs'\nset yrange [0:100]\n"
+               "plot '%s/%s-timeline.dat' using 1:($10>=0?$10:1/0) with lines title 'busy', "
+               "'' using 1:($11>=0?$11:1/0) with lines title 'taken by the hypervisor (steal)'\n",
+            dir, n, n, dir, n);
     int rc = pclose(g);
     if (rc != 0) {
         snprintf(err, errlen, "gnuplot failed (status %d): is it installed?", WIFEXITED(rc) ? WEXITSTATUS(rc) : rc);

@@ -365,8 +365,9 @@ Test(fleet_report, plots_are_written_with_gnuplot)
 {
     fleet_scenario_t s;
     fleet_result_t r = sample_result(&s);
-    fleet_second_t t[3] = { { 1, 100, 100, 0, 200, 0.2, 0.9, 1.0, 0 }, { 2, 100, 100, 0, 200, 0.3, 1.0, 1.1, 0 },
-                            { 3, 100, 100, 0, 200, 0.2, 0.8, 0.9, 0 } };
+    fleet_second_t t[3] = { { 1, 100, 100, 0, 200, 0.2, 0.9, 1.0, 0, -1, -1 },
+                            { 2, 100, 100, 0, 200, 0.3, 1.0, 1.1, 0, 60, 2 },
+                            { 3, 100, 100, 0, 200, 0.2, 0.8, 0.9, 0, 65, 25 } };
     r.timeline = t;
     r.nseconds = 3;
     char dir[] = "/tmp/test-fleet-plot-XXXXXX", err[256], path[128];
@@ -374,8 +375,8 @@ Test(fleet_report, plots_are_written_with_gnuplot)
     int rc = fleet_report_plot(&r, dir, err, sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
     const char *files[] = { "relay-timeline.dat", "relay-distribution.dat", "relay-latency-time.png",
-                            "relay-latency-distribution.png" };
-    for (size_t i = 0; i < 4; i++) {
+                            "relay-latency-distribution.png", "relay-machine.png" };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         FILE *f = fopen(path, "rb");
         cr_assert(f, "%s missing", files[i]);
