@@ -10,7 +10,8 @@
 # The load is ovms-fleet (tools/), against one node started here on
 # 127.0.0.1 and against a 3-node cluster (deploy/cluster.sh: nodes on
 # 127.0.0.11-13, Redis, round-robin DNS). The component benchmarks (proto/,
-# storage/, replication catch-up) run first. Takes about 25 minutes; nothing
+# storage/, replication catch-up) run first. Takes about 45 minutes (two
+# 10-minute runs, the long relay at 20,000/s and the mixed soak); nothing
 # else should run meanwhile. Every node and server it starts, it stops by PID.
 # Each run's JSON line and command are kept in docs/bench/results/.
 set -euo pipefail
