@@ -49,6 +49,7 @@ void pool_init(pool_t *p, size_t size)
     p->per_slab = (SLAB_SIZE - ((sizeof(slab_t) + 15) & ~(size_t)15)) / p->size;
 }
 
+#ifndef POOL_PLAIN
 static char *slab_objects(slab_t *s)
 {
     return (char *)s + ((sizeof(slab_t) + 15) & ~(size_t)15);
@@ -92,6 +93,8 @@ static slab_t *slab_new(pool_t *p)
     slab_link(p, s);
     return s;
 }
+
+#endif
 
 void *pool_alloc(pool_t *p)
 {
