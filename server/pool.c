@@ -34,12 +34,8 @@ typedef struct slab {
     size_t fresh;                /* objects never handed out, from the end of the header */
 } slab_t;
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef OVMS_POOL_PLAIN
 #define POOL_PLAIN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define POOL_PLAIN 1
-#endif
 #endif
 
 void pool_init(pool_t *p, size_t size)

@@ -83,6 +83,15 @@ uint64_t hash_str(const char *s);
 
 /* ---- pools of long-lived objects (pool.c) ---------------------------------------------------- */
 
+/* Under AddressSanitizer (gcc's macro, clang's feature) objects come from calloc. */
+#if defined(__SANITIZE_ADDRESS__)
+#define OVMS_POOL_PLAIN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define OVMS_POOL_PLAIN 1
+#endif
+#endif
+
 typedef struct pool {
     size_t size, per_slab;
     struct slab *room;       /* slabs with room */

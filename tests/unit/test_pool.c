@@ -35,7 +35,7 @@ Test(pool, objects_are_zeroed_distinct_and_aligned)
     pool_destroy(&p);
 }
 
-#ifndef __SANITIZE_ADDRESS__
+#ifndef OVMS_POOL_PLAIN
 Test(pool, freed_objects_are_reused_and_empty_slabs_returned)
 {
     pool_t p;
