@@ -704,25 +704,17 @@ void hub_count(vehicle_t *v, int slot, size_t bytes)
     v->util[slot] += (int64_t)bytes;
 }
 
-/* Was the vehicle's moment to write its utilisation in the last `span`
- * seconds? Each has its own second of the flush period, so the writes
- * of a fleet are spread over it rather than all due in one sweep. */
-static int util_slot_passed(const vehicle_t *v, uint32_t now, uint32_t period, uint32_t span)
-{
-    return span >= period || (now + period - v->spread % period) % period < span;
-}
-
 void hub_flush_all(worker_t *w, int all)
 {
-    uint32_t now = worker_now(w), period = (uint32_t)w->cfg->util_flush;
-    uint32_t span = all ? period : now - w->last_util_flush;   /* seconds since the last sweep */
+    int util_due = all || worker_now(w) - w->last_util_flush >= (uint32_t)w->cfg->util_flush;
 
-    w->last_util_flush = now;
+    if (util_due)
+        w->last_util_flush = worker_now(w);
     for (size_t i = 0; i < w->vehicles.cap; i++) {
         vehicle_t *v = w->vehicles.slot[i];
         if (!v)
             continue;
-        if (util_slot_passed(v, now, period, span))
+        if (util_due)
             hub_flush_util(v);
         if (all && v->ndirty && v->msg_writes == 0)
             submit_dirty(v);
