@@ -911,19 +911,27 @@ static void wait_count(lazy_seen_t *s, int n)
     cr_assert_eq(lazy_count(s), n);
 }
 
+/* A store with one vehicle, CAR, and one lazy stored message for it submitted. */
+static ovms_store_t *submit_one_lazy(ovms_store_req_t *req, const char *payload, int max_ms,
+                                     const ovms_store_sink_t *sink)
+{
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    add_vehicle(st, "CAR", "pw");
+    ovms_store_req_init(req);
+    cr_assert_eq(ovms_store_prep_msg_put(req, "CAR", 'S', payload, strlen(payload), 0, "", 1000), 0);
+    ovms_store_req_lazy(req, max_ms);
+    cr_assert_eq(ovms_store_submit(st, req, sink, NULL), 0);
+    return st;
+}
+
 Test(storage, a_lazy_write_waits_for_its_deadline_and_no_longer)
 {
     static ovms_store_req_t req;
     lazy_seen_t seen = { PTHREAD_MUTEX_INITIALIZER, 0, { 0 }, { 0 } };
     ovms_store_sink_t sink = { lazy_done, &seen };
-    make_path();
-    ovms_store_t *st = open_store("N1");
-    add_vehicle(st, "CAR", "pw");
-    ovms_store_req_init(&req);
-    cr_assert_eq(ovms_store_prep_msg_put(&req, "CAR", 'S', "80,K", 4, 0, "", 1000), 0);
-    ovms_store_req_lazy(&req, 300);
     double t0 = mono_s();
-    cr_assert_eq(ovms_store_submit(st, &req, &sink, NULL), 0);
+    ovms_store_t *st = submit_one_lazy(&req, "80,K", 300, &sink);
     usleep(150 * 1000);
     cr_assert_eq(lazy_count(&seen), 0, "a lazy write alone went before its deadline");
     wait_count(&seen, 1);
@@ -976,13 +984,7 @@ Test(storage, closing_writes_the_lazy_ones)
     static ovms_store_req_t req;
     lazy_seen_t seen = { PTHREAD_MUTEX_INITIALIZER, 0, { 0 }, { 0 } };
     ovms_store_sink_t sink = { lazy_done, &seen };
-    make_path();
-    ovms_store_t *st = open_store("N1");
-    add_vehicle(st, "CAR", "pw");
-    ovms_store_req_init(&req);
-    cr_assert_eq(ovms_store_prep_msg_put(&req, "CAR", 'S', "55,K", 4, 0, "", 1000), 0);
-    ovms_store_req_lazy(&req, 60000);
-    cr_assert_eq(ovms_store_submit(st, &req, &sink, NULL), 0);
+    ovms_store_t *st = submit_one_lazy(&req, "55,K", 60000, &sink);
     double t0 = mono_s();
     ovms_store_close(st);
     cr_assert_eq(lazy_count(&seen), 1, "closing left a lazy write unwritten");
