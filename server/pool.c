@@ -28,27 +28,25 @@
 
 typedef struct slab {
     struct slab *prev, *next;    /* the pool's slabs with room */
-    pool_t *pool;
     void *free;                  /* freed objects, linked through their first word */
     size_t used;                 /* objects handed out */
     size_t fresh;                /* objects never handed out, from the end of the header */
 } slab_t;
 
-#ifdef OVMS_POOL_PLAIN
-#define POOL_PLAIN 1
-#endif
+/* objects start past the header, 16-byte aligned */
+#define SLAB_HEADER ((sizeof(slab_t) + 15) & ~(size_t)15)
 
 void pool_init(pool_t *p, size_t size)
 {
     memset(p, 0, sizeof *p);
     p->size = (size + 15) & ~(size_t)15;
-    p->per_slab = (SLAB_SIZE - ((sizeof(slab_t) + 15) & ~(size_t)15)) / p->size;
+    p->per_slab = (SLAB_SIZE - SLAB_HEADER) / p->size;
 }
 
-#ifndef POOL_PLAIN
+#ifndef OVMS_POOL_PLAIN
 static char *slab_objects(slab_t *s)
 {
-    return (char *)s + ((sizeof(slab_t) + 15) & ~(size_t)15);
+    return (char *)s + SLAB_HEADER;
 }
 
 static void slab_link(pool_t *p, slab_t *s)
@@ -82,7 +80,6 @@ static slab_t *slab_new(pool_t *p)
         munmap(m, (size_t)(start - m));
     munmap(start + SLAB_SIZE, (size_t)(m + 2 * SLAB_SIZE - (start + SLAB_SIZE)));
     slab_t *s = (slab_t *)start;
-    s->pool = p;
     s->fresh = p->per_slab;
     p->nslabs++;
     p->empty++;
@@ -94,7 +91,7 @@ static slab_t *slab_new(pool_t *p)
 
 void *pool_alloc(pool_t *p)
 {
-#ifdef POOL_PLAIN
+#ifdef OVMS_POOL_PLAIN
     return calloc(1, p->size);
 #else
     slab_t *s = p->room ? p->room : slab_new(p);
@@ -120,7 +117,7 @@ void *pool_alloc(pool_t *p)
 
 void pool_free(pool_t *p, void *o)
 {
-#ifdef POOL_PLAIN
+#ifdef OVMS_POOL_PLAIN
     (void)p;
     free(o);
 #else
@@ -145,7 +142,7 @@ void pool_free(pool_t *p, void *o)
 /* Every slab, used or not: only once nothing in it is referenced. */
 void pool_destroy(pool_t *p)
 {
-#ifndef POOL_PLAIN
+#ifndef OVMS_POOL_PLAIN
     /* full slabs are on no list; finding them needs a walk we do not keep,
      * so the pool is destroyed only when empty (one spare slab at most) */
     while (p->room) {
