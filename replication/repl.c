@@ -242,6 +242,7 @@ static void on_tick(uv_timer_t *t)
 static void *thread_main(void *arg)
 {
     ovms_replication_t *r = arg;
+    pthread_setname_np(pthread_self(), "ovmsd-repl");   /* for top -H, perf */
     /* behind the workers when the cores are busy: a resync may take a
      * little longer, the node's cars and apps must not wait (Linux: per thread) */
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);

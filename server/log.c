@@ -127,6 +127,7 @@ static void flush_repeats(int all);
 static void *writer_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "ovmsd-log");   /* for top -H, perf */
     pthread_mutex_lock(&ring.mu);
     for (;;) {
         while (ring.len == 0 && !ring.dropped && !ring.stop) {

@@ -441,7 +441,11 @@ void worker_run(worker_t *w)
 
 static void *worker_main(void *arg)
 {
-    worker_run(arg);
+    worker_t *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "ovmsd-w%d", w->index);   /* for top -H, perf */
+    pthread_setname_np(pthread_self(), name);
+    worker_run(w);
     return NULL;
 }
 

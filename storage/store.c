@@ -391,6 +391,7 @@ static void poll_external(ovms_store_t *st)
 static void *writer_main(void *arg)
 {
     ovms_store_t *st = arg;
+    pthread_setname_np(pthread_self(), "store-write");   /* for top -H, perf */
     double poll = (st->cfg.poll_ms > 0 ? st->cfg.poll_ms : 1000) / 1000.0;
     double expire = (st->cfg.expire_interval_ms ? st->cfg.expire_interval_ms : 60000) / 1000.0;
     double next_poll = store_now_mono() + poll;
@@ -438,6 +439,7 @@ static void read_loop(ovms_store_t *st, store_queue_t *q, store_conn_t *c)
 static void *reader_main(void *arg)
 {
     ovms_store_t *st = arg;
+    pthread_setname_np(pthread_self(), "store-read");
     read_loop(st, &st->rq, &st->r);
     return NULL;
 }
@@ -445,6 +447,7 @@ static void *reader_main(void *arg)
 static void *bulk_main(void *arg)
 {
     ovms_store_t *st = arg;
+    pthread_setname_np(pthread_self(), "store-bulk");
     read_loop(st, &st->bq, &st->b);
     return NULL;
 }
@@ -499,6 +502,12 @@ static int open_conn(store_conn_t *c, const char *path, int readonly, int sync_n
         }
     }
     store_exec(c->db, sync_normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
+    /* statement journals in memory: on disk each multi-row write of a
+     * transaction made, wrote and unlinked a file in /var/tmp (about 30 a
+     * second under a cluster's replication), which also needs a writable
+     * /var/tmp; a writer's statement journal is a few pages */
+    if (!readonly)
+        store_exec(c->db, "PRAGMA temp_store = MEMORY");
     /* no foreign keys: replicated records of different origins arrive in
      * any order (a car's messages before its vehicle, a vehicle before its
      * owner); the write operations check what they need themselves */
