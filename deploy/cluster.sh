@@ -79,15 +79,26 @@ alive() {
 
 can_connect() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# Has PID exited (gone, or a zombie nobody reaped)? Not an empty command
+# line: a process in the middle of its exec shows one too, and taking that
+# for an exit left a redis-server running that no pidfile knew of.
+exited() {
+  [ -r "/proc/$1/stat" ] || return 0
+  [ "$(sed 's/^.*) //' "/proc/$1/stat" | cut -c1)" = Z ]
+}
+
 wait_port() {
   local host=$1 port=$2 pidfile=$3 what=$4 log=$5
   for _ in $(seq 200); do
     can_connect "$host" "$port" && return 0
-    [ -s "$pidfile" ] && [ -z "$(tr -d '\0' <"/proc/$(cat "$pidfile")/cmdline" 2>/dev/null)" ] && break
+    [ -s "$pidfile" ] && exited "$(cat "$pidfile")" && break
     sleep 0.05
   done
   echo "cluster.sh: $what did not come up on $host:$port; the end of its log ($log):" >&2
   tail -n 5 "$log" >&2 || true
+  # not left running behind a pidfile that the next attempt overwrites
+  [ -s "$pidfile" ] && kill -KILL "$(cat "$pidfile")" 2>/dev/null
+  rm -f "$pidfile"
   return 1
 }
 
