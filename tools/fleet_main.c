@@ -344,7 +344,9 @@ static void sample_nodes(fleet_result_t *r, int end)
 
 /* ---- provisioning ---------------------------------------------------------------------------------- */
 
-static int provision_one(const fleet_scenario_t *s, const char *path)
+/* Adds what is missing or different; *changed counts what it wrote (a
+ * fleet provisioned by an earlier run costs nothing, not even the wait). */
+static int provision_one(const fleet_scenario_t *s, const char *path, int *changed)
 {
     ovms_store_config_t cfg = { .path = path, .sync_normal = 1, .expire_interval_ms = -1 };
     ovms_store_t *st;
@@ -358,12 +360,20 @@ static int provision_one(const fleet_scenario_t *s, const char *path)
         ovms_store_close(st);
         return -1;
     }
-    ovms_store_prep_owner_put(&reqs[s->cars], "fleet", NULL, NULL, 1, 0);
-    int rc = ovms_store_run(st, &reqs[s->cars]);
+    ovms_owner_t owner;
+    int rc = 0;
+    if (ovms_store_owner_get(st, "fleet", &owner) != 0) {
+        ovms_store_prep_owner_put(&reqs[s->cars], "fleet", NULL, NULL, 1, 0);
+        rc = ovms_store_run(st, &reqs[s->cars]);
+    }
     for (int i = 0; rc >= 0 && i < s->cars; i++) {
+        ovms_vehicle_t v;
         snprintf(id, sizeof id, s->ids, s->first + i);
+        if (ovms_store_vehicle_get(st, id, &v) == 0 && strcmp(v.carpass, s->password) == 0)
+            continue;
         ovms_store_prep_vehicle_put(&reqs[i], id, "fleet", s->password, NULL, NULL, 0);
         ovms_store_submit(st, &reqs[i], NULL, NULL);
+        (*changed)++;
     }
     ovms_store_close(st);                  /* finishes the queue */
     for (int i = 0; i <= s->cars; i++)
@@ -380,14 +390,18 @@ static int provision(const fleet_scenario_t *s)
     if (!s->db[0])
         return 0;
     snprintf(list, sizeof list, "%s", s->db);
+    int changed = 0;
     for (char *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-        if (provision_one(s, p) < 0)
+        int before = changed;
+        if (provision_one(s, p, &changed) < 0)
             return -1;
         if (!s->json)
-            fprintf(stderr, "ovms-fleet: %d vehicles provisioned in %s\n", s->cars, p);
+            fprintf(stderr, "ovms-fleet: %d vehicles provisioned in %s (%d added or changed)\n", s->cars, p,
+                    changed - before);
     }
     /* a running node notices another process's changes within a second */
-    usleep(1500 * 1000);
+    if (changed)
+        usleep(1500 * 1000);
     return 0;
 }
 

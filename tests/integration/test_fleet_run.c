@@ -86,7 +86,7 @@ static void stop_node(void)
 }
 
 #define ONE_NODE(r, scenario, extra)                                                              \
-    fleet(r, "%s --server 127.0.0.1:%d --db %s --duration 2 --json " extra, scenario, node.port, node.db)
+    fleet(r, "%s --server 127.0.0.1:%d --db %s --duration 1 --json " extra, scenario, node.port, node.db)
 
 Test(fleet, relay_open_and_closed_loop, .timeout = 120)
 {
@@ -141,14 +141,14 @@ Test(fleet, login_storm_idle_mixed_and_churn, .timeout = 180)
               "the node's memory per connection, from /proc:\n%s", r.out);
     json_decref(r.json);
     fleet(&r, "mixed --server 127.0.0.1:%d --db %s --cars 400 --active 0.25 --rate 5 --command-rate 1 "
-              "--history-rate 1 --duration 3 --json", node.port, node.db);
+              "--history-rate 1 --duration 2 --json", node.port, node.db);
     expect_counts_add_up(&r, "mixed");
     cr_assert_gt(num(r.json, "commands.answered"), 0, "%s", r.out);
     cr_assert_eq(num(r.json, "commands.answered"), num(r.json, "commands.sent"));
     cr_assert_gt(num(r.json, "history.acked"), 0, "%s", r.out);
     cr_assert_eq(num(r.json, "history.acked"), num(r.json, "history.sent"));
     json_decref(r.json);
-    fleet(&r, "churn --server 127.0.0.1:%d --db %s --cars 30 --rate 10 --lifetime 0.5 --duration 4 --json",
+    fleet(&r, "churn --server 127.0.0.1:%d --db %s --cars 30 --rate 10 --lifetime 0.5 --duration 3 --json",
           node.port, node.db);
     expect_counts_add_up(&r, "churn");
     cr_assert_gt(num(r.json, "connections.reconnects"), 20, "nobody came and went:\n%s", r.out);
