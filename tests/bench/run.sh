@@ -6,6 +6,8 @@
 #   OVMS_SOAK_SECONDS=600             the mixed soak (default 10 minutes)
 #   OVMS_LONG_SECONDS=600             the long open-loop relay at 20,000/s (default 10 minutes)
 #   OVMS_BENCH_COMPONENTS=0           skip proto/, storage/ and replication
+#   OVMS_BENCH_ONLY=cluster           only the cluster runs (about 3 minutes); the other
+#                                     results are kept and the report written from all
 #
 # The load is ovms-fleet (tools/), against one node started here on
 # 127.0.0.1 and against a 3-node cluster (deploy/cluster.sh: nodes on
@@ -26,7 +28,12 @@ fleet="$top/build/tools/ovms-fleet"
 ovmsd="$top/build/server/ovmsd"
 work=$(mktemp -d /tmp/ovms-bench-XXXXXX)
 res="$plots/results"           # kept: tests/bench/report.sh writes the report from them
-rm -rf "$res"
+only=${OVMS_BENCH_ONLY:-}
+case "$only" in
+  "") rm -rf "$res" ;;
+  cluster) rm -f "$res"/cross* "$res"/cluster-* ;;
+  *) echo "run.sh: OVMS_BENCH_ONLY is empty or 'cluster'" >&2; exit 2 ;;
+esac
 mkdir -p "$res" "$plots"
 node_pid=""
 
@@ -37,9 +44,10 @@ cmake --build "$top/build" -j"$(nproc)" >/dev/null
 cleanup() {
   [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null || true
   "$top/deploy/cluster.sh" down --dir "$work/cluster" >/dev/null 2>&1 || true
+  "$top/deploy/cluster.sh" down --dir "$work/cluster2" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-{ echo "seconds=$seconds"; echo "soak=$soak"; echo "long=$long"
+[ -z "$only" ] && { echo "seconds=$seconds"; echo "soak=$soak"; echo "long=$long"
   echo "machine='$(date -u +%Y-%m-%d) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr)'"; } >"$res/meta"
 
 # One node on 127.0.0.1 with a fresh database (and the flags given). The whole fleet comes from
@@ -82,20 +90,57 @@ fleet() {
   tail -1 "$res/$name.out" >"$res/$name.json"
 }
 
-# the same against the cluster, through its round-robin DNS name
+# the same against a cluster (cluster_up first), through its round-robin DNS name
 cfleet() {
   local name=$1 scenario=$2
   shift 2
-  echo "== $name (3 nodes): ovms-fleet $scenario $*"
-  echo "ovms-fleet $scenario --server $NAME:$PORT --dns 127.0.0.10:$DNS_PORT --db N1.db,N2.db,N3.db --connect-window 0 $*" \
+  echo "== $name ($NODES nodes): ovms-fleet $scenario $*"
+  echo "ovms-fleet $scenario --server $NAME:$PORT --dns 127.0.0.10:$DNS_PORT --db $cdb_names --connect-window 0 $*" \
     >"$res/$name.cmd"
   "$fleet" "$scenario" --server "$NAME:$PORT" --dns "127.0.0.10:$DNS_PORT" --db "$cdbs" --connect-window 0 "$@" --json \
     --no-progress >"$res/$name.out" 2>&1 || true
   sed '$d' "$res/$name.out"
   tail -1 "$res/$name.out" >"$res/$name.json"
 }
+cluster_up() {   # cluster_up N DIR
+  OVMS_NODE_FLAGS="$limits" "$top/deploy/cluster.sh" up "$1" --dir "$2" --name ovms.bench.test
+  # shellcheck disable=SC1091
+  . "$2/cluster.env"
+  cdbs=$(for i in $(seq "$1"); do printf '%s/N%d/node.db,' "$2" "$i"; done | sed 's/,$//')
+  cdb_names=$(for i in $(seq "$1"); do printf 'N%d.db,' "$i"; done | sed 's/,$//')
+}
 
-if [ "${OVMS_BENCH_COMPONENTS:-1}" = 1 ]; then
+# CPU time of every thread of the nodes and of Redis (ovmsd names its threads):
+# threads_cpu FILE snapshots, threads_report BEFORE AFTER SECONDS prints ms/s each
+threads_cpu() {
+  for p in $(pgrep -x ovmsd) $(pgrep -x redis-server); do
+    for t in /proc/"$p"/task/*; do
+      printf '%s %s %s\n' "$p" "$(cat "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
+    done
+  done 2>/dev/null | sort
+}
+threads_report() {
+  join -j1 <(awk '{ print $1 ":" $2 ":" NR, $3 }' "$1" | sort) <(awk '{ print $1 ":" $2 ":" NR, $3 }' "$2" | sort) |
+    awk -v s="$3" -v hz="$(getconf CLK_TCK)" '{ split($1, k, ":"); t[k[1] " " k[2]] += ($3 - $2) * 1000 / hz / s }
+      END { for (x in t) if (t[x] >= 1) printf "%-8s %-12s %6.0f ms/s\n", substr(x, 1, index(x, " ") - 1), substr(x, index(x, " ") + 1), t[x] }' |
+    sort -k1,1n -k2,2
+}
+# cfleet_threads NAME FILE SCENARIO ARGS...: cfleet, with each thread's CPU during the run in FILE
+cfleet_threads() {
+  local name=$1 file=$2 t0 t1 s0 s1
+  shift 2
+  t0=$(mktemp) t1=$(mktemp)
+  threads_cpu >"$t0"; s0=$(date +%s.%N)
+  cfleet "$name" "$@"
+  threads_cpu >"$t1"; s1=$(date +%s.%N)
+  { echo "# CPU of each thread (ms per second of the run; pid, thread) during: $(cat "$res/$name.cmd")"
+    echo "# (ovmsd-w*: workers; store-write: the SQLite writer; store-read/bulk: its readers; ovmsd-repl: MP-S links)"
+    threads_report "$t0" "$t1" "$(echo "$s1 - $s0" | bc)"
+  } >"$file"
+  rm -f "$t0" "$t1"
+}
+
+if [ -z "$only" ] && [ "${OVMS_BENCH_COMPONENTS:-1}" = 1 ]; then
   echo "== proto"
   "$b/bench_proto" --seconds "$seconds" --report "$report"
   echo "== storage"
@@ -104,6 +149,7 @@ if [ "${OVMS_BENCH_COMPONENTS:-1}" = 1 ]; then
   "$b/bench_repl" --ovmsd "$ovmsd" --records 1000000 --rate 20000 --seconds 10 --report "$report"
 fi
 
+if [ -z "$only" ]; then
 # ---- one node -------------------------------------------------------------------------------
 start_node
 fleet login-storm login-storm --cars 128 --connect-window 64 --duration "$seconds"
@@ -162,17 +208,24 @@ start_node
 fleet soak mixed --cars 5000 --apps-per-car 1 --active 0.1 --duration "$soak" --plot "$plots"
 stop_node
 
+fi
+
+# ---- issue 10's set-up: a car on node 1, its app on node 2, Redis, on 2 nodes -------------------
+cluster_up 2 "$work/cluster2"
+cfleet cross2-flat cross-node --cars 300 --apps-per-car 1 --rate 0 --window 8 --duration "$seconds"
+cfleet cross2-5 cross-node --cars 1000 --apps-per-car 1 --rate 5 --duration "$seconds"
+cfleet_threads cross2-20 "$plots/threads-cross2-20.txt" cross-node --cars 1000 --apps-per-car 1 --rate 20 \
+  --duration "$seconds"
+"$top/deploy/cluster.sh" down --dir "$work/cluster2" >/dev/null
+
 # ---- a 3-node cluster --------------------------------------------------------------------------
-OVMS_NODE_FLAGS="$limits" "$top/deploy/cluster.sh" up 3 --dir "$work/cluster" --name ovms.bench.test
-# shellcheck disable=SC1091
-. "$work/cluster/cluster.env"
-cdbs="$work/cluster/N1/node.db,$work/cluster/N2/node.db,$work/cluster/N3/node.db"
+cluster_up 3 "$work/cluster"
 cfleet cross-flat cross-node --cars 300 --apps-per-car 1 --rate 0 --window 8 --duration "$seconds"
-for r in 5 10 20 50; do
-  extra=()
-  [ "$r" = 20 ] && extra=(--plot "$plots")
-  cfleet "cross-$r" cross-node --cars 1000 --apps-per-car 1 --rate "$r" --duration "$seconds" "${extra[@]}"
+for r in 5 10 50; do
+  cfleet "cross-$r" cross-node --cars 1000 --apps-per-car 1 --rate "$r" --duration "$seconds"
 done
+cfleet_threads cross-20 "$plots/threads-cross-20.txt" cross-node --cars 1000 --apps-per-car 1 --rate 20 \
+  --duration "$seconds" --plot "$plots"
 cfleet cluster-relay relay --cars 1000 --apps-per-car 1 --rate 20 --duration "$seconds"
 cfleet cluster-mixed mixed --cars 3000 --apps-per-car 1 --active 0.1 --duration 30
 "$top/deploy/cluster.sh" down --dir "$work/cluster" >/dev/null
