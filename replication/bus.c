@@ -308,21 +308,52 @@ static size_t state_key(const ovms_bus_t *b, const char *vehicle, char *out, siz
     return n < 0 ? 0 : (size_t)n;
 }
 
-int ovms_bus_state_put(ovms_bus_t *b, const char *vehicle, const char *value)
+typedef struct state_stored {
+    ovms_bus_stored_cb cb;
+    void *ctx;
+    char vehicle[33];
+} state_stored_t;
+
+/* the reply to the command after HSET (or HDEL) on the same connection:
+ * Redis has applied it */
+static void on_stored(repl_redis_t *rc, redisReply *r, void *arg)
+{
+    state_stored_t *s = arg;
+    (void)rc;
+    s->cb(s->ctx, s->vehicle, r && r->type != REDIS_REPLY_ERROR);
+    free(s);
+}
+
+int ovms_bus_state_put(ovms_bus_t *b, const char *vehicle, const char *value, ovms_bus_stored_cb stored,
+                       void *ctx)
 {
     char key[120];
     size_t klen = state_key(b, vehicle, key, sizeof key);
+    state_stored_t *s = NULL;
+    if (stored) {
+        if (!(s = calloc(1, sizeof *s)))
+            return OVMS_ENOMEM;
+        s->cb = stored;
+        s->ctx = ctx;
+        snprintf(s->vehicle, sizeof s->vehicle, "%s", vehicle);
+    }
+    int err;
     if (!*value) {
         const char *argv[3] = { "HDEL", key, b->cfg.node_id };
         size_t lens[3] = { 4, klen, strlen(b->cfg.node_id) };
-        return repl_redis_argv(b->pub, NULL, NULL, 3, argv, lens);
+        err = repl_redis_argv(b->pub, s ? on_stored : NULL, s, 3, argv, lens);
+    } else {
+        const char *set[4] = { "HSET", key, b->cfg.node_id, value };
+        size_t slens[4] = { 4, klen, strlen(b->cfg.node_id), strlen(value) };
+        err = repl_redis_argv(b->pub, NULL, NULL, 4, set, slens);
+        const char *exp[3] = { "EXPIRE", key, "60" };
+        size_t elens[3] = { 6, klen, 2 };
+        if (err >= 0)
+            err = repl_redis_argv(b->pub, s ? on_stored : NULL, s, 3, exp, elens);
     }
-    const char *set[4] = { "HSET", key, b->cfg.node_id, value };
-    size_t slens[4] = { 4, klen, strlen(b->cfg.node_id), strlen(value) };
-    int err = repl_redis_argv(b->pub, NULL, NULL, 4, set, slens);
-    const char *exp[3] = { "EXPIRE", key, "60" };
-    size_t elens[3] = { 6, klen, 2 };
-    return err < 0 ? err : repl_redis_argv(b->pub, NULL, NULL, 3, exp, elens);
+    if (err < 0)
+        free(s);
+    return err;
 }
 
 typedef struct state_query {

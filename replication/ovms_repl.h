@@ -141,8 +141,12 @@ size_t ovms_bus_watched(const ovms_bus_t *bus);
  * one round trip where its car is and how many apps each node has. put
  * sets our field ("" removes it) and keeps the hash for 60 s; readers
  * judge freshness from the value. get calls cb once: ok 0 when Redis could
- * not answer, else the fields of every node, ours included. */
-int ovms_bus_state_put(ovms_bus_t *bus, const char *vehicle, const char *value);
+ * not answer, else the fields of every node, ours included. put's stored,
+ * if given, is called once Redis has applied it (ok 1), or could not (0):
+ * a get that any node sends after that sees it. */
+typedef void (*ovms_bus_stored_cb)(void *ctx, const char *vehicle, int ok);
+int ovms_bus_state_put(ovms_bus_t *bus, const char *vehicle, const char *value, ovms_bus_stored_cb stored,
+                       void *ctx);
 typedef void (*ovms_bus_states_cb)(void *ctx, const char *vehicle, int ok, int n,
                                    const char *const *nodes, const char *const *values);
 int ovms_bus_state_get(ovms_bus_t *bus, const char *vehicle, ovms_bus_states_cb cb, void *ctx);

@@ -128,6 +128,29 @@ void nodebus_publish(vehicle_t *v, char type, const char *payload, size_t len)
         ovms_bus_publish(bus, v->id, type, payload, len);
 }
 
+/* The car's first Z, once the others' states are known (it counts their
+ * apps) and Redis holds ours (an app that logs in on another node after
+ * the car heard its Z then finds the car there: that node reads the hash
+ * before the app's Z). Without Redis it waits for neither. */
+static void car_first_z(vehicle_t *v)
+{
+    if (v->bus_pending == BUS_STATES || !v->state_stored)
+        return;
+    if (v->car_z_due && v->car)
+        conn_sendf(v->car, "Z%d", hub_apps_total(v));
+    v->car_z_due = 0;
+}
+
+static void state_stored(void *ctx, const char *vehicle, int ok)
+{
+    vehicle_t *v = hub_find(ctx, vehicle);
+    (void)ok;                       /* (not stored: Redis went away; the car waits no longer) */
+    if (v && v->watched) {
+        v->state_stored = 1;
+        car_first_z(v);
+    }
+}
+
 /* Our state: published for the watchers now, and kept in the state hash
  * (with the time) for nodes that start watching later. */
 static void publish_state(vehicle_t *v)
@@ -141,7 +164,8 @@ static void publish_state(vehicle_t *v)
         snprintf(kept, sizeof kept, "%s,%lld", s, (long long)wall_now());
     else
         kept[0] = '\0';
-    ovms_bus_state_put(v->w->bus, v->id, kept);
+    if (ovms_bus_state_put(v->w->bus, v->id, kept, state_stored, v->w) < 0)
+        state_stored(v->w, v->id, 0);
     v->state_sent = worker_now(v->w);
 }
 
@@ -152,9 +176,7 @@ static void remote_state_set(vehicle_t *v, const char *from, const char *payload
  * and its snapshot has not come yet. */
 static void states_settled(vehicle_t *v)
 {
-    if (v->car_z_due && v->car)
-        conn_sendf(v->car, "Z%d", hub_apps_total(v));
-    v->car_z_due = 0;
+    car_first_z(v);
     if (!v->car && hub_car_anywhere(v) && !v->snapshot_seen) {
         v->bus_pending = BUS_SNAPSHOT;
         v->snapshot_deadline = worker_now(v->w) + SNAPSHOT_WAIT_S;
@@ -174,6 +196,8 @@ static void states_known(void *ctx, const char *vehicle, int ok, int n, const ch
     int64_t now = wall_now();
     if (!v)
         return;
+    if (!ok)
+        v->state_stored = 1;        /* Redis cannot answer: the car's Z waits for nothing */
     for (int i = 0; ok && i < n; i++) {
         int apps, car;
         long long when;
@@ -197,6 +221,7 @@ void nodebus_sync(vehicle_t *v)
     if (want && !v->watched) {
         if (ovms_bus_watch(bus, v->id) == 0) {
             v->watched = 1;         /* Q goes once the subscription is confirmed */
+            v->state_stored = 0;
             if (ovms_bus_state_get(bus, v->id, states_known, v->w) == 0)
                 v->bus_pending = BUS_STATES;
         }
@@ -454,6 +479,13 @@ static void speak_again(vehicle_t *v)
     }
 }
 
+/* A car whose first Z waited for our state to be stored waits no longer. */
+static void redis_lost(vehicle_t *v)
+{
+    v->state_stored = 1;
+    car_first_z(v);
+}
+
 static void on_state(void *ctx, int up, const char *why)
 {
     worker_t *w = ctx;
@@ -464,6 +496,8 @@ static void on_state(void *ctx, int up, const char *why)
             LOG_WARN(NULL, "Redis bus: %s unreachable (%s): serving local clients only",
                      w->cfg->redis, why ? why : "down");
     }
+    if (!up)
+        each_watched(w, redis_lost);
     if (up) {
         each_watched(w, speak_again);       /* what we and the others missed meanwhile */
         groups_bus_up(w);

@@ -503,7 +503,8 @@ struct vehicle {
     uint8_t bus_pending;     /* BUS_STATES or BUS_SNAPSHOT: clients wait (nodebus.c) */
     uint8_t snapshot_seen;   /* the car's node sent its snapshot since we watch */
     uint8_t snapshot_due;    /* we owe the bus a snapshot once the cache is loaded */
-    uint8_t car_z_due;       /* the car's first Z waits for the others' states */
+    uint8_t car_z_due;       /* the car's first Z waits for the others' states, and ours stored */
+    uint8_t state_stored;    /* Redis holds our state for the vehicle (since we watch it) */
     uint8_t nremote;
     remote_node_t *remote;
     uint32_t state_sent;     /* worker clock, seconds */
