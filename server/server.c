@@ -369,13 +369,16 @@ static int server_run(ovms_config_t *cfg)
     }
     if (ready == srv.nworkers)
         __atomic_store_n(&srv.workers_ready, 1, __ATOMIC_RELEASE);
-    for (; ready == srv.nworkers && started < srv.nworkers; started++) {
+    /* Replication before anyone listens: a peer that dials the moment the
+     * port opens must find it there (it was closed as "no peers configured") */
+    int repl_ok = ready == srv.nworkers && start_replication(&srv) == 0;
+    for (; repl_ok && started < srv.nworkers; started++) {
         if ((rc = worker_start(&srv.workers[started])) < 0) {
             LOG_ERROR(NULL, "cannot start worker %d: %s", started, uv_strerror(rc));
             break;
         }
     }
-    if (started == srv.nworkers && start_replication(&srv) == 0) {
+    if (repl_ok && started == srv.nworkers) {
         describe(&srv);
         uv_run(&srv.main_loop, UV_RUN_DEFAULT);
     } else {
