@@ -502,12 +502,6 @@ static int open_conn(store_conn_t *c, const char *path, int readonly, int sync_n
         }
     }
     store_exec(c->db, sync_normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
-    /* statement journals in memory: on disk each multi-row write of a
-     * transaction made, wrote and unlinked a file in /var/tmp (about 30 a
-     * second under a cluster's replication), which also needs a writable
-     * /var/tmp; a writer's statement journal is a few pages */
-    if (!readonly)
-        store_exec(c->db, "PRAGMA temp_store = MEMORY");
     /* no foreign keys: replicated records of different origins arrive in
      * any order (a car's messages before its vehicle, a vehicle before its
      * owner); the write operations check what they need themselves */
