@@ -308,19 +308,34 @@ static size_t state_key(const ovms_bus_t *b, const char *vehicle, char *out, siz
     return n < 0 ? 0 : (size_t)n;
 }
 
-typedef struct state_stored {
-    ovms_bus_stored_cb cb;
+/* A state hash command's caller, called back with the reply (put: stored;
+ * get: states). */
+typedef struct state_call {
+    union {
+        ovms_bus_stored_cb stored;
+        ovms_bus_states_cb states;
+    } cb;
     void *ctx;
     char vehicle[33];
-} state_stored_t;
+} state_call_t;
+
+static state_call_t *state_call_new(void *ctx, const char *vehicle)
+{
+    state_call_t *c = calloc(1, sizeof *c);
+    if (c) {
+        c->ctx = ctx;
+        snprintf(c->vehicle, sizeof c->vehicle, "%s", vehicle);
+    }
+    return c;
+}
 
 /* the reply to the command after HSET (or HDEL) on the same connection:
  * Redis has applied it */
 static void on_stored(repl_redis_t *rc, redisReply *r, void *arg)
 {
-    state_stored_t *s = arg;
+    state_call_t *s = arg;
     (void)rc;
-    s->cb(s->ctx, s->vehicle, r && r->type != REDIS_REPLY_ERROR);
+    s->cb.stored(s->ctx, s->vehicle, r && r->type != REDIS_REPLY_ERROR);
     free(s);
 }
 
@@ -329,13 +344,11 @@ int ovms_bus_state_put(ovms_bus_t *b, const char *vehicle, const char *value, ov
 {
     char key[120];
     size_t klen = state_key(b, vehicle, key, sizeof key);
-    state_stored_t *s = NULL;
+    state_call_t *s = NULL;
     if (stored) {
-        if (!(s = calloc(1, sizeof *s)))
+        if (!(s = state_call_new(ctx, vehicle)))
             return OVMS_ENOMEM;
-        s->cb = stored;
-        s->ctx = ctx;
-        snprintf(s->vehicle, sizeof s->vehicle, "%s", vehicle);
+        s->cb.stored = stored;
     }
     int err;
     if (!*value) {
@@ -356,15 +369,9 @@ int ovms_bus_state_put(ovms_bus_t *b, const char *vehicle, const char *value, ov
     return err;
 }
 
-typedef struct state_query {
-    ovms_bus_states_cb cb;
-    void *ctx;
-    char vehicle[33];
-} state_query_t;
-
 static void on_states(repl_redis_t *rc, redisReply *r, void *arg)
 {
-    state_query_t *q = arg;
+    state_call_t *q = arg;
     const char *nodes[64], *values[64];
     int n = 0, ok = r && r->type == REDIS_REPLY_ARRAY;
     (void)rc;
@@ -374,7 +381,7 @@ static void on_states(repl_redis_t *rc, redisReply *r, void *arg)
         nodes[n] = r->element[i]->str;
         values[n++] = r->element[i + 1]->str;
     }
-    q->cb(q->ctx, q->vehicle, ok, n, nodes, values);
+    q->cb.states(q->ctx, q->vehicle, ok, n, nodes, values);
     free(q);
 }
 
@@ -382,12 +389,10 @@ int ovms_bus_state_get(ovms_bus_t *b, const char *vehicle, ovms_bus_states_cb cb
 {
     char key[120];
     size_t klen = state_key(b, vehicle, key, sizeof key);
-    state_query_t *q = calloc(1, sizeof *q);
+    state_call_t *q = state_call_new(ctx, vehicle);
     if (!q)
         return OVMS_ENOMEM;
-    q->cb = cb;
-    q->ctx = ctx;
-    snprintf(q->vehicle, sizeof q->vehicle, "%s", vehicle);
+    q->cb.states = cb;
     const char *argv[2] = { "HGETALL", key };
     size_t lens[2] = { 7, klen };
     int err = repl_redis_argv(b->pub, on_states, q, 2, argv, lens);

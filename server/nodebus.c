@@ -141,14 +141,19 @@ static void car_first_z(vehicle_t *v)
     v->car_z_due = 0;
 }
 
+/* Our state is in Redis, or cannot be (it went away): the car waits no longer. */
+static void state_now_stored(vehicle_t *v)
+{
+    v->state_stored = 1;
+    car_first_z(v);
+}
+
 static void state_stored(void *ctx, const char *vehicle, int ok)
 {
     vehicle_t *v = hub_find(ctx, vehicle);
-    (void)ok;                       /* (not stored: Redis went away; the car waits no longer) */
-    if (v && v->watched) {
-        v->state_stored = 1;
-        car_first_z(v);
-    }
+    (void)ok;
+    if (v && v->watched)
+        state_now_stored(v);
 }
 
 /* Our state: published for the watchers now, and kept in the state hash
@@ -164,7 +169,8 @@ static void publish_state(vehicle_t *v)
         snprintf(kept, sizeof kept, "%s,%lld", s, (long long)wall_now());
     else
         kept[0] = '\0';
-    if (ovms_bus_state_put(v->w->bus, v->id, kept, state_stored, v->w) < 0)
+    /* (only the first since we watch is waited for: no callback for the refreshes) */
+    if (ovms_bus_state_put(v->w->bus, v->id, kept, v->state_stored ? NULL : state_stored, v->w) < 0)
         state_stored(v->w, v->id, 0);
     v->state_sent = worker_now(v->w);
 }
@@ -479,13 +485,6 @@ static void speak_again(vehicle_t *v)
     }
 }
 
-/* A car whose first Z waited for our state to be stored waits no longer. */
-static void redis_lost(vehicle_t *v)
-{
-    v->state_stored = 1;
-    car_first_z(v);
-}
-
 static void on_state(void *ctx, int up, const char *why)
 {
     worker_t *w = ctx;
@@ -497,7 +496,7 @@ static void on_state(void *ctx, int up, const char *why)
                      w->cfg->redis, why ? why : "down");
     }
     if (!up)
-        each_watched(w, redis_lost);
+        each_watched(w, state_now_stored);
     if (up) {
         each_watched(w, speak_again);       /* what we and the others missed meanwhile */
         groups_bus_up(w);

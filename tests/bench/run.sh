@@ -111,17 +111,18 @@ cluster_up() {   # cluster_up N DIR
 }
 
 # CPU time of every thread of the nodes and of Redis (ovmsd names its threads):
-# threads_cpu FILE snapshots, threads_report BEFORE AFTER SECONDS prints ms/s each
+# threads_cpu snapshots ("pid:tid name ticks"), threads_report BEFORE AFTER SECONDS
+# prints ms/s per process and thread name (threads that came or went are left out)
 threads_cpu() {
   for p in $(pgrep -x ovmsd) $(pgrep -x redis-server); do
     for t in /proc/"$p"/task/*; do
-      printf '%s %s %s\n' "$p" "$(cat "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
+      printf '%s:%s %s %s\n' "$p" "${t##*/}" "$(cat "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
     done
   done 2>/dev/null | sort
 }
 threads_report() {
-  join -j1 <(awk '{ print $1 ":" $2 ":" NR, $3 }' "$1" | sort) <(awk '{ print $1 ":" $2 ":" NR, $3 }' "$2" | sort) |
-    awk -v s="$3" -v hz="$(getconf CLK_TCK)" '{ split($1, k, ":"); t[k[1] " " k[2]] += ($3 - $2) * 1000 / hz / s }
+  join "$1" "$2" |
+    awk -v s="$3" -v hz="$(getconf CLK_TCK)" '{ split($1, k, ":"); t[k[1] " " $2] += ($5 - $3) * 1000 / hz / s }
       END { for (x in t) if (t[x] >= 1) printf "%-8s %-12s %6.0f ms/s\n", substr(x, 1, index(x, " ") - 1), substr(x, index(x, " ") + 1), t[x] }' |
     sort -k1,1n -k2,2
 }
