@@ -74,6 +74,13 @@ static int snapshot_entry(vehicle_t *v, const char *line, size_t len, int *et_se
     const cached_msg_t *e = hub_cache_find(v, code);
     if (e && e->len == plen && !memcmp(e->payload, payload, plen) && e->paranoid == (paranoid != 0))
         return 0;
+    /* Ours is as new or newer: the car's node read its copy from its store,
+     * which lags the live relay by the write-behind interval (a car that
+     * just logged in there), and replaying it would give live clients an
+     * older message again. Received times are seconds, so a tie keeps ours
+     * too: at worst a client misses a state the car's next report restates. */
+    if (e && e->received >= when)
+        return 0;
     hub_cache_put(v, code, payload, plen, paranoid != 0, when);
     if (link_empty(&v->clients) || plen + 3 > sizeof buf)
         return 0;
