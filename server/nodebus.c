@@ -148,6 +148,12 @@ static void state_now_stored(vehicle_t *v)
     car_first_z(v);
 }
 
+static void mark_missed(vehicle_t *v)
+{
+    v->bus_missed = 1;
+    state_now_stored(v);
+}
+
 static void state_stored(void *ctx, const char *vehicle, int ok)
 {
     vehicle_t *v = hub_find(ctx, vehicle);
@@ -223,7 +229,7 @@ void nodebus_sync(vehicle_t *v)
     ovms_bus_t *bus = v->w->bus;
     if (!bus)
         return;
-    int want = v->car || !link_empty(&v->clients) || !link_empty(&v->waiting);
+    int want = v->car || !link_empty(&v->clients) || !link_empty(&v->waiting) || v->http_apps;
     if (want && !v->watched) {
         if (ovms_bus_watch(bus, v->id) == 0) {
             v->watched = 1;         /* Q goes once the subscription is confirmed */
@@ -413,6 +419,11 @@ static void on_message(void *ctx, int kind, const char *vehicle, char type, cons
         remote_state(v, from, text);
         break;
     case 'Q':
+        /* the car's node asking again: its link was down, and what it could
+         * not publish meanwhile comes in its snapshot, which is replayed */
+        for (int i = 0; i < v->nremote; i++)
+            if (v->remote[i].car && !strcmp(v->remote[i].node, from))
+                v->bus_missed = 1;
         publish_state(v);
         if (v->car) {
             publish_car_login(v);   /* (the asker may hold an older connection of the car) */
@@ -496,7 +507,7 @@ static void on_state(void *ctx, int up, const char *why)
                      w->cfg->redis, why ? why : "down");
     }
     if (!up)
-        each_watched(w, state_now_stored);
+        each_watched(w, mark_missed);    /* (and the car's first Z does not wait for Redis) */
     if (up) {
         each_watched(w, speak_again);       /* what we and the others missed meanwhile */
         groups_bus_up(w);

@@ -61,7 +61,7 @@ void nodebus_snapshot(vehicle_t *v)
 
 /* One stored message of a snapshot: cached when it differs from ours, and
  * sent to the clients already here (they missed it). Returns 1 if sent. */
-static int snapshot_entry(vehicle_t *v, const char *line, size_t len, int *et_sent)
+static int snapshot_entry(vehicle_t *v, const char *line, size_t len, int replay, int *et_sent)
 {
     char buf[OVMS_LINE_MAX + 8];
     long long when;
@@ -74,15 +74,16 @@ static int snapshot_entry(vehicle_t *v, const char *line, size_t len, int *et_se
     const cached_msg_t *e = hub_cache_find(v, code);
     if (e && e->len == plen && !memcmp(e->payload, payload, plen) && e->paranoid == (paranoid != 0))
         return 0;
-    /* Ours is as new or newer: the car's node read its copy from its store,
-     * which lags the live relay by the write-behind interval (a car that
-     * just logged in there), and replaying it would give live clients an
-     * older message again. Received times are seconds, so a tie keeps ours
-     * too: at worst a client misses a state the car's next report restates. */
-    if (e && e->received >= when)
+    /* Ours is newer: kept. (The car's node may have read its copy from a
+     * store that lags the live relay, when the car just logged in there.) */
+    if (e && e->received > when)
         return 0;
     hub_cache_put(v, code, payload, plen, paranoid != 0, when);
-    if (link_empty(&v->clients) || plen + 3 > sizeof buf)
+    /* The clients already here only missed something if our bus link was
+     * down meanwhile; else they had every message live, and a snapshot
+     * asked by another node that starts watching would give them an older
+     * one again. */
+    if (!replay || link_empty(&v->clients) || plen + 3 > sizeof buf)
         return 0;
     if (paranoid && !*et_sent) {
         int n = snprintf(buf, sizeof buf, "ET%s", hub_ptoken(v));
@@ -105,16 +106,17 @@ void nodebus_take_snapshot(vehicle_t *v, const char *payload, size_t len)
     const char *end = payload + len, *nl = memchr(payload, '\n', len);
     const char *head_end = nl ? nl : end;
     const char *comma = memchr(payload, ',', (size_t)(head_end - payload));
-    int et_sent = 0, sent = 0;
+    int et_sent = 0, sent = 0, replay = v->bus_missed;
     if (v->car || !comma)
         return;                     /* the car is here: we are the authority */
+    v->bus_missed = 0;
     size_t tlen = (size_t)(head_end - comma - 1);
     if (tlen && tlen <= 64 && (strlen(hub_ptoken(v)) != tlen || memcmp(hub_ptoken(v), comma + 1, tlen)))
         hub_set_ptoken(v, (ovms_str_t){ comma + 1, tlen });
     int64_t last = atoll(payload);
     while (nl) {
         const char *line = nl + 1, *next = memchr(line, '\n', (size_t)(end - line));
-        sent += snapshot_entry(v, line, (size_t)((next ? next : end) - line), &et_sent);
+        sent += snapshot_entry(v, line, (size_t)((next ? next : end) - line), replay, &et_sent);
         nl = next;
     }
     if (last > v->last_update)

@@ -528,6 +528,7 @@ void nodebus_relay(vehicle_t *v, const char *raw, size_t len);
 /* Publish on the vehicle's channel (while it is watched). */
 void nodebus_publish(vehicle_t *v, char type, const char *payload, size_t len);
 /* nodebus_catchup.c: a snapshot that came (N), the car node's counter for
+    uint8_t bus_missed;      /* our bus link went down while watching: the next snapshot is replayed */
  * waiting history reads (w), and freeing those reads when the bus closes. */
 void nodebus_take_snapshot(vehicle_t *v, const char *payload, size_t len);
 void nodebus_reads_target(vehicle_t *v, const char *from, const char *payload, size_t len);
