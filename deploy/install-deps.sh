@@ -13,6 +13,8 @@ packages=(
   libhiredis-dev redis-server                   # replication/: the Redis bus, and its tests
   dnsmasq-base                                  # deploy/cluster.sh: round-robin DNS for a local cluster
   libcriterion-dev libjansson-dev               # tests; jansson also for ovms-admin, ovms-app
+  node-llhttp libwslay-dev                      # the HTTP API: llhttp's C sources, WebSocket framing
+  curl                                          # tests/bench/run.sh: the HTTP API's session cookie
   gnuplot-nox jq                                # benchmark plots, and tests/bench/run.sh reading ovms-fleet --json
 )
 

@@ -19,7 +19,7 @@
 
 /* ---- the requester FIFO ---------------------------------------------------------------- */
 
-static int queue_push(vehicle_t *v, const requester_t *who)
+int cmd_queue_push(vehicle_t *v, const requester_t *who)
 {
     if (v->qlen == v->qcap) {
         int cap = v->qcap ? v->qcap * 2 : 8;
@@ -55,6 +55,11 @@ void cmd_forget(vehicle_t *v, conn_t *c)
 
 void cmd_clear(vehicle_t *v)
 {
+    while (v->qlen) {                    /* HTTP requesters hear why (the others, from Z0) */
+        requester_t who = queue_pop(v);
+        if (who.http)
+            http_cmd_car_gone(who.http);
+    }
     v->qlen = 0;
     v->qhead = 0;
 }
@@ -256,7 +261,7 @@ void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *ra
         return;
     }
     requester_t who = { .conn = c };
-    if (queue_push(v, &who) < 0)
+    if (cmd_queue_push(v, &who) < 0)
         return;
     conn_send(v->car, raw, rawlen);
 }
@@ -276,7 +281,7 @@ void cmd_from_remote(vehicle_t *v, const char *node, uint64_t conn_id, const cha
         nodebus_reply(v, &who, reply, (size_t)n);
         return;
     }
-    if (queue_push(v, &who) == 0)
+    if (cmd_queue_push(v, &who) == 0)
         conn_send(v->car, raw, len);
 }
 
@@ -291,14 +296,18 @@ void cmd_reply_from_car(conn_t *car, ovms_str_t payload, int paranoid, const cha
         nodebus_relay(v, raw, rawlen);
         return;
     }
+    int popped = 1;
     if (paranoid) {
         target = queue_pop(v);            /* unreadable, so it always pops */
     } else {
         ovms_cmdreply_t r;
         ovms_cmdreply_parse(payload, &r);
-        target = ovms_cmdreply_continues(&r) ? v->cmdq[v->qhead] : queue_pop(v);
+        popped = !ovms_cmdreply_continues(&r);
+        target = popped ? queue_pop(v) : v->cmdq[v->qhead];
     }
-    if (target.conn)
+    if (target.http)
+        http_cmd_reply(target.http, payload, paranoid, popped);
+    else if (target.conn)
         conn_send(target.conn, raw, rawlen);
     else if (target.node[0])
         nodebus_reply(v, &target, raw, rawlen);

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum ktype { K_STR, K_INT, K_SIZE, K_LISTEN, K_TLS_LISTEN, K_LEVEL, K_SYNC, K_PEER };
+enum ktype { K_STR, K_INT, K_SIZE, K_LISTEN, K_TLS_LISTEN, K_HTTP_LISTEN, K_HTTPS_LISTEN, K_LEVEL, K_SYNC, K_PEER };
 
 typedef struct key {
     const char *section, *name;
@@ -36,6 +36,16 @@ static const key_t_ KEYS[] = {
     { "server", "tls_cert", K_STR, F(tls_cert), 0, 0, 0 },
     { "server", "tls_key", K_STR, F(tls_key), 0, 0, 0 },
     { "server", "workers", K_INT, F(workers), 0, 64, 0 },
+    { "server", "timeout_api", K_INT, F(timeout_api), 10, 86400, 1 },
+    { "httpapi", "http", K_HTTP_LISTEN, F(http_listen), 0, 0, 0 },
+    { "httpapi", "https", K_HTTPS_LISTEN, F(https_listen), 0, 0, 0 },
+    { "httpapi", "ratelimit_http_burst", K_INT, F(rl_burst), 1, 1000000, 1 },
+    { "httpapi", "ratelimit_http_permin", K_INT, F(rl_permin), 0, 1000000, 1 },
+    { "httpapi", "ratelimit_http_max", K_INT, F(rl_max), 1, 1000000, 1 },
+    { "httpapi", "ratelimit_http_expire", K_INT, F(rl_expire), 1, 86400, 1 },
+    { "httpapi", "ratelimit_http_delay", K_INT, F(rl_delay), 0, 600, 1 },
+    { "httpapi", "ratelimit_http_exempt", K_STR, F(rl_exempt), 0, 0, 1 },
+    { "mqtt", "superuser", K_STR, F(mqtt_superuser), 0, 0, 1 },
     { "server", "peer", K_PEER, F(peers), 0, 0, 0 },
     { "db", "path", K_STR, F(db_path), 0, 0, 0 },
     { "redis", "redis", K_STR, F(redis), 0, 0, 0 },
@@ -112,6 +122,16 @@ static const char USAGE[] =
     "  --listen HOST:PORT        plain listener, repeatable (default 0.0.0.0:6867)\n"
     "  --tls-listen HOST:PORT    TLS listener, repeatable (needs --tls-cert and --tls-key)\n"
     "  --tls-cert FILE, --tls-key FILE\n"
+    "  --http HOST:PORT          HTTP API listener, repeatable (default 0.0.0.0:6868 when no\n"
+    "                            listener of any kind is configured; none otherwise)\n"
+    "  --https HOST:PORT         the HTTP API over TLS, repeatable (needs --tls-cert, --tls-key)\n"
+    "  --timeout-api N           HTTP sessions end N seconds after their last use (300)\n"
+    "  --ratelimit-http-burst N --ratelimit-http-permin N --ratelimit-http-max N\n"
+    "  --ratelimit-http-expire N --ratelimit-http-delay N   requests per client address\n"
+    "                            (120 at once, then 60 a minute up to 240; forgotten after\n"
+    "                            300 s; refusals held 20 s); --ratelimit-http-exempt \"ADDR ...\"\n"
+    "                            (\"127.0.0.1 ::1\")\n"
+    "  --superuser NAME          the MQTT superuser that /mqapi/superuser and /mqapi/acl know\n"
     "  --workers N               worker threads (default: number of cores)\n"
     "  --db PATH                 the node's SQLite database (created when missing)\n"
     "  --sync full|normal        fsync every commit (full, default) or at checkpoints\n"
@@ -194,6 +214,13 @@ static void defaults(ovms_config_t *cfg)
     cfg->peer_keepalive = 600;
     cfg->peer_idle = 3600;
     cfg->command_timeout = 30;
+    cfg->timeout_api = 300;              /* the reference's conf.default */
+    cfg->rl_burst = 120;
+    cfg->rl_permin = 60;
+    cfg->rl_max = 240;
+    cfg->rl_expire = 300;
+    cfg->rl_delay = 20;
+    snprintf(cfg->rl_exempt, sizeof cfg->rl_exempt, "127.0.0.1 ::1");
     snprintf(cfg->redis_prefix, sizeof cfg->redis_prefix, "ovms:");
 }
 
@@ -300,7 +327,8 @@ static int parse_peer(ovms_config_t *cfg, const char *v)
 /* The listen and peer lists are replaced by the first value from each source. */
 typedef struct source {
     ovms_config_t *cfg;
-    int listen_seen, tls_seen, peers_seen;
+    int listen_seen, tls_seen, http_seen, https_seen, peers_seen;
+    int v2_given, http_given;        /* in any source: the HTTP default applies only without both */
     char err[512];
     const char *where;
 } source_t;
@@ -327,14 +355,21 @@ static int set_value(source_t *src, const key_t_ *k, const char *v, int line)
             *(size_t *)at = (size_t)n;
         return 0;
     case K_LISTEN:
-    case K_TLS_LISTEN: {
-        int *count = k->type == K_LISTEN ? &src->cfg->nlisten : &src->cfg->ntls_listen;
-        int *seen = k->type == K_LISTEN ? &src->listen_seen : &src->tls_seen;
+    case K_TLS_LISTEN:
+    case K_HTTP_LISTEN:
+    case K_HTTPS_LISTEN: {
+        int *count = k->type == K_LISTEN ? &src->cfg->nlisten
+                     : k->type == K_TLS_LISTEN ? &src->cfg->ntls_listen
+                     : k->type == K_HTTP_LISTEN ? &src->cfg->nhttp_listen : &src->cfg->nhttps_listen;
+        int *seen = k->type == K_LISTEN ? &src->listen_seen
+                    : k->type == K_TLS_LISTEN ? &src->tls_seen
+                    : k->type == K_HTTP_LISTEN ? &src->http_seen : &src->https_seen;
         ovms_listen_t *list = (ovms_listen_t *)at;
         if (!*seen) {
             *count = 0;
             *seen = 1;
         }
+        *(k->type == K_HTTP_LISTEN ? &src->http_given : &src->v2_given) = 1;   /* https counts as v2 here */
         /* a file value may list several, comma or space separated */
         char copy[512], *save = NULL;
         snprintf(copy, sizeof copy, "%s", v);
@@ -499,7 +534,7 @@ static int validate(const ovms_config_t *cfg, char *err, size_t errlen)
             return -1;
         }
     }
-    if (cfg->ntls_listen && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
+    if ((cfg->ntls_listen || cfg->nhttps_listen) && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
         snprintf(err, errlen, "tls_listen needs tls_cert and tls_key");
         return -1;
     }
@@ -519,6 +554,8 @@ int ovms_config_load(ovms_config_t *cfg, int argc, char **argv, char *err, size_
     cfg->argv = argv;
     cfg->nlisten = 1;
     parse_listen("0.0.0.0:6867", &cfg->listen[0]);
+    cfg->nhttp_listen = 1;               /* as the reference: 6868, unless listeners are given */
+    parse_listen("0.0.0.0:6868", &cfg->http_listen[0]);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(USAGE, stdout);
@@ -540,7 +577,7 @@ int ovms_config_load(ovms_config_t *cfg, int argc, char **argv, char *err, size_
         snprintf(err, errlen, "%s", src.err);
         return 2;
     }
-    src.listen_seen = src.tls_seen = 0;
+    src.listen_seen = src.tls_seen = src.http_seen = src.https_seen = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config")) {
             i++;
@@ -560,6 +597,8 @@ int ovms_config_load(ovms_config_t *cfg, int argc, char **argv, char *err, size_
             return 2;
         }
     }
+    if (src.v2_given && !src.http_given)
+        cfg->nhttp_listen = 0;           /* listeners chosen: HTTP only where asked for */
     if (validate(cfg, err, errlen) < 0)
         return 2;
     return 0;
@@ -584,6 +623,8 @@ int ovms_config_reload(const ovms_config_t *cur, ovms_config_t *next, char *note
     }
     next->nlisten = cur->nlisten;                 /* they go with the listen lists */
     next->ntls_listen = cur->ntls_listen;
+    next->nhttp_listen = cur->nhttp_listen;
+    next->nhttps_listen = cur->nhttps_listen;
     next->npeers = cur->npeers;                   /* and the peers */
     return 0;
 }

@@ -56,25 +56,29 @@ const char *conn_vehicle_id(const conn_t *c)
     return "-";
 }
 
-void conn_read_peer(conn_t *c)
+void peer_of_tcp(const uv_tcp_t *tcp, peer_t *out)
 {
-    if (c->peer.family)
-        return;
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-        c->peer.family = 4;
-        c->peer.port = ntohs(in->sin_port);
-        memcpy(c->peer.addr, &in->sin_addr, 4);
+        out->family = 4;
+        out->port = ntohs(in->sin_port);
+        memcpy(out->addr, &in->sin_addr, 4);
     } else if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-        c->peer.family = 6;
-        c->peer.port = ntohs(in6->sin6_port);
-        memcpy(c->peer.addr, &in6->sin6_addr, 16);
+        out->family = 6;
+        out->port = ntohs(in6->sin6_port);
+        memcpy(out->addr, &in6->sin6_addr, 16);
     }
+}
+
+void conn_read_peer(conn_t *c)
+{
+    if (!c->peer.family)
+        peer_of_tcp(&c->tcp, &c->peer);
 }
 
 const char *peer_addr_text(const peer_t *p, char *buf, size_t cap)

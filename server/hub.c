@@ -158,6 +158,7 @@ static void hub_retire(vehicle_t *v, const char *why)
         conn_close(container_of(v->clients.next, conn_t, vlink), why);
     while (!link_empty(&v->waiting))
         conn_close(container_of(v->waiting.next, conn_t, vlink), why);
+    hub_http_drop(v);
     hub_unref(v);
 }
 
@@ -497,8 +498,25 @@ static void client_burst(vehicle_t *v, conn_t *c)
 
 static void maybe_drop_cache(vehicle_t *v)
 {
-    if (v->cache_state == CACHE_READY && link_empty(&v->clients) && link_empty(&v->waiting))
+    if (v->cache_state == CACHE_READY && link_empty(&v->clients) && link_empty(&v->waiting) &&
+        !v->cache_waits)
         drop_cache(v);
+}
+
+typedef struct cache_wait {
+    struct cache_wait *next;
+    hub_cache_fn fn;
+    void *arg;
+} cache_wait_t;
+
+static void run_cache_waits(vehicle_t *v)
+{
+    while (v->cache_waits) {
+        cache_wait_t *cw = v->cache_waits;
+        v->cache_waits = cw->next;
+        cw->fn(v, cw->arg);
+        free(cw);
+    }
 }
 
 static void cache_loaded(sreq_t *r)
@@ -529,7 +547,9 @@ static void cache_loaded(sreq_t *r)
         v->snapshot_due = 0;
         nodebus_snapshot(v);
     }
+    run_cache_waits(v);
     hub_release_waiting(v);
+    maybe_drop_cache(v);
 }
 
 void hub_release_waiting(vehicle_t *v)
@@ -561,6 +581,29 @@ static void load_cache(vehicle_t *v)
     ovms_store_prep_msg_list(&r->req, v->id);
     ovms_store_req_ordered(&r->req);
     sreq_submit(r);
+}
+
+void hub_with_cache(vehicle_t *v, hub_cache_fn fn, void *arg)
+{
+    if (v->cache_state != CACHE_READY) {
+        cache_wait_t *cw = calloc(1, sizeof *cw), **tail = &v->cache_waits;
+        if (cw) {
+            cw->fn = fn;
+            cw->arg = arg;
+            while (*tail)
+                tail = &(*tail)->next;
+            *tail = cw;
+            if (v->cache_state == CACHE_NONE)
+                load_cache(v);
+            if (v->cache_state != CACHE_READY)
+                return;
+            run_cache_waits(v);          /* the load could not start: what we have */
+            maybe_drop_cache(v);
+            return;
+        }
+    }
+    fn(v, arg);
+    maybe_drop_cache(v);
 }
 
 void hub_want_snapshot(vehicle_t *v)

@@ -39,6 +39,15 @@ typedef struct ovms_config {
     ovms_listen_t tls_listen[OVMS_MAX_LISTEN];
     int ntls_listen;
     char tls_cert[1024], tls_key[1024];
+    ovms_listen_t http_listen[OVMS_MAX_LISTEN];   /* the HTTP API (HTTP-API.md) */
+    int nhttp_listen;
+    ovms_listen_t https_listen[OVMS_MAX_LISTEN];  /* the same over TLS (tls_cert, tls_key) */
+    int nhttps_listen;
+    int timeout_api;                 /* HTTP sessions: seconds after their last use */
+    /* the HTTP rate limit per client address (HTTP-API.md §4) */
+    int rl_burst, rl_permin, rl_max, rl_expire, rl_delay;
+    char rl_exempt[256];             /* addresses not limited, space separated */
+    char mqtt_superuser[65];         /* [mqtt] superuser for /mqapi (HTTP-API.md §11); "" none */
     int workers;                     /* 0: number of cores */
     char db_path[1024];
     int db_sync_normal;

@@ -8,7 +8,7 @@
  * change while running.
  * Threading: the main thread.
  */
-#include "server_int.h"
+#include "http_auth.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -64,12 +64,17 @@ static int bind_all(server_t *srv, char *err, size_t errlen)
     const ovms_config_t *cfg = srv->cfg;
     for (int i = 0; i < srv->nworkers; i++) {
         worker_t *w = &srv->workers[i];
-        for (int k = 0; k < cfg->nlisten + cfg->ntls_listen; k++) {
-            int tls = k >= cfg->nlisten;
-            int fd = bind_socket(tls ? &cfg->tls_listen[k - cfg->nlisten] : &cfg->listen[k], err, errlen);
+        int n2 = cfg->nlisten, n2t = n2 + cfg->ntls_listen, nh = n2t + cfg->nhttp_listen;
+        for (int k = 0; k < nh + cfg->nhttps_listen; k++) {
+            int kind = k < n2 ? LISTEN_V2 : k < n2t ? LISTEN_V2_TLS : k < nh ? LISTEN_HTTP : LISTEN_HTTPS;
+            const ovms_listen_t *l = kind == LISTEN_V2 ? &cfg->listen[k]
+                                     : kind == LISTEN_V2_TLS ? &cfg->tls_listen[k - n2]
+                                     : kind == LISTEN_HTTP ? &cfg->http_listen[k - n2t]
+                                     : &cfg->https_listen[k - nh];
+            int fd = bind_socket(l, err, errlen);
             if (fd < 0)
                 return -1;
-            w->listen_tls[w->nlisteners] = (uint8_t)tls;
+            w->listen_kind[w->nlisteners] = (uint8_t)kind;
             w->listen_fds[w->nlisteners++] = fd;
         }
     }
@@ -340,9 +345,10 @@ static int server_run(ovms_config_t *cfg)
         tls_free(&srv);
         return 1;
     }
-    if (!(srv.guard = guard_new((size_t)cfg->token_memory)) ||
+    if (!(srv.guard = guard_new((size_t)cfg->token_memory)) || http_state_init(&srv) < 0 ||
         ovms_password_hash("a password no owner has", srv.dummy_hash, sizeof srv.dummy_hash) < 0) {
         LOG_ERROR(NULL, "out of memory");
+        http_state_free(&srv);
         guard_free(srv.guard);
         ovms_store_close(srv.store);
         tls_free(&srv);
@@ -429,6 +435,7 @@ static int server_run(ovms_config_t *cfg)
     free(srv.workers);
     free(srv.auth_failed);
     guard_free(srv.guard);
+    http_state_free(&srv);
     tls_free(&srv);
     LOG_INFO(NULL, "stopped");
     return rc < 0 ? 1 : rc;

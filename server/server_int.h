@@ -127,7 +127,7 @@ void log_limited(ovms_log_level_t level, const conn_t *c, const char *kind, cons
 
 /* ---- mailbox ------------------------------------------------------------------------------ */
 
-enum mail_type { MAIL_HANDOFF = 1, MAIL_STORE, MAIL_DELIVER, MAIL_STOP, MAIL_CONFIG, MAIL_VEHICLE };
+enum mail_type { MAIL_HANDOFF = 1, MAIL_STORE, MAIL_DELIVER, MAIL_STOP, MAIL_CONFIG, MAIL_VEHICLE, MAIL_CALL };
 
 
 typedef struct mail {
@@ -165,6 +165,14 @@ typedef struct config_mail {
     mail_t mail;
     const ovms_config_t *cfg;
 } config_mail_t;
+
+/* Work for another worker: run there with its worker (w NULL: the mail is
+ * being disposed of, unrun; free what it holds). */
+typedef struct call call_t;
+struct call {
+    mail_t mail;
+    void (*run)(worker_t *w, call_t *c);
+};
 
 /* A line for a connection on another worker (group updates). */
 typedef struct deliver {
@@ -288,6 +296,8 @@ void conn_park(conn_t *c);
 void conn_unpark(conn_t *c);
 /* "address:port" of the peer, into buf. */
 const char *conn_peer_text(const conn_t *c, char *buf, size_t cap);
+/* The address at the other end of a socket (family 0 when unknown). */
+void peer_of_tcp(const uv_tcp_t *tcp, peer_t *out);
 /* The peer's address alone (no port), into buf. */
 const char *peer_addr_text(const peer_t *p, char *buf, size_t cap);
 const char *conn_vehicle_id(const conn_t *c);
@@ -302,9 +312,9 @@ struct worker {
     int index;
     pthread_t thread;
     uv_loop_t loop;
-    uv_tcp_t listeners[OVMS_MAX_LISTEN * 2];
-    int listen_fds[OVMS_MAX_LISTEN * 2];
-    uint8_t listen_tls[OVMS_MAX_LISTEN * 2];
+    uv_tcp_t listeners[OVMS_MAX_LISTEN * 4];
+    int listen_fds[OVMS_MAX_LISTEN * 4];
+    uint8_t listen_kind[OVMS_MAX_LISTEN * 4];   /* LISTEN_V2, _V2_TLS, _HTTP, _HTTPS */
     int nlisteners;
     uv_async_t wake;
     uv_check_t flusher;
@@ -317,6 +327,9 @@ struct worker {
     conn_t *flush_head;
     link_t conns;
     size_t nconns;
+    link_t https;            /* HTTP connections (http.c) */
+    link_t http_cmds;        /* HTTP commands queued for cars homed here (http_command.c) */
+    size_t nhttp;
     uint64_t next_id;
     table_t vehicles;        /* the hub shard: vehicles homed here, by id */
     ovms_bus_t *bus;         /* the Redis bus for them, or NULL */
@@ -335,7 +348,11 @@ struct worker {
     char scratch[2 * OVMS_B64_DECODED_MAX(OVMS_LINE_MAX) + 64];
 };
 
+enum { LISTEN_V2 = 0, LISTEN_V2_TLS, LISTEN_HTTP, LISTEN_HTTPS };
+
 int worker_init(worker_t *w);      /* every worker, before any starts */
+/* An HTTP connection of w has closed (http.c). */
+void worker_http_closed(worker_t *w);
 int worker_start(worker_t *w);     /* listen and run the loop's thread */
 void worker_run(worker_t *w);      /* the loop, until the worker has stopped */
 void worker_maybe_finish(worker_t *w);
@@ -396,6 +413,7 @@ struct server {
     void *tls_ctx;                   /* SSL_CTX, when TLS listeners are configured */
     guard_t *guard;
     ovms_replication_t *repl;        /* NULL without peers; set and cleared under repl_mu */
+    struct http_state *http;         /* sessions, rate limits (http_auth.c) */
     pthread_mutex_t repl_mu;         /* so that a commit's kick never meets a stopping one */
     char dummy_hash[129];            /* checked for unknown owners, so they take as long */
     /* vehicles whose car failed to authenticate (for the success alert) */
@@ -440,9 +458,12 @@ typedef struct bucket {
 } bucket_t;
 enum { QUOTA_HISTORY, QUOTA_NOTIFY, QUOTA_PUSHSUB, QUOTA_SERVER_HISTORY, QUOTA_KINDS };
 
-/* Who asked a command: a connection here, or one on another node. */
+/* Who asked a command: a connection here, one on another node, or an HTTP
+ * request (http_command.c). */
+typedef struct http_cmd http_cmd_t;
 typedef struct requester {
     conn_t *conn;
+    http_cmd_t *http;
     uint64_t remote_id;      /* the connection's id on that node */
     char node[33];           /* "" when local */
 } requester_t;
@@ -472,6 +493,8 @@ struct vehicle {
     conn_t *car;
     link_t clients;          /* apps and batch clients, logged in */
     link_t waiting;          /* clients parked until the cache is loaded */
+    struct cache_wait *cache_waits;   /* calls waiting for the cache too (hub_with_cache) */
+    struct http_app *http_apps;       /* HTTP app entries, counted in napps (hub_http.c) */
     int napps;
     int refs;                /* connections + pending store requests */
     /* command queue: requesters (conn NULL and no node: one that left) */
@@ -505,6 +528,7 @@ struct vehicle {
     uint8_t snapshot_due;    /* we owe the bus a snapshot once the cache is loaded */
     uint8_t car_z_due;       /* the car's first Z waits for the others' states, and ours stored */
     uint8_t state_stored;    /* Redis holds our state for the vehicle (since we watch it) */
+    uint8_t bus_missed;      /* our bus link went down while watching: the next snapshot is replayed */
     uint8_t nremote;
     remote_node_t *remote;
     uint32_t state_sent;     /* worker clock, seconds */
@@ -513,6 +537,17 @@ struct vehicle {
 };
 
 enum { BUS_READY = 0, BUS_STATES, BUS_SNAPSHOT };
+
+/* ---- HTTP app entries (hub_http.c) ---- */
+
+/* Add or refresh the entry key (expires: worker clock seconds, 0 for
+ * never); *first says whether the vehicle had no app anywhere before. */
+int hub_http_app_add(vehicle_t *v, const char *key, uint32_t expires, int *first);
+void hub_http_app_remove(vehicle_t *v, const char *key);
+void hub_http_expire(worker_t *w);                      /* once a second */
+void hub_http_forget(worker_t *w, const char *const *keys, int n);   /* sessions that ended */
+void hub_http_drop(vehicle_t *v);                       /* the vehicle retires */
+void hub_http_drop_all(worker_t *w);                    /* the worker stops */
 
 /* ---- the hub across nodes (nodebus.c) ---------------------------------------------------------- */
 
@@ -528,7 +563,6 @@ void nodebus_relay(vehicle_t *v, const char *raw, size_t len);
 /* Publish on the vehicle's channel (while it is watched). */
 void nodebus_publish(vehicle_t *v, char type, const char *payload, size_t len);
 /* nodebus_catchup.c: a snapshot that came (N), the car node's counter for
-    uint8_t bus_missed;      /* our bus link went down while watching: the next snapshot is replayed */
  * waiting history reads (w), and freeing those reads when the bus closes. */
 void nodebus_take_snapshot(vehicle_t *v, const char *payload, size_t len);
 void nodebus_reads_target(vehicle_t *v, const char *from, const char *payload, size_t len);
@@ -555,6 +589,10 @@ int hub_car_anywhere(const vehicle_t *v);
 /* Clients waiting for the stored messages and the others' states get
  * their login burst once both are there. */
 void hub_release_waiting(vehicle_t *v);
+/* fn(v, arg) once v's stored messages are in its cache, with any not yet
+ * written: now, or when the load completes (in the order asked). */
+typedef void (*hub_cache_fn)(vehicle_t *v, void *arg);
+void hub_with_cache(vehicle_t *v, hub_cache_fn fn, void *arg);
 /* The entry homed on w for id, NULL when none (or retired). */
 vehicle_t *hub_find(worker_t *w, const char *id);
 
@@ -627,6 +665,14 @@ void cmd_forget(vehicle_t *v, conn_t *c);
 void cmd_reply_continue(conn_t *c);
 void cmd_reply_end(conn_t *c);
 void cmd_clear(vehicle_t *v);
+/* Join the car's requester FIFO (-1 out of memory). */
+int cmd_queue_push(vehicle_t *v, const requester_t *who);
+/* http_command.c, on the home worker: a reply routed to an HTTP requester
+ * (done: it left the queue), the car gone, the deadline sweep, stopping. */
+void http_cmd_reply(http_cmd_t *h, ovms_str_t payload, int paranoid, int done);
+void http_cmd_car_gone(http_cmd_t *h);
+void http_cmd_sweep(worker_t *w);
+void http_cmd_stop_all(worker_t *w);
 void groups_init(void);
 void groups_update(conn_t *car, ovms_str_t payload);
 void groups_subscribe(conn_t *c, ovms_str_t payload);

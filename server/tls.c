@@ -48,7 +48,7 @@ int tls_init(server_t *srv, char *err, size_t errlen)
     const ovms_config_t *cfg = srv->cfg;
     SSL_CTX *ctx;
 
-    if (!cfg->ntls_listen)
+    if (!cfg->ntls_listen && !cfg->nhttps_listen)
         return 0;
     ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {

@@ -11,7 +11,8 @@
  * Threading: everything here runs on the worker's own thread, except
  * worker_post (any thread) and worker_home (pure).
  */
-#include "server_int.h"
+#include "http_auth.h"
+#include "http_int.h"
 
 #include <malloc.h>
 #include <stdlib.h>
@@ -188,6 +189,10 @@ void mail_dispose(server_t *srv, mail_t *m)
 {
     if (m->type == MAIL_CONFIG)
         config_unref(((config_mail_t *)m)->cfg);
+    if (m->type == MAIL_CALL) {
+        ((call_t *)m)->run(NULL, (call_t *)m);
+        return;
+    }
     if (m->type == MAIL_HANDOFF) {
         handoff_t *ho = (handoff_t *)m;
         close(ho->fd);
@@ -213,7 +218,7 @@ static void begin_stop(worker_t *w);
  * ends. Store completions cannot be refused: none is pending by now. */
 void worker_maybe_finish(worker_t *w)
 {
-    if (!w->stopping || w->pending_sreqs != 0 || w->nconns != 0 ||
+    if (!w->stopping || w->pending_sreqs != 0 || w->nconns != 0 || w->nhttp != 0 ||
         uv_is_closing((uv_handle_t *)&w->wake))
         return;
     pthread_mutex_lock(&w->mail_mu);
@@ -255,6 +260,7 @@ static void on_wake(uv_async_t *a)
             hub_vehicle_changed(w, ((vehicle_mail_t *)m)->id);
             free(m);
             break;
+        case MAIL_CALL: ((call_t *)m)->run(w, (call_t *)m); break;
         case MAIL_CONFIG:
             config_unref(w->cfg);
             w->cfg = ((config_mail_t *)m)->cfg;
@@ -321,11 +327,15 @@ static void on_sweep(uv_timer_t *t)
     link_each(pos, &w->conns)
         sweep_conn(w, container_of(pos, conn_t, wlink), now);
     hub_flush_all(w, 0);
+    hub_http_expire(w);
+    http_cmd_sweep(w);
     nodebus_tick(w);
     /* Give memory freed after a burst (a login storm, a flood of output)
      * back to the system; one worker does it for the whole process. */
     if (w->index == 0 && now % 10 == 0)
         malloc_trim(0);
+    if (w->index == 0)
+        http_state_tick(w->srv, w->cfg);
 }
 
 /* ---- accepting ---------------------------------------------------------------------------- */
@@ -383,6 +393,12 @@ static void on_connection(uv_stream_t *listener, int status)
         LOG_WARN(NULL, "accept failed: %s", uv_strerror(status));
         return;
     }
+    int kind = w->listen_kind[(uv_tcp_t *)listener - w->listeners];
+    if (kind == LISTEN_HTTP || kind == LISTEN_HTTPS) {
+        if (!w->stopping)
+            http_accept(w, listener, kind == LISTEN_HTTPS);
+        return;
+    }
     if (w->stopping || !(c = conn_new(w)))
         return;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
@@ -403,12 +419,18 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     __atomic_add_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
     c->state = CS_WELCOME;
-    if (w->listen_tls[(uv_tcp_t *)listener - w->listeners] && !(c->tls = tls_conn_new(w->srv))) {
+    if (kind == LISTEN_V2_TLS && !(c->tls = tls_conn_new(w->srv))) {
         conn_close(c, "cannot start TLS");
         return;
     }
     if (conn_start_accepted(c) < 0)
         conn_close(c, "cannot start reading");
+}
+
+void worker_http_closed(worker_t *w)
+{
+    w->nhttp--;
+    worker_maybe_finish(w);
 }
 
 /* ---- start and stop ------------------------------------------------------------------------- */
@@ -424,8 +446,11 @@ static void begin_stop(worker_t *w)
     uv_close((uv_handle_t *)&w->sweep, NULL);
     uv_close((uv_handle_t *)&w->due_timer, NULL);
     conn_flush_all(w);
+    http_cmd_stop_all(w);
     link_each(pos, &w->conns)
         conn_close(container_of(pos, conn_t, wlink), "server shutting down");
+    http_close_all(w);
+    hub_http_drop_all(w);
     conn_flush_all(w);          /* closing queued last words (Z0): drop their references */
     hub_flush_all(w, 1);        /* utilisation and held messages go to the store */
     uv_close((uv_handle_t *)&w->flusher, NULL);
@@ -457,6 +482,8 @@ int worker_init(worker_t *w)
     if (rc < 0)
         return rc;
     link_init(&w->conns);
+    link_init(&w->https);
+    link_init(&w->http_cmds);
     pool_init(&w->conn_pool, sizeof(conn_t));
     pool_init(&w->vehicle_pool, sizeof(vehicle_t));
     pthread_mutex_init(&w->mail_mu, NULL);

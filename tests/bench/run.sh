@@ -8,6 +8,7 @@
 #   OVMS_BENCH_COMPONENTS=0           skip proto/, storage/ and replication
 #   OVMS_BENCH_ONLY=cluster           only the cluster runs (about 3 minutes); the other
 #                                     results are kept and the report written from all
+#   OVMS_BENCH_ONLY=http              only the HTTP API's run (its own section of the report)
 #
 # The load is ovms-fleet (tools/), against one node started here on
 # 127.0.0.1 and against a 3-node cluster (deploy/cluster.sh: nodes on
@@ -32,7 +33,8 @@ only=${OVMS_BENCH_ONLY:-}
 case "$only" in
   "") rm -rf "$res" ;;
   cluster) rm -f "$res"/cross* "$res"/cluster-* ;;
-  *) echo "run.sh: OVMS_BENCH_ONLY is empty or 'cluster'" >&2; exit 2 ;;
+  http) ;;
+  *) echo "run.sh: OVMS_BENCH_ONLY is empty, 'cluster' or 'http'" >&2; exit 2 ;;
 esac
 mkdir -p "$res" "$plots"
 node_pid=""
@@ -150,6 +152,34 @@ if [ -z "$only" ] && [ "${OVMS_BENCH_COMPONENTS:-1}" = 1 ]; then
   "$b/bench_repl" --ovmsd "$ovmsd" --records 1000000 --rate 20000 --seconds 10 --report "$report"
 fi
 
+# the HTTP API: GET /api/status/<V> with keep-alive from 100 clients (a session cookie, so no
+# password is hashed per request), the vehicle's reports made by a simulated car
+http_bench() {
+  local hport=$(( 20000 + RANDOM % 10000 ))
+  start_node --http "127.0.0.1:$hport"
+  "$top/build/server/ovms-admin" --db "$work/node/node.db" owner add benchowner --password benchpw >/dev/null
+  "$top/build/server/ovms-admin" --db "$work/node/node.db" vehicle add BENCHCAR --password carpw \
+    --owner benchowner >/dev/null
+  sleep 1.5                                   # the node sees the new vehicle
+  "$top/build/firmware/ovms-car" --server "127.0.0.1:$port" --vehicle BENCHCAR --password carpw \
+    --state-dir "$work/car" >/dev/null 2>&1 &
+  local car=$!
+  sleep 2
+  local cookie
+  cookie=$(curl -s -D - -o /dev/null "http://127.0.0.1:$hport/api/cookie?username=benchowner&password=benchpw" |
+    tr -d '\r' | sed -n 's/^Set-Cookie: \(ovmsapisession=[^;]*\).*/\1/p')
+  echo "== http: bench_http --clients 100 --seconds 10 (GET /api/status/BENCHCAR)"
+  "$b/bench_http" --port "$hport" --path /api/status/BENCHCAR --header "Cookie: $cookie" --clients 100 \
+    --seconds 10 --report "$report" || echo "run.sh: bench_http failed" >&2
+  kill "$car" 2>/dev/null || true
+  wait "$car" 2>/dev/null || true
+}
+if [ "$only" = http ]; then
+  http_bench
+  stop_node
+  exit 0
+fi
+
 if [ -z "$only" ]; then
 # ---- one node -------------------------------------------------------------------------------
 start_node
@@ -203,6 +233,8 @@ if command -v perf >/dev/null; then
   profiled 20
   profiled 50
 fi
+
+http_bench
 
 # the soak: a realistic day, ten minutes of it
 start_node

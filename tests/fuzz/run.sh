@@ -5,7 +5,7 @@
 # statistics. Exit status is libFuzzer's: non-zero means a finding, whose
 # reproducer is written next to the corpus.
 set -euo pipefail
-target=${1:?usage: run.sh fuzz_session|fuzz_welcome|fuzz_message|fuzz_firmware SECONDS [BUILD_DIR]}
+target=${1:?usage: run.sh fuzz_session|fuzz_welcome|fuzz_message|fuzz_firmware|fuzz_http SECONDS [BUILD_DIR]}
 seconds=${2:?seconds}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${3:-$top/build-fuzz}

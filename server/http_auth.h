@@ -1,0 +1,35 @@
+/*
+ * http_auth.h -- the HTTP API's sessions, rate limit and credential checks
+ * (http_auth.c), node-wide and safe from any worker.
+ */
+#ifndef OVMS_HTTP_AUTH_H
+#define OVMS_HTTP_AUTH_H
+
+#include "http_int.h"
+
+typedef struct http_state http_state_t;
+
+int http_state_init(server_t *srv);
+void http_state_free(server_t *srv);
+/* Once a second, from one worker: expiry, and the rate limit's minute. */
+void http_state_tick(server_t *srv, const ovms_config_t *cfg);
+
+/* 1 when a request from this address may run now (§4). */
+int http_rate_allows(server_t *srv, const ovms_config_t *cfg, const peer_t *from);
+
+int http_session_new(server_t *srv, const ovms_config_t *cfg, const char *owner, const char *permit,
+                     char id[37]);
+/* 1 and who, when the session exists: its expiry slides. */
+int http_session_use(server_t *srv, const ovms_config_t *cfg, const char *id, http_who_t *who);
+void http_session_delete(server_t *srv, const char *id);
+
+/* A permission string grants right ("*" grants all; §3.3). */
+int http_permits(const char *permit, const char *right);
+
+/* done(arg, ok, owner) runs once, on w's loop: at once when the pair was
+ * verified a moment ago, else after PBKDF2 on the thread pool. */
+typedef void (*http_checked_cb)(void *arg, int ok, const char *owner);
+void http_check_password(worker_t *w, const char *user, const char *password, http_checked_cb done,
+                         void *arg);
+
+#endif

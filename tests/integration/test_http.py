@@ -1,0 +1,686 @@
+#!/usr/bin/env python3
+"""The HTTP API (../shared/HTTP-API.md) against a real ovmsd, with Python's
+standard HTTP client and raw sockets.
+
+    test_http.py OVMSD OVMS_ADMIN SHARED_DIR [TEST...]
+
+Starts nodes on free loopback ports with fresh databases (owners and vehicles
+made with ovms-admin), plays the car with the shared conformance client, and
+stops every node by PID. Prints one line per test, then "N passed, N failed".
+"""
+
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+# OVMSD_BIN and OVMS_ADMIN_BIN in the environment replace the first two (sanitizer stages)
+OVMSD = os.environ.get("OVMSD_BIN", sys.argv[1])
+ADMIN = os.environ.get("OVMS_ADMIN_BIN", sys.argv[2])
+SHARED = sys.argv[3]
+ONLY = sys.argv[4:]
+sys.path.insert(0, os.path.join(SHARED, "conformance"))
+import ovmsclient  # noqa: E402
+
+OWNER, OWNER_PW = "owner1", "Owner1-pw"
+OTHER, OTHER_PW = "owner2", "Owner2-pw"
+CAR, CAR_PW = "TESTCAR", "NETPASS1"
+CAR2, CAR2_PW = "OTHERCAR", "OTHERPW2"
+
+TESTS = []
+
+
+def test(func):
+    TESTS.append(func)
+    return func
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def free_port():
+    # below the ephemeral range: ovmsd listens with SO_REUSEPORT
+    for _ in range(1000):
+        p = random.randint(15000, 31999)
+        try:
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            s.close()
+            return p
+        except OSError:
+            pass
+    raise RuntimeError("no free port")
+
+
+class Node:
+    """One ovmsd with owner1 (TESTCAR) and owner2 (OTHERCAR)."""
+
+    def __init__(self, *flags):
+        self.dir = tempfile.mkdtemp(prefix="ovms-http-")
+        self.db = os.path.join(self.dir, "node.db")
+        self.port, self.http = free_port(), free_port()
+        admin = [ADMIN, "--db", self.db]
+        for args in (["--node", "HTTPTEST", "owner", "add", OWNER, "--password", OWNER_PW],
+                     ["owner", "add", OTHER, "--password", OTHER_PW],
+                     ["vehicle", "add", CAR, "--password", CAR_PW, "--owner", OWNER],
+                     ["vehicle", "add", CAR2, "--password", CAR2_PW, "--owner", OTHER]):
+            subprocess.run(admin + args, check=True, stdout=subprocess.DEVNULL)
+        self.log = open(os.path.join(self.dir, "ovmsd.log"), "w")
+        self.proc = subprocess.Popen([OVMSD, "--db", self.db, "--listen", "127.0.0.1:%d" % self.port,
+                                      "--http", "127.0.0.1:%d" % self.http, "--workers", "2",
+                                      "--log-level", "info"] + list(flags),
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.http), 1).close()
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("ovmsd did not start")
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        c = conn or http.client.HTTPConnection("127.0.0.1", self.http, timeout=10)
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        if not conn:
+            c.close()
+        return r, data
+
+    def raw(self, data, wait=2.0):
+        """Bytes to the HTTP port; everything that comes back until the close or wait."""
+        s = socket.create_connection(("127.0.0.1", self.http), 5)
+        s.sendall(data)
+        s.settimeout(wait)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except socket.timeout:
+            pass
+        s.close()
+        return out
+
+    def car(self):
+        c = ovmsclient.Connection("127.0.0.1", self.port, name="car")
+        c.login("C", CAR, CAR_PW)
+        return c
+
+    def log_text(self):
+        self.log.flush()
+        with open(os.path.join(self.dir, "ovmsd.log"), errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(15)
+        self.log.close()
+        check(rc == 0, "ovmsd did not stop cleanly (status %d)" % rc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def creds(user=OWNER, pw=OWNER_PW):
+    return "username=%s&password=%s" % (user, pw)
+
+
+def json_body(r, data):
+    check(r.getheader("Content-Type") == "application/json", "JSON content type: %r" % r.getheader("Content-Type"))
+    check(data.endswith(b"\n"), "a JSON answer ends in a newline")
+    return json.loads(data)
+
+
+def sorted_keys(data):
+    """Keys in the order they appear, per object: the reference sorts them."""
+    return json.loads(data, object_pairs_hook=lambda pairs: [k for k, _ in pairs])
+
+
+# ---- the engine ---------------------------------------------------------------------------------
+
+@test
+def engine_answers(node):
+    r, data = node.request("GET", "/nothing/here")
+    check(r.status == 404 and r.reason == "not found" and data == b"not found\n", "root 404: %d %s" % (r.status, data))
+    check(r.getheader("Access-Control-Allow-Origin") == "*", "root 404 has CORS")
+    check(r.getheader("Content-Type") == "text/plain", "text/plain")
+    for h in ("Date", "Expires", "Cache-Control", "Content-Length"):
+        check(r.getheader(h), "header %s" % h)
+    check(r.getheader("Cache-Control") == "max-age=0", "Cache-Control: max-age=0")
+    r, data = node.request("GET", "/api/VEHICLES")
+    check(r.status == 404 and r.reason == "Unrecongised API call" and data == b"Unrecognised API call\n",
+          "unknown API call: %d %r %s" % (r.status, r.reason, data))
+    for path in ("/api", "/api/", "//api/vehicles", "/API/vehicles"):
+        r, _ = node.request("GET", path)
+        check(r.status == 404, "%s is a 404" % path)
+
+
+@test
+def methods_and_bad_requests(node):
+    out = node.raw(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(out.startswith(b"HTTP/1.1 501 not implemented\r\n") and b"Allow: GET,PUT,POST,DELETE\r\n" in out,
+          "HEAD is 501 with Allow: %r" % out[:200])
+    check(out.endswith(b"501 not implemented\n"), "501 body")
+    out = node.raw(b"get / HTTP/1.1\r\n\r\n")
+    check(b" 501 not implemented\r\n" in out.split(b"\r\n")[0] + b"\r\n", "lower-case get is 501: %r" % out[:80])
+    out = node.raw(b"hello\r\n\r\n")
+    check(b" 400 bad request" in out and out.endswith(b"400 bad request\n"), "garbage is 400: %r" % out[:80])
+    out = node.raw(b"GET / HTTP/1.1\r\nBad Header Line\r\n\r\n")
+    check(b" 599 garbled headers" in out, "garbled headers are 599: %r" % out[:80])
+    out = node.raw(b"GET / HTTP/3.0\r\n\r\n")
+    check(b" 506 " in out.split(b"\r\n")[0] or b" 400 " in out.split(b"\r\n")[0], "HTTP/3 refused: %r" % out[:80])
+
+
+@test
+def bounds(node):
+    out = node.raw(b"GET /api/vehicles HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n")
+    check(b" 431 " in out.split(b"\r\n")[0], "headers over 8 KiB are 431: %r" % out[:80])
+    out = node.raw(b"POST /api/token HTTP/1.1\r\nContent-Length: 100000\r\n\r\n")
+    check(b" 413 " in out.split(b"\r\n")[0], "a body over 64 KiB is 413: %r" % out[:80])
+    # many headers
+    out = node.raw(b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(100)) + b"\r\n")
+    check(b" 431 " in out.split(b"\r\n")[0], "too many headers are 431: %r" % out[:80])
+    # still serving
+    r, _ = node.request("GET", "/api/vehicles?" + creds())
+    check(r.status == 200, "still serving after the bad requests")
+
+
+@test
+def keep_alive_and_pipelining(node):
+    c = http.client.HTTPConnection("127.0.0.1", node.http, timeout=10)
+    for _ in range(3):
+        r, data = node.request("GET", "/api/vehicles?" + creds(), conn=c)
+        check(r.status == 200 and r.getheader("Connection") == "keep-alive", "keep-alive answers")
+    c.close()
+    out = node.raw(b"GET /x HTTP/1.0\r\n\r\n")
+    check(out.startswith(b"HTTP/1.0 404 not found\r\n") and b"Connection: close\r\n" in out, "1.0 closes: %r" % out[:120])
+    reqs = b"".join(b"GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(50))
+    out = node.raw(reqs + b"GET /last HTTP/1.1\r\nConnection: close\r\n\r\n", wait=5)
+    check(out.count(b"HTTP/1.1 404 not found\r\n") == 51, "51 pipelined answers, got %d" % out.count(b"HTTP/1.1 404"))
+
+
+@test
+def cors_preflight(node):
+    r, data = node.request("OPTIONS", "/api/status/" + CAR)
+    check(r.status == 204, "OPTIONS on /api is 204: %d" % r.status)
+    check(r.getheader("Access-Control-Allow-Origin") == "*", "allow origin")
+    check(r.getheader("Access-Control-Allow-Methods") == "GET, PUT, POST, DELETE", "allow methods")
+    check(r.getheader("Access-Control-Allow-Headers") == "Content-Type, Authorization", "allow headers")
+    check(r.getheader("Access-Control-Max-Age") == "600", "max age")
+    r, _ = node.request("OPTIONS", "/other")
+    check(r.status == 501, "OPTIONS elsewhere is 501: %d" % r.status)
+
+
+# ---- credentials and sessions --------------------------------------------------------------------
+
+@test
+def authentication(node):
+    r, data = node.request("GET", "/api/vehicles")
+    check(r.status == 401 and r.reason == "Unauthorized" and data == b"Authentication failed\n", "no credentials: 401")
+    r, data = node.request("GET", "/api/vehicles?" + creds(pw="wrong"))
+    check(r.status == 401, "a wrong password: 401")
+    r, data = node.request("GET", "/api/vehicles?username=nobody&password=x")
+    check(r.status == 401, "an unknown owner: 401")
+    r, data = node.request("GET", "/api/vehicles?username=%s&password=" % OWNER)
+    check(r.status == 401, "an empty password never matches")
+    r, data = node.request("GET", "/api/vehicles?" + creds())
+    check(r.status == 200, "owner1 with its password: %d %s" % (r.status, data))
+    v = json_body(r, data)
+    check(v == [{"id": CAR, "v_apps_connected": 0, "v_btcs_connected": 0, "v_net_connected": 0}], "vehicles: %s" % v)
+    check(sorted_keys(data) == [["id", "v_apps_connected", "v_btcs_connected", "v_net_connected"]], "sorted keys")
+    import base64
+    basic = base64.b64encode(("%s:%s" % (OTHER, OTHER_PW)).encode()).decode()
+    r, data = node.request("GET", "/api/vehicles", headers={"Authorization": "Basic " + basic})
+    check(r.status == 200 and json.loads(data)[0]["id"] == CAR2, "Basic authentication: %s" % data)
+    log = node.log_text()
+    check(OWNER_PW not in log and OTHER_PW not in log, "no password in the log")
+
+
+@test
+def sessions(node):
+    r, data = node.request("GET", "/api/cookie?" + creds())
+    check(r.status == 200 and r.reason == "Ok" and data == b"Login ok\n", "login: %d %s" % (r.status, data))
+    cookie = r.getheader("Set-Cookie")
+    m = re.fullmatch(r"ovmsapisession=([0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}); Path=/; HttpOnly",
+                     cookie or "")
+    check(m, "session cookie: %r" % cookie)
+    sid = m.group(1)
+    r, data = node.request("GET", "/api/vehicles", headers={"Cookie": "ovmsapisession=" + sid})
+    check(r.status == 200, "the cookie authenticates")
+    r, data = node.request("GET", "/api/vehicles", headers={"Cookie": "a=b; ovmsapisession=" + sid})
+    check(r.status == 200, "after another cookie and '; '")
+    r, data = node.request("GET", "/api/vehicles", headers={"Cookie": "a=b;ovmsapisession=" + sid})
+    check(r.status == 401, "';' without a space does not split (as the reference)")
+    # a cookie wins over URL credentials of another owner
+    r, data = node.request("GET", "/api/vehicles?" + creds(OTHER, OTHER_PW), headers={"Cookie": "ovmsapisession=" + sid})
+    check(json.loads(data)[0]["id"] == CAR, "the cookie's owner, not the URL's")
+    r, data = node.request("DELETE", "/api/cookie", headers={"Cookie": "ovmsapisession=" + sid})
+    check(r.status == 200 and data == b"Logout ok\n", "logout")
+    r, data = node.request("GET", "/api/vehicles", headers={"Cookie": "ovmsapisession=" + sid})
+    check(r.status == 401, "a deleted session no longer authenticates")
+    r, data = node.request("DELETE", "/api/cookie?" + creds())
+    check(r.status == 200 and data == b"Logout ok\n", "logout with URL credentials still says ok")
+
+
+@test
+def sessions_slide():
+    node = Node("--timeout-api", "10")
+    try:
+        r, _ = node.request("GET", "/api/cookie?" + creds())
+        sid = re.search(r"ovmsapisession=([^;]+)", r.getheader("Set-Cookie")).group(1)
+        h = {"Cookie": "ovmsapisession=" + sid}
+        for _ in range(4):                       # 16 s of use, past the 10 s lifetime
+            time.sleep(4)
+            r, _ = node.request("GET", "/api/vehicles", headers=h)
+            check(r.status == 200, "a session in use stays (sliding expiry)")
+        time.sleep(12.5)
+        r, _ = node.request("GET", "/api/vehicles", headers=h)
+        check(r.status == 401, "an unused session ends timeout_api after its last use")
+    finally:
+        node.stop()
+
+
+@test
+def rate_limit():
+    node = Node("--ratelimit-http-burst", "5", "--ratelimit-http-delay", "0", "--ratelimit-http-exempt", "192.0.2.1")
+    try:
+        codes = [node.request("GET", "/nothing")[0].status for _ in range(5)]
+        check(codes == [404] * 5, "the burst passes: %s" % codes)
+        r, data = node.request("GET", "/nothing")
+        check(r.status == 429 and r.reason == "Too many requests" and data == b"", "then 429: %d" % r.status)
+        check(r.getheader("Retry-After") == "60", "Retry-After")
+    finally:
+        node.stop()
+    node = Node()    # loopback is exempt by default
+    try:
+        codes = {node.request("GET", "/nothing")[0].status for _ in range(200)}
+        check(codes == {404}, "loopback is not limited by default: %s" % codes)
+    finally:
+        node.stop()
+
+
+# ---- vehicle data -------------------------------------------------------------------------------
+
+S_MSG = "S80.0,K,230,16,charging,standard,250,200,32,120,0,85,1,2,3,0,0,0,160.00,30,20,300,90,1,25,10,5,0,0,300,type2,7.2,400,95"
+D_MSG = "D17,88,5,30,40,25,1234,56789,0,0,15,3,0,0,12.6,2,12.4,16,35,1.5,21"
+L_MSG = "L51.5,-0.12,90,30,1,0,50,1234,2,10,5,3,4,95"
+W_MSG = "W33.4,21,33.0,20,33.1,21,33.2,22,1"
+Y_MSG = "Y4,fl,fr,rl,rr,4,230.0,231.5,229,228,1,4,21,22,20,19,1,0,-1,4,0,0,0,1,1"
+
+
+def car_with_data(node, msgs):
+    car = node.car()
+    car.expect(lambda m: m.startswith("Z"), desc="Z")
+    for m in msgs:
+        car.send(m)
+    car.send("A")
+    car.expect("a", desc="the ping's answer: everything before it was handled")
+    return car
+
+
+@test
+def status_charge_location(node):
+    car = car_with_data(node, [S_MSG, D_MSG, L_MSG])
+    r, data = node.request("GET", "/api/status/%s?%s" % (CAR.lower(), creds()))
+    check(r.status == 200, "status: %d %s" % (r.status, data))
+    s = json_body(r, data)
+    check(s["soc"] == "80.0" and s["units"] == "K" and s["chargestate"] == "charging", "S fields as strings: %s" % s)
+    check(s["cac100"] == "160.00" and s["soh"] == "95" and s["idealrange_max"] == "300", "S#19, S#34, S#30")
+    check(s["charging"] == 16 and s["fl_dooropen"] == 1 and s["pilotpresent"] == 0 and s["caron"] == 0,
+          "D#1 bits as masked values: %s" % {k: s[k] for k in ("charging", "fl_dooropen", "pilotpresent", "caron")})
+    check(s["carlocked"] == 8 and s["valetmode"] == 16 and s["bt_open"] == 64, "D#2 bits (88 = 0x58)")
+    check(s["carawake"] == 1 and s["alarmsounding"] == 2 and s["charging_12v"] == 16, "F3/F4 fixed, D#18")
+    check(s["vehicle12v"] == "12.6" and s["temperature_cabin"] == "21" and s["odometer"] == "56789", "D strings")
+    check(isinstance(s["m_msgage_s"], int) and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", s["m_msgtime_s"]),
+          "times: %s %s" % (s["m_msgage_s"], s["m_msgtime_s"]))
+    check(list(json.loads(data, object_pairs_hook=lambda p: [k for k, _ in p])) ==
+          sorted(json.loads(data, object_pairs_hook=lambda p: [k for k, _ in p])), "keys sorted")
+    r, data = node.request("GET", "/api/charge/%s?%s" % (CAR, creds()))
+    c = json_body(r, data)
+    check(c["linevoltage"] == "230" and c["chargecurrent"] == "16" and c["chargepower"] == "7.2", "charge S fields")
+    check(c["batt_capacity"] is None and c["chargepowerinput"] is None, "fields past the end are null")
+    check("chargesubstate" in c and "fl_dooropen" not in c, "charge keys only")
+    r, data = node.request("GET", "/api/location/%s?%s" % (CAR, creds()))
+    loc = json_body(r, data)
+    check(loc["latitude"] == "51.5" and loc["longitude"] == "-0.12" and loc["invefficiency"] == "95", "location: %s" % loc)
+    car.close()
+
+
+@test
+def tpms_w_and_y(node):
+    car = car_with_data(node, [W_MSG])
+    r, data = node.request("GET", "/api/tpms/%s?%s" % (CAR, creds()))
+    t = json_body(r, data)
+    check(t["fr_pressure"] == "33.4" and t["rl_temperature"] == "22" and t["staletpms"] == "1", "W: %s" % t)
+    car.send(Y_MSG)
+    car.send("A")
+    car.expect("a")
+    r, data = node.request("GET", "/api/tpms/%s?%s" % (CAR, creds()))
+    check(r.status == 200, "a stored Y is not a 404 (F1 fixed): %d" % r.status)
+    t = json_body(r, data)
+    check(t["fl_pressure_kpa"] == "230.0" and abs(t["fl_pressure"] - 33.3586796779481) < 1e-9, "Y pressure: %s" % t)
+    check(b'"fl_pressure":33.3586796779481' in data, "psi with 15 significant digits: %s" % data)
+    check(t["fr_temperature"] == "22" and t["rr_temperature"] == "19", "temperatures: %s" % t)
+    check("rr_health" not in t and t["rr_alert"] == "1", "an empty health section adds no keys; alerts")
+    check(t["stale_pressure"] == "1" and t["stale_health"] == "-1" and t["staletpms"] == 1, "validity: %s" % t)
+    check(t["m_msgtime_w"] == t["m_msgtime_y"], "m_msgtime_w repeats the Y's")
+    car.close()
+
+
+@test
+def protocol(node):
+    car = car_with_data(node, [S_MSG, "F3.3.004,VIN123,20,0,VWUP,Vodafone", D_MSG])
+    r, data = node.request("GET", "/api/protocol/%s?%s" % (CAR, creds()))
+    p = json_body(r, data)
+    codes = [m["m_code"] for m in p]
+    check(codes[:2] == ["F", "S"] and codes[2:] == sorted(codes[2:]), "F, S, then by code: %s" % codes)
+    check(p[0]["m_msg"] == "3.3.004,VIN123,20,0,VWUP,Vodafone" and p[0]["m_paranoid"] == "0" and p[0]["m_ptoken"] == "",
+          "an entry: %s" % p[0])
+    car.close()
+
+
+@test
+def historical(node):
+    car = node.car()
+    car.expect(lambda m: m.startswith("Z"), desc="Z")
+    for seq, off, recno, data in ((1, -300, 1, "1,2,3,with,commas"), (2, -200, 2, "second"), (3, -100, 3, "third")):
+        car.send("h%d,%d,*-LOG-Test,%d,3600,%s" % (seq, off, recno, data))
+        car.expect_next("h%d" % seq)
+    r, data = node.request("GET", "/api/historical/%s?%s" % (CAR, creds()))
+    summary = [t for t in json_body(r, data) if t["h_recordtype"] == "*-LOG-Test"]
+    check(len(summary) == 1, "one summary line for the type: %s" % data)
+    t = summary[0]
+    check(t["distinctrecs"] == "3" and t["totalrecs"] == "3" and isinstance(t["totalsize"], str), "counts as strings: %s" % t)
+    r, data = node.request("GET", "/api/historical/%s/%s?%s" % (CAR, "%2A-LOG-Test", creds()))
+    recs = json_body(r, data)
+    check([x["h_data"] for x in recs] == ["1,2,3,with,commas", "second", "third"], "records in order: %s" % recs)
+    check(recs[0]["h_recordnumber"] == "1" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", recs[0]["h_timestamp"]),
+          "record fields: %s" % recs[0])
+    r, data = node.request("GET", "/api/historical/%s/*-LOG-Test?%s&limit=2" % (CAR, creds()))
+    check(len(json.loads(data)) == 2 and r.getheader("X-OVMS-Truncated") == "1", "limit cuts, and says so")
+    r, data = node.request("GET", "/api/historical/%s/*-LOG-Test?%s&since=%s" % (CAR, creds(), recs[1]["h_timestamp"].replace(" ", "%20")))
+    check([x["h_data"] for x in json.loads(data)] == ["third"], "since is strictly later: %s" % data)
+    r, data = node.request("GET", "/api/historical/%s?%s&since=garbage" % (CAR, creds()))
+    check(r.status == 400 and data == b"Invalid since\n", "a bad since is 400: %d %s" % (r.status, data))
+    r, data = node.request("GET", "/api/historical/%s/NoSuchType?%s" % (CAR, creds()))
+    check(json.loads(data) == [], "an unknown type: []")
+    car.close()
+
+
+@test
+def ownership(node):
+    for path in ("/api/status/%s" % CAR2, "/api/protocol/%s" % CAR2, "/api/historical/%s" % CAR2, "/api/status/NOSUCHCAR", "/api/charge/",
+                 "/api/tpms/%s" % CAR2.lower(), "/api/location/%s" % CAR2):
+        r, data = node.request("GET", path + "?" + creds())
+        check(r.status == 403 and data == b"Forbidden\n", "%s: 403 Forbidden, got %d %s" % (path, r.status, data))
+    r, data = node.request("GET", "/api/status/%s?%s" % (CAR2, creds(OTHER, OTHER_PW)))
+    check(r.status == 200 and json.loads(data) == {}, "nothing stored: {} (%s)" % data)
+
+
+def session(node, user=OWNER, pw=OWNER_PW):
+    r, _ = node.request("GET", "/api/cookie?" + creds(user, pw))
+    return {"Cookie": "ovmsapisession=" + re.search(r"ovmsapisession=([^;]+)", r.getheader("Set-Cookie")).group(1)}
+
+
+@test
+def http_sessions_are_app_connections(node):
+    car = car_with_data(node, [S_MSG])
+    car.collect(quiet=0.3)
+    s1, s2 = session(node), session(node)
+    r, data = node.request("GET", "/api/vehicle/%s" % CAR.lower(), headers=s1)
+    v = json_body(r, data)
+    check(v["v_net_connected"] == 1 and v["v_apps_connected"] == 1 and v["v_first_peer"] == 1, "first: %s" % v)
+    check(isinstance(v["m_msgage_s"], int) and "m_msgtime_s" in v, "the S's time")
+    car.expect("Z1", desc="the car hears the HTTP app")
+    r, data = node.request("GET", "/api/vehicle/%s" % CAR, headers=s2)
+    v = json.loads(data)
+    check(v["v_apps_connected"] == 2 and v["v_first_peer"] == 0, "second: %s" % v)
+    car.expect("Z2", desc="two")
+    r, data = node.request("GET", "/api/vehicles", headers=s1)
+    check(json.loads(data)[0]["v_apps_connected"] == 2, "counted in /api/vehicles")
+    r, data = node.request("DELETE", "/api/vehicle/%s" % CAR, headers=s2)
+    check(r.status == 200 and r.getheader("Content-Type") == "application/json" and data == b"Disconnect OK\n",
+          "disconnect: %d %r" % (r.status, data))
+    car.expect("Z1", desc="one left")
+    node.request("DELETE", "/api/cookie", headers=s1)
+    car.expect("Z0", desc="the session's logout removes its entry")
+    r, data = node.request("GET", "/api/vehicle/%s" % CAR2, headers=s2)
+    check(r.status == 403, "another owner's vehicle: 403")
+    car.close()
+
+
+@test
+def an_entry_without_a_cookie_expires():
+    node = Node("--timeout-api", "10")
+    try:
+        car = car_with_data(node, [])
+        r, data = node.request("GET", "/api/vehicle/%s?%s" % (CAR, creds()))
+        check(json.loads(data)["v_apps_connected"] == 1, "registered: %s" % data)
+        car.expect("Z1", desc="the cookieless caller counts")
+        car.expect("Z0", timeout=15, desc="and goes timeout_api after its last call")
+        car.close()
+    finally:
+        node.stop()
+
+
+@test
+def vehicles_counts(node):
+    car = node.car()
+    car.expect(lambda m: m.startswith("Z"), desc="Z")
+    app = ovmsclient.Connection("127.0.0.1", node.port, name="app")
+    app.login("A", CAR, CAR_PW)
+    r, data = node.request("GET", "/api/vehicles?" + creds())
+    v = json.loads(data)
+    check(v == [{"id": CAR, "v_apps_connected": 1, "v_btcs_connected": 0, "v_net_connected": 1}], "counts: %s" % v)
+    car.close()
+    app.close()
+
+
+class Async:
+    """An HTTP request in a thread: the car answers meanwhile."""
+
+    def __init__(self, node, method, path, **kw):
+        import threading
+        self.result = None
+        self.t = threading.Thread(target=self._run, args=(node, method, path, kw), daemon=True)
+        self.t.start()
+
+    def _run(self, node, method, path, kw):
+        r, data = node.request(method, path, **kw)
+        self.result = (r.status, r.reason, data)
+
+    def get(self, timeout=15):
+        self.t.join(timeout)
+        check(self.result is not None, "the HTTP command was answered")
+        return self.result
+
+
+@test
+def car_commands(node):
+    car = node.car()
+    car.expect(lambda m: m.startswith("Z"), desc="Z")
+    q = creds()
+    req = Async(node, "PUT", "/api/charge/%s?%s&mode=range" % (CAR, q))
+    car.expect("C10,3", desc="the charge mode command")
+    car.send("c10,0")
+    status, reason, data = req.get()
+    check(status == 200 and reason == "Ok", "charge mode: %d %s" % (status, data))
+    check(json.loads(data) == {"command": 10, "response": ["10,0"], "result": 0, "text": ""}, "answer: %s" % data)
+    req = Async(node, "PUT", "/api/charge/%s?%s" % (CAR, q), body="mode=standard&current=16",
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    car.expect("C16,0,16", desc="mode and current from a form body")
+    car.send("c16,1,charger busy, try later")
+    status, reason, data = req.get()
+    check(status == 409 and json.loads(data)["text"] == "charger busy, try later", "a failure is 409: %d %s" % (status, data))
+    req = Async(node, "DELETE", "/api/lock/%s?%s&pin=1234" % (CAR, q))
+    car.expect("C22,1234", desc="unlock with a PIN")
+    car.send("c22,2")
+    status, _, data = req.get()
+    check(status == 501, "unsupported is 501: %d" % status)
+    req = Async(node, "GET", "/api/features/%s?%s" % (CAR, q))
+    car.expect("C1", desc="features")
+    for k, v in enumerate(["a", "b,with comma", "c"]):
+        car.send("c1,0,%d,3,%s" % (k, v))
+    status, _, data = req.get()
+    f = json.loads(data)
+    check(status == 200 and f["features"] == ["a", "b,with comma", "c"] and f["max"] == 3 and len(f["response"]) == 3,
+          "multi-line features: %s" % data)
+    req = Async(node, "PUT", "/api/parameter/%s?%s&param=9&value=x,y" % (CAR, q))
+    car.expect("C4,9,x,y", desc="the singular alias, a value with a comma")
+    car.send("c4,0")
+    check(req.get()[0] == 200, "parameter set")
+    for path, name in (("/api/charge/%s?%s&current=300", "current"), ("/api/charge/%s?%s&mode=fast", "mode"),
+                       ("/api/lock/%s?%s&pin=12a", "pin"), ("/api/feature/%s?%s&feature=40&value=1", "feature"),
+                       ("/api/charge/%s?%s&mode=range&timermode=1", "timermode")):
+        r, data = node.request("PUT" if "lock" not in path else "DELETE", path % (CAR, q))
+        check(r.status == 400 and data == ("Invalid parameter: %s\n" % name).encode(), "%s: %d %s" % (path, r.status, data))
+    r, data = node.request("PUT", "/api/charge/%s?%s" % (CAR2, q))
+    check(r.status == 403, "another owner's car: 403")
+    # the car goes while a command waits; a reset is then "rebooting"
+    req = Async(node, "PUT", "/api/homelink/%s?%s&button=1" % (CAR, q))
+    car.expect("C24,1", desc="homelink")
+    req5 = Async(node, "PUT", "/api/reset/%s?%s" % (CAR, q))
+    car.expect("C5", desc="reset")
+    car.close()
+    status, _, data = req.get()
+    check(status == 503 and json.loads(data)["text"] == "vehicle disconnected", "car gone: %d %s" % (status, data))
+    status, _, data = req5.get()
+    check(status == 202 and json.loads(data)["result"] is None, "reset then gone: 202 %s" % data)
+    time.sleep(0.3)
+    r, data = node.request("PUT", "/api/charge/%s?%s" % (CAR, q))
+    check(r.status == 503 and json.loads(data) == {"command": 11, "result": 1, "text": "vehicle not connected"},
+          "offline: %d %s" % (r.status, data))
+
+
+@test
+def a_command_without_answer_times_out():
+    node = Node("--command-timeout", "2")
+    try:
+        car = car_with_data(node, [])
+        req = Async(node, "PUT", "/api/charge/%s?%s" % (CAR, creds()))
+        car.expect("C11", desc="start charge")
+        status, reason, data = req.get(10)
+        check(status == 504 and json.loads(data) == {"command": 11, "result": None, "text": "no response from vehicle"},
+              "504: %d %s" % (status, data))
+        car.send("c11,0")                # late: dropped; the next command gets its own reply
+        req = Async(node, "DELETE", "/api/charge/%s?%s" % (CAR, creds()))
+        car.expect("C12", desc="stop charge")
+        car.send("c12,0")
+        status, _, data = req.get()
+        check(status == 200 and json.loads(data)["command"] == 12, "the next reply reaches its own requester: %s" % data)
+        car.close()
+    finally:
+        node.stop()
+
+
+@test
+def https():
+    d = tempfile.mkdtemp(prefix="ovms-http-cert-")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-keyout", d + "/key.pem", "-out", d + "/cert.pem"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
+    node = Node("--https", "127.0.0.1:%d" % port, "--tls-cert", d + "/cert.pem", "--tls-key", d + "/key.pem")
+    try:
+        import ssl
+        ctx = ssl.create_default_context(cafile=d + "/cert.pem")
+        ctx.check_hostname = False
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+        for _ in range(3):                               # keep-alive inside TLS
+            c.request("GET", "/api/cookie?" + creds())
+            r = c.getresponse()
+            data = r.read()
+            check(r.status == 200 and data == b"Login ok\n", "over TLS: %d %s" % (r.status, data))
+            check(r.getheader("Set-Cookie").endswith("; Path=/; HttpOnly; Secure"), "Secure on HTTPS: %s"
+                  % r.getheader("Set-Cookie"))
+        c.close()
+        s = socket.create_connection(("127.0.0.1", port), 5)
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")            # plain HTTP on the TLS port: closed
+        s.settimeout(5)
+        try:
+            got = s.recv(100)
+        except OSError:
+            got = b""
+        check(not got.startswith(b"HTTP/"), "no plain answer on the TLS port")
+        s.close()
+    finally:
+        node.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@test
+def mqapi():
+    node = Node("--superuser", "broker")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    try:
+        def post(path, body):
+            return node.request("POST", path, body=body, headers=form)
+        r, data = post("/mqapi/auth", creds())
+        check(r.status == 200 and r.reason == "Authentication OK" and data == b"", "auth ok: %d %r" % (r.status, r.reason))
+        r, data = post("/mqapi/auth", creds(pw="nope"))
+        check(r.status == 403 and r.reason == "Authentication FAILED", "auth failed: %d" % r.status)
+        r, data = node.request("POST", "/mqapi/auth?" + creds(), body="")
+        check(r.status == 403, "URL parameters do not count for a POST")
+        r, data = post("/mqapi/superuser", "username=")
+        check(r.status == 404 and data == b"Username required\n", "no username: %d %r" % (r.status, data))
+        r, _ = post("/mqapi/superuser", "username=owner1")
+        check(r.status == 403 and r.reason == "Not a superuser", "not a superuser")
+        r, _ = post("/mqapi/superuser/x", "username=broker")
+        check(r.status == 200 and r.reason == "Is a superuser", "the superuser (sub-path too)")
+        r, _ = post("/mqapi/acl", "username=broker&topic=anything")
+        check(r.status == 200 and r.reason == "Superuser acl is permitted", "superuser acl")
+        r, _ = post("/mqapi/acl", "username=owner1&topic=ovms%2Fowner1%2FTESTCAR%2Fx&acc=2")
+        check(r.status == 200 and r.reason == "Access granted", "own topic: %d" % r.status)
+        r, _ = post("/mqapi/acl", "username=owner1&topic=ovms/owner2/x")
+        check(r.status == 403 and r.reason == "Access denied", "another's topic")
+        r, data = node.request("GET", "/mqapi/auth")
+        check(r.status == 404 and r.reason == "Unrecongised API call", "GET on a hook: %d" % r.status)
+    finally:
+        node.stop()
+
+
+def main():
+    passed = failed = 0
+    shared = Node()
+    try:
+        for t in TESTS:
+            if ONLY and t.__name__ not in ONLY:
+                continue
+            t0 = time.time()
+            try:
+                if t.__code__.co_argcount:
+                    t(shared)
+                else:
+                    t()
+                print("PASS %-32s %5.1f s" % (t.__name__, time.time() - t0), flush=True)
+                passed += 1
+            except Exception:
+                print("FAIL %-32s %5.1f s" % (t.__name__, time.time() - t0), flush=True)
+                traceback.print_exc()
+                failed += 1
+    finally:
+        try:
+            shared.stop()
+        except Exception:
+            traceback.print_exc()
+            failed += 1
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
