@@ -9,6 +9,8 @@
 #   OVMS_BENCH_ONLY=cluster           only the cluster runs (about 3 minutes); the other
 #                                     results are kept and the report written from all
 #   OVMS_BENCH_ONLY=http              only the HTTP API's run (its own section of the report)
+#   OVMS_BENCH_ONLY=relay             only the open-loop relay set at 2,000-100,000/s (a minute),
+#                                     the report written from it and the kept results
 #
 # The load is ovms-fleet (tools/), against one node started here on
 # 127.0.0.1 and against a 3-node cluster (deploy/cluster.sh: nodes on
@@ -34,7 +36,8 @@ case "$only" in
   "") rm -rf "$res" ;;
   cluster) rm -f "$res"/cross* "$res"/cluster-* ;;
   http) ;;
-  *) echo "run.sh: OVMS_BENCH_ONLY is empty, 'cluster' or 'http'" >&2; exit 2 ;;
+  relay) rm -f "$res"/relay-[0-9].* "$res"/relay-[0-9][0-9].* "$res"/relay-[0-9][0-9][0-9].* ;;
+  *) echo "run.sh: OVMS_BENCH_ONLY is empty, 'cluster', 'relay' or 'http'" >&2; exit 2 ;;
 esac
 mkdir -p "$res" "$plots"
 node_pid=""
@@ -179,6 +182,18 @@ if [ "$only" = http ]; then
   stop_node
   exit 0
 fi
+relay_set() {
+  start_node
+  for r in 2 5 10 20 50 100; do
+    fleet "relay-$r" relay --cars 1000 --apps-per-car 1 --rate "$r" --duration "$seconds"
+  done
+}
+if [ "$only" = relay ]; then
+  relay_set
+  stop_node
+  "$top/tests/bench/report.sh" "$res"
+  exit 0
+fi
 
 if [ -z "$only" ]; then
 # ---- one node -------------------------------------------------------------------------------
@@ -188,10 +203,7 @@ for n in 2000 6000 12000 18000; do
   start_node
   fleet "idle-$n" idle --cars "$n" --hold 12
 done
-start_node
-for r in 2 5 10 20 50 100; do
-  fleet "relay-$r" relay --cars 1000 --apps-per-car 1 --rate "$r" --duration "$seconds"
-done
+relay_set
 # the cost of a message at realistic load: 1,000 cars at random phases, 20 messages/s each,
 # for long enough to show whether the tail stays flat (latency and memory each second)
 start_node
