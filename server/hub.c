@@ -159,6 +159,10 @@ static void hub_retire(vehicle_t *v, const char *why)
     while (!link_empty(&v->waiting))
         conn_close(container_of(v->waiting.next, conn_t, vlink), why);
     hub_http_drop(v);
+    if (v->cache_kept_until) {
+        v->cache_kept_until = 0;
+        hub_unref(v);
+    }
     hub_unref(v);
 }
 
@@ -499,8 +503,43 @@ static void client_burst(vehicle_t *v, conn_t *c)
 static void maybe_drop_cache(vehicle_t *v)
 {
     if (v->cache_state == CACHE_READY && link_empty(&v->clients) && link_empty(&v->waiting) &&
-        !v->cache_waits)
+        !v->cache_waits && !v->cache_kept_until)
         drop_cache(v);
+}
+
+/* A vehicle read over HTTP keeps its cache, and its hub entry (a reference),
+ * for CACHE_KEEP_S after the last read: a dashboard polling every few
+ * seconds costs one store read, not one per request. */
+#define CACHE_KEEP_S 10
+
+static void keep_cache(vehicle_t *v)
+{
+    if (!v->cache_kept_until)
+        hub_ref(v);
+    v->cache_kept_until = worker_now(v->w) + CACHE_KEEP_S;
+}
+
+void hub_cache_expire(worker_t *w, int all)
+{
+    uint32_t now = worker_now(w);
+    vehicle_t **gone = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < w->vehicles.cap; i++) {
+        vehicle_t *v = w->vehicles.slot[i];
+        if (!v || !v->cache_kept_until || (v->cache_kept_until > now && !all))
+            continue;
+        vehicle_t **grown = realloc(gone, (n + 1) * sizeof *gone);
+        if (!grown)
+            break;
+        gone = grown;
+        gone[n++] = v;
+    }
+    for (size_t i = 0; i < n; i++) {     /* (unref may free and shift the table: collected first) */
+        gone[i]->cache_kept_until = 0;
+        maybe_drop_cache(gone[i]);
+        hub_unref(gone[i]);
+    }
+    free(gone);
 }
 
 typedef struct cache_wait {
@@ -585,6 +624,7 @@ static void load_cache(vehicle_t *v)
 
 void hub_with_cache(vehicle_t *v, hub_cache_fn fn, void *arg)
 {
+    keep_cache(v);
     if (v->cache_state != CACHE_READY) {
         cache_wait_t *cw = calloc(1, sizeof *cw), **tail = &v->cache_waits;
         if (cw) {

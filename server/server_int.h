@@ -494,6 +494,7 @@ struct vehicle {
     link_t clients;          /* apps and batch clients, logged in */
     link_t waiting;          /* clients parked until the cache is loaded */
     struct cache_wait *cache_waits;   /* calls waiting for the cache too (hub_with_cache) */
+    uint32_t cache_kept_until;        /* worker clock: a vehicle read over HTTP keeps its cache (and entry) */
     struct http_app *http_apps;       /* HTTP app entries, counted in napps (hub_http.c) */
     int napps;
     int refs;                /* connections + pending store requests */
@@ -593,6 +594,9 @@ void hub_release_waiting(vehicle_t *v);
  * written: now, or when the load completes (in the order asked). */
 typedef void (*hub_cache_fn)(vehicle_t *v, void *arg);
 void hub_with_cache(vehicle_t *v, hub_cache_fn fn, void *arg);
+/* Once a second: caches kept for HTTP reads that were not read again go
+ * (all: every kept one, the worker stops). */
+void hub_cache_expire(worker_t *w, int all);
 /* The entry homed on w for id, NULL when none (or retired). */
 vehicle_t *hub_find(worker_t *w, const char *id);
 

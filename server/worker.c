@@ -328,6 +328,7 @@ static void on_sweep(uv_timer_t *t)
         sweep_conn(w, container_of(pos, conn_t, wlink), now);
     hub_flush_all(w, 0);
     hub_http_expire(w);
+    hub_cache_expire(w, 0);
     http_cmd_sweep(w);
     nodebus_tick(w);
     /* Give memory freed after a burst (a login storm, a flood of output)
@@ -451,6 +452,7 @@ static void begin_stop(worker_t *w)
         conn_close(container_of(pos, conn_t, wlink), "server shutting down");
     http_close_all(w);
     hub_http_drop_all(w);
+    hub_cache_expire(w, 1);
     conn_flush_all(w);          /* closing queued last words (Z0): drop their references */
     hub_flush_all(w, 1);        /* utilisation and held messages go to the store */
     uv_close((uv_handle_t *)&w->flusher, NULL);
