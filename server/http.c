@@ -194,7 +194,7 @@ static void engine_error(http_conn_t *c)
 {
     http_parse_t *hp = &c->parse;
     char body[128];
-    c->req = hp->req ? http_parse_take(hp) : calloc(1, sizeof *c->req);
+    c->req = hp->req ? http_parse_take(hp) : http_req_new();
     if (!c->req) {
         conn_close_http(c);
         return;

@@ -58,7 +58,10 @@ void http_parse_free(http_parse_t *hp);
  * answer before closing. MORE: all taken, nothing complete yet. */
 int http_parse_feed(http_parse_t *hp, const char *data, size_t len, size_t *used);
 http_req_t *http_parse_take(http_parse_t *hp);
+http_req_t *http_req_new(void);
 void http_req_free(http_req_t *r);
+/* A thread's spare requests (at its end). */
+void http_req_spares_free(void);
 
 typedef struct http_conn {
     uv_tcp_t tcp;

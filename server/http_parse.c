@@ -18,6 +18,7 @@
  */
 #include "http_int.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -37,12 +38,37 @@ const char *http_header(const http_req_t *r, const char *name, size_t *len)
     return NULL;
 }
 
+/* Requests are 9 KB: each thread keeps a few freed ones for the next, as
+ * allocating and freeing that much per request made malloc consolidate and
+ * trim its arena on every request (a fifth of the node's CPU under load). */
+#define SPARE_REQS 32
+static __thread http_req_t *spare[SPARE_REQS];
+static __thread int nspare;
+
+http_req_t *http_req_new(void)
+{
+    if (!nspare)
+        return calloc(1, sizeof(http_req_t));
+    http_req_t *r = spare[--nspare];
+    memset(r, 0, offsetof(http_req_t, head));     /* the head buffer is overwritten as it fills */
+    return r;
+}
+
 void http_req_free(http_req_t *r)
 {
-    if (r) {
-        free(r->body);
+    if (!r)
+        return;
+    free(r->body);
+    if (nspare < SPARE_REQS)
+        spare[nspare++] = r;
+    else
         free(r);
-    }
+}
+
+void http_req_spares_free(void)
+{
+    while (nspare)
+        free(spare[--nspare]);
 }
 
 static http_parse_t *of(llhttp_t *p)
@@ -79,7 +105,7 @@ static int head_append(http_req_t *r, const char *at, size_t len)
 static int on_message_begin(llhttp_t *p)
 {
     http_parse_t *hp = of(p);
-    if (!hp->req && !(hp->req = calloc(1, sizeof *hp->req)))
+    if (!hp->req && !(hp->req = http_req_new()))
         return refuse(p, 503, "Service Unavailable", NULL);
     return HPE_OK;
 }

@@ -473,6 +473,7 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof name, "ovmsd-w%d", w->index);   /* for top -H, perf */
     pthread_setname_np(pthread_self(), name);
     worker_run(w);
+    http_req_spares_free();
     return NULL;
 }
 

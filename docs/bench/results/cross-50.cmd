@@ -1,1 +1,1 @@
-ovms-fleet cross-node --server ovms.bench.test:26481 --dns 127.0.0.10:56363 --db N1.db,N2.db,N3.db --connect-window 0 --cars 1000 --apps-per-car 1 --rate 50 --duration 5
+ovms-fleet cross-node --server ovms.bench.test:33986 --dns 127.0.0.10:53048 --db N1.db,N2.db,N3.db --connect-window 0 --cars 1000 --apps-per-car 1 --rate 50 --duration 5

@@ -1,1 +1,1 @@
-ovms-fleet cross-node --server ovms.bench.test:36923 --dns 127.0.0.10:27027 --db N1.db,N2.db --connect-window 0 --cars 300 --apps-per-car 1 --rate 0 --window 8 --duration 5
+ovms-fleet cross-node --server ovms.bench.test:25047 --dns 127.0.0.10:42629 --db N1.db,N2.db --connect-window 0 --cars 300 --apps-per-car 1 --rate 0 --window 8 --duration 5
