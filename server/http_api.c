@@ -46,10 +46,15 @@ void api_text(api_req_t *a, int status, const char *reason, const char *body)
     text(a->c, status, reason, body);
 }
 
-/* JSON as the reference prints it (§5): compact, keys sorted, then a newline. Takes j. */
 void api_json(api_req_t *a, int status, const char *reason, json_t *j, const char *headers)
 {
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    api_json_flags(a, status, reason, j, headers, 0);
+}
+
+/* JSON as the reference prints it (§5): compact, keys sorted, then a newline. Takes j. */
+void api_json_flags(api_req_t *a, int status, const char *reason, json_t *j, const char *headers, size_t flags)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | flags) : NULL;
     json_decref(j);
     if (!s) {
         api_text(a, 500, "Internal Server Error", "Internal error\n");

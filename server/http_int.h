@@ -129,6 +129,8 @@ typedef struct api_req {
 /* Answers with the API's CORS header; api_json takes j (compact, keys sorted, "\n"). */
 void api_text(api_req_t *a, int status, const char *reason, const char *body);
 void api_json(api_req_t *a, int status, const char *reason, json_t *j, const char *headers);
+/* The same with more json_dumps flags (JSON_REAL_PRECISION for Perl's numbers). */
+void api_json_flags(api_req_t *a, int status, const char *reason, json_t *j, const char *headers, size_t flags);
 /* The request is answered: its reference on the connection goes. */
 void api_done(api_req_t *a);
 

@@ -675,19 +675,7 @@ static void tpms_answer(vehicle_call_t *k)
             split(w->payload, &f);
             put_keys(o, &f, TPMS_W, NKEYS(TPMS_W));
         }
-        char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
-        json_decref(o);
-        if (s) {
-            size_t n = strlen(s);
-            char *body = realloc(s, n + 2);
-            if (body) {
-                body[n] = '\n';
-                http_respond(k->a->c, 200, "Ok", "application/json", "Access-Control-Allow-Origin: *\r\n", body,
-                             n + 1);
-                s = body;
-            }
-            free(s);
-        }
+        api_json_flags(k->a, 200, "Ok", o, NULL, JSON_REAL_PRECISION(15));   /* psi as Perl prints it */
     }
     api_done(k->a);
 }

@@ -519,25 +519,46 @@ static void keep_cache(vehicle_t *v)
     v->cache_kept_until = worker_now(v->w) + CACHE_KEEP_S;
 }
 
-void hub_cache_expire(worker_t *w, int all)
+vehicle_t **hub_collect(worker_t *w, int (*want)(const vehicle_t *v, const void *arg), const void *arg,
+                        size_t *n)
 {
-    uint32_t now = worker_now(w);
-    vehicle_t **gone = NULL;
-    size_t n = 0;
+    vehicle_t **list = NULL;
+    *n = 0;
     for (size_t i = 0; i < w->vehicles.cap; i++) {
         vehicle_t *v = w->vehicles.slot[i];
-        if (!v || !v->cache_kept_until || (v->cache_kept_until > now && !all))
+        if (!v || !want(v, arg))
             continue;
-        vehicle_t **grown = realloc(gone, (n + 1) * sizeof *gone);
+        vehicle_t **grown = realloc(list, (*n + 1) * sizeof *list);
         if (!grown)
             break;
-        gone = grown;
-        gone[n++] = v;
+        list = grown;
+        list[(*n)++] = v;
+        hub_ref(v);
     }
-    for (size_t i = 0; i < n; i++) {     /* (unref may free and shift the table: collected first) */
+    return list;
+}
+
+typedef struct expiry {
+    uint32_t now;
+    int all;
+} expiry_t;
+
+static int cache_kept_out(const vehicle_t *v, const void *arg)
+{
+    const expiry_t *e = arg;
+    return v->cache_kept_until && (e->all || v->cache_kept_until <= e->now);
+}
+
+void hub_cache_expire(worker_t *w, int all)
+{
+    expiry_t e = { worker_now(w), all };
+    size_t n;
+    vehicle_t **gone = hub_collect(w, cache_kept_out, &e, &n);
+    for (size_t i = 0; i < n; i++) {
         gone[i]->cache_kept_until = 0;
         maybe_drop_cache(gone[i]);
-        hub_unref(gone[i]);
+        hub_unref(gone[i]);          /* the kept reference */
+        hub_unref(gone[i]);          /* hub_collect's */
     }
     free(gone);
 }

@@ -111,32 +111,17 @@ static int in_keys(const http_app_t *a, const void *arg)
     return 0;
 }
 
-/* The vehicles of w with entries, each referenced (the table may change as
- * entries go); NULL-terminated, or NULL. */
-static vehicle_t **with_entries(worker_t *w)
+static int has_entries(const vehicle_t *v, const void *arg)
 {
-    size_t n = 0;
-    vehicle_t **list = NULL;
-    for (size_t i = 0; i < w->vehicles.cap; i++) {
-        vehicle_t *v = w->vehicles.slot[i];
-        if (!v || !v->http_apps)
-            continue;
-        vehicle_t **grown = realloc(list, (n + 2) * sizeof *list);
-        if (!grown)
-            break;
-        list = grown;
-        list[n++] = v;
-        hub_ref(v);
-    }
-    if (list)
-        list[n] = NULL;
-    return list;
+    (void)arg;
+    return v->http_apps != NULL;
 }
 
 static void sweep(worker_t *w, int (*gone)(const http_app_t *a, const void *arg), const void *arg)
 {
-    vehicle_t **list = with_entries(w);
-    for (size_t i = 0; list && list[i]; i++) {
+    size_t n;
+    vehicle_t **list = hub_collect(w, has_entries, NULL, &n);
+    for (size_t i = 0; i < n; i++) {
         remove_where(list[i], gone, arg);
         hub_unref(list[i]);
     }

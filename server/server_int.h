@@ -597,6 +597,10 @@ void hub_with_cache(vehicle_t *v, hub_cache_fn fn, void *arg);
 /* Once a second: caches kept for HTTP reads that were not read again go
  * (all: every kept one, the worker stops). */
 void hub_cache_expire(worker_t *w, int all);
+/* w's vehicles for which want() holds, each referenced (the caller unrefs and
+ * frees the list): for sweeps whose work may free entries and shift the table. */
+vehicle_t **hub_collect(worker_t *w, int (*want)(const vehicle_t *v, const void *arg), const void *arg,
+                        size_t *n);
 /* The entry homed on w for id, NULL when none (or retired). */
 vehicle_t *hub_find(worker_t *w, const char *id);
 
