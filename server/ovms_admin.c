@@ -32,8 +32,8 @@
 static const char USAGE[] =
     "usage: ovms-admin --db PATH [--json] [--node ID] COMMAND ...\n"
     "\n"
-    "  owner add NAME [--mail MAIL] [--password PW]\n"
-    "  owner set NAME [--mail MAIL] [--password PW] [--status N]\n"
+    "  owner add NAME [--mail MAIL] [--password PW | --password-hash HASH]\n"
+    "  owner set NAME [--mail MAIL] [--password PW | --password-hash HASH] [--status N]\n"
     "  owner list\n"
     "  owner remove NAME\n"
     "  vehicle add VEHICLEID --password PW [--owner NAME] [--type T] [--server ID|*]\n"
@@ -62,7 +62,7 @@ typedef struct cli {
     const char *argv[16];
     /* named options */
     const char *mail, *password, *owner, *type, *server, *iccid, *vehicle, *module_pw,
-        *phone, *apn, *apn_user, *apn_pw, *units, *status, *node;
+        *phone, *apn, *apn_user, *apn_pw, *units, *status, *node, *pwhash;
     ovms_store_t *st;
 } cli_t;
 
@@ -101,7 +101,7 @@ static const option_def_t OPTIONS[] = {
     OPT("--type", type), OPT("--server", server), OPT("--iccid", iccid),
     OPT("--vehicle", vehicle), OPT("--module-password", module_pw), OPT("--phone", phone),
     OPT("--apn", apn), OPT("--apn-user", apn_user), OPT("--apn-password", apn_pw),
-    OPT("--units", units), OPT("--status", status), OPT("--node", node),
+    OPT("--units", units), OPT("--status", status), OPT("--node", node), OPT("--password-hash", pwhash),
 };
 
 static int parse_args(cli_t *c, int argc, char **argv)
@@ -239,12 +239,20 @@ static int owner_cmd(cli_t *c)
     }
     if (!name)
         return usage_error("owner %s needs a NAME", sub[0] ? sub : "COMMAND");
+    if (c->password && c->pwhash)
+        return usage_error("give --password or --password-hash, not both");
+    /* a hash carried over from a reference database (Drupal 7 "$S$") or
+     * from another node: stored as given, checked at login */
+    if (c->pwhash && strncmp(c->pwhash, "$S$", 3) && strncmp(c->pwhash, "$pbkdf2-sha256$", 15))
+        return usage_error("--password-hash takes a Drupal 7 ($S$...) or $pbkdf2-sha256$ hash");
+    if (c->pwhash && snprintf(hash, sizeof hash, "%s", c->pwhash) >= (int)sizeof hash)
+        return usage_error("--password-hash is too long");
     if (c->password && ovms_password_hash(c->password, hash, sizeof hash) < 0)
         return fail("cannot hash the password");
     if (!strcmp(sub, "add") || !strcmp(sub, "set")) {
         int add = !strcmp(sub, "add");
         int64_t status = c->status ? atoll(c->status) : (add ? 1 : -1);
-        rc = ovms_store_prep_owner_put(&req, name, c->mail, c->password ? hash : NULL, status,
+        rc = ovms_store_prep_owner_put(&req, name, c->mail, c->password || c->pwhash ? hash : NULL, status,
                                        add ? OVMS_STORE_CREATE : OVMS_STORE_UPDATE);
         if (rc == OVMS_EINVAL)
             return fail("owner names and mail addresses may not hold commas, spaces or line breaks");

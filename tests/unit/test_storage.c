@@ -142,6 +142,21 @@ Test(storage, owners)
     ovms_store_close(st);
 }
 
+/* Drupal 7 hashes of accounts migrated from a reference database: known
+ * answers published with other implementations (2^15 and 2^7 rounds). */
+Test(storage, drupal7_hashes_are_checked)
+{
+    const char *d15 = "$S$DeIZ1KTE.VzRvudZ5.xgOakipuMFrVyPmRdWTjAdYieWj27NMglI";
+    const char *d7 = "$S$5FIcboyzv1ZD/OZDb4w/4HSlnsPlwbr/PWLWrHPWrJp8eXOQQaWJ";
+    cr_assert_eq(ovms_password_check("password1234", d15), 0);
+    cr_assert_eq(ovms_password_check("password1235", d15), OVMS_EDIGEST);
+    cr_assert_eq(ovms_password_check("DifficultPassword123", d7), 0);
+    cr_assert_eq(ovms_password_check("", d7), OVMS_EDIGEST);
+    cr_assert_eq(ovms_password_check("DifficultPassword123", "$S$5FIcboyz"), OVMS_EDIGEST);
+    cr_assert_eq(ovms_password_check("DifficultPassword123",
+                                     "$S$!FIcboyzv1ZD/OZDb4w/4HSlnsPlwbr/PWLWrHPWrJp8eXOQQaWJ"), OVMS_EDIGEST);
+}
+
 Test(storage, vehicles_and_cache)
 {
     ovms_store_req_t req;
