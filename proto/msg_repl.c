@@ -1,7 +1,7 @@
 /*
  * msg_repl.c -- replication records between nodes (PROTOCOL, MP-S section):
- * R (RV vehicles, RO owners, RW watermarks) and r (stored car messages,
- * paranoid tokens, historical records).
+ * R (RV vehicles, RO owners, RK API tokens, RW watermarks) and r (stored
+ * car messages, paranoid tokens, historical records).
  *
  * R records keep the guide's fields first and append origin and seq; in r
  * our fields come first so that the guide's free-text last field stays last.
@@ -84,6 +84,26 @@ static int parse_ro(ovms__tok_t *tok, ovms_repl_t *out)
     return out->ownerid.len ? 0 : OVMS_EFIELDS;
 }
 
+/* RK<hash>,<ownerid>,<prefix>,<application>,<purpose>,<created>,<deleted>,
+ * <changed>,<origin>,<seq>,<permit>: the permit, a list with commas, last. */
+static int parse_rk(ovms__tok_t *tok, ovms_repl_t *out)
+{
+    int rc;
+    if ((rc = ovms__tok_need(tok, &out->tokenhash)) < 0 ||
+        (rc = ovms__tok_need(tok, &out->ownerid)) < 0 ||
+        (rc = ovms__tok_need(tok, &out->prefix)) < 0 ||
+        (rc = ovms__tok_need(tok, &out->application)) < 0 ||
+        (rc = ovms__tok_need(tok, &out->purpose)) < 0 ||
+        (rc = ovms__tok_need(tok, &out->created)) < 0 ||
+        (rc = parse_deleted(tok, &out->deleted)) < 0 ||
+        (rc = parse_change(tok, &out->ch)) < 0)
+        return rc;
+    if (out->tokenhash.len != 64 || !out->ownerid.len || check_changed(out->created) < 0)
+        return OVMS_EINVAL;
+    ovms__tok_rest(tok, &out->permit);
+    return 0;
+}
+
 int ovms_repl_parse(ovms_str_t payload, ovms_repl_t *out)
 {
     ovms__tok_t tok;
@@ -97,6 +117,7 @@ int ovms_repl_parse(ovms_str_t payload, ovms_repl_t *out)
     switch (out->kind) {
     case 'V': rc = parse_rv(&tok, out); break;
     case 'O': rc = parse_ro(&tok, out); break;
+    case 'K': return parse_rk(&tok, out);
     case 'W':
         if ((rc = ovms__tok_need(&tok, &out->serverid)) < 0 ||
             (rc = ovms_serverid_check(out->serverid)) < 0)
@@ -150,6 +171,15 @@ int ovms_repl_format(const ovms_repl_t *in, char *buf, size_t cap)
         put_fields(&b, f, 4);
         ovms__buf_putc(&b, ',');
         ovms__buf_int(&b, in->status);
+    } else if (in->kind == 'K') {
+        const ovms_str_t f[] = { in->tokenhash, in->ownerid, in->prefix, in->application,
+                                 in->purpose, in->created };
+        put_fields(&b, f, 6);
+        ovms__buf_puts(&b, in->deleted ? ",1" : ",0");
+        format_change(&b, &in->ch);
+        ovms__buf_putc(&b, ',');
+        ovms__buf_field(&b, in->permit, OVMS__FIELD_LAST);
+        return ovms__buf_done(&b);
     } else if (in->kind == 'W') {
         ovms__buf_field(&b, in->serverid, 0);
         if (in->watermarks.ptr) {

@@ -644,7 +644,7 @@ typedef struct ovms_pushsub {
 int ovms_pushsub_parse(ovms_str_t payload, ovms_pushsub_t *out);
 int ovms_pushsub_format(const ovms_pushsub_t *in, char *buf, size_t cap);
 
-/* R: replication of owners and vehicles, and the watermark greeting. */
+/* R: replication of owners, vehicles and API tokens, and the watermark greeting. */
 typedef struct ovms_change {
     ovms_str_t changed;        /* "YYYY-MM-DD HH:MM:SS" */
     ovms_str_t origin;
@@ -652,13 +652,17 @@ typedef struct ovms_change {
 } ovms_change_t;
 
 typedef struct ovms_repl {
-    char kind;                 /* 'V', 'O' or 'W' */
+    char kind;                 /* 'V', 'O', 'K' or 'W' */
     /* RV */
     ovms_str_t vehicle, owner, carpass, v_server;
     /* RO */
     ovms_str_t ownerid, name, mail, pwhash;
     int64_t status;
-    /* RV and RO */
+    /* RK (an ovmsd extension, docs/replication.md): an API token by the hex
+     * SHA-256 of its secret; ownerid as in RO; permit is the last field
+     * (a comma-separated list) */
+    ovms_str_t tokenhash, prefix, application, purpose, created, permit;
+    /* RV, RO and RK */
     int deleted;
     ovms_change_t ch;
     /* RW */

@@ -151,6 +151,22 @@ static const char *check_r(const ovms_replmsg_t *m)
     return plain(m->ptoken, 0, 64) ? NULL : "bad paranoid token field";
 }
 
+static const char *check_rk(const ovms_repl_t *r)
+{
+    if (!number(r->ownerid, 1))
+        return "owner id is not a number";
+    for (size_t i = 0; i < r->tokenhash.len; i++)
+        if (!strchr("0123456789abcdef", r->tokenhash.ptr[i]))
+            return "bad token hash";
+    if (!plain(r->prefix, 8, 8) || r->application.len > 32 || r->purpose.len > 80 ||
+        r->permit.len > 255)
+        return "bad token prefix, application, purpose or permit";
+    for (size_t i = 0; i < r->permit.len; i++)
+        if ((unsigned char)r->permit.ptr[i] < 0x20)
+            return "bad token permit";
+    return NULL;
+}
+
 /* Parse and check one record: NULL and its origin and seq, or why it is bad. */
 static const char *check_record(const char *rec, size_t len, ovms_change_t *ch, int *is_rw)
 {
@@ -167,7 +183,7 @@ static const char *check_record(const char *rec, size_t len, ovms_change_t *ch, 
             *is_rw = 1;
             return NULL;
         }
-        if ((why = r.kind == 'V' ? check_rv(&r) : check_ro(&r)))
+        if ((why = r.kind == 'V' ? check_rv(&r) : r.kind == 'K' ? check_rk(&r) : check_ro(&r)))
             return why;
         *ch = r.ch;
         return NULL;

@@ -4,8 +4,9 @@
  *
  * A request goes: rate limit (§4, every path), routing by the first path
  * segment (the rest are arguments), credentials (§3.1: the session cookie,
- * else username and password from the URL query or an Authorization: Basic
- * header), rights, then the handler. Answers carry the reference's reason
+ * else username and password (or API token) from the URL query or an
+ * Authorization: Basic header, or a token alone as Authorization: Bearer),
+ * rights, then the handler. Answers carry the reference's reason
  * phrases, typos included ("Unrecongised"), and Access-Control-Allow-Origin.
  *
  * What a vehicle's connections are is known only to its home worker (the
@@ -141,7 +142,7 @@ static void run_route(api_req_t *a)
     api_done(a);
 }
 
-static void password_checked(void *arg, int ok, const char *owner)
+static void password_checked(void *arg, int ok, const char *owner, const char *permit)
 {
     api_req_t *a = arg;
     if (!ok || a->c->closing) {
@@ -151,8 +152,20 @@ static void password_checked(void *arg, int ok, const char *owner)
         return;
     }
     snprintf(a->who.owner, sizeof a->who.owner, "%s", owner);
-    snprintf(a->who.permit, sizeof a->who.permit, "*");
+    snprintf(a->who.permit, sizeof a->who.permit, "%s", permit);
     run_route(a);
+}
+
+/* Authorization: Bearer <token> (an extension, §3.1): the token alone. */
+static int given_bearer(const http_req_t *r, char token[OVMS_TOKEN_HEX + 1])
+{
+    size_t len;
+    const char *v = http_header(r, "Authorization", &len);
+    if (!v || len != 7 + OVMS_TOKEN_HEX || strncasecmp(v, "Bearer ", 7) != 0)
+        return 0;
+    memcpy(token, v + 7, OVMS_TOKEN_HEX);
+    token[OVMS_TOKEN_HEX] = '\0';
+    return 1;
 }
 
 static void authenticate(api_req_t *a)
@@ -161,6 +174,16 @@ static void authenticate(api_req_t *a)
     char id[37], user[65], pw[129];
     if (http_cookie_session(a->r, id) && http_session_use(srv, a->c->w->cfg, id, &a->who)) {
         run_route(a);
+        return;
+    }
+    if (given_bearer(a->r, pw)) {
+        if (http_token_login(a->c->w, NULL, pw, a->who.owner, a->who.permit)) {
+            run_route(a);
+        } else {
+            api_text(a, 401, "Unauthorized", "Authentication failed\n");
+            api_done(a);
+        }
+        OPENSSL_cleanse(pw, sizeof pw);
         return;
     }
     if (!given_password(a->r, user, sizeof user, pw, sizeof pw)) {
@@ -322,6 +345,9 @@ static void command_endpoint(api_req_t *a)
 static const route_t ROUTES[] = {
     { HTTP_GET, "cookie", "session", cookie_get },
     { HTTP_DELETE, "cookie", "session", cookie_delete },
+    { HTTP_GET, "token", "token.admin", api_token_get },
+    { HTTP_POST, "token", "token.admin", api_token_post },
+    { HTTP_DELETE, "token", "token.admin", api_token_delete },
     { HTTP_GET, "vehicles", NULL, vehicles_get },
     { HTTP_GET, "vehicle", NULL, api_vehicle_get },
     { HTTP_DELETE, "vehicle", NULL, api_vehicle_delete },

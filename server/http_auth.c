@@ -348,6 +348,29 @@ int http_permits(const char *permit, const char *right)
     return 0;
 }
 
+/* ---- API tokens ---------------------------------------------------------------------------------- */
+
+int http_token_login(worker_t *w, const char *user, const char *secret, char owner[65],
+                     char permit[256])
+{
+    ovms_token_t t;
+    if (!ovms_token_valid(secret) || ovms_store_token_find(w->srv->store, secret, &t) < 0 ||
+        (user && strcmp(user, t.owner_name) != 0))
+        return 0;
+    snprintf(owner, 65, "%s", t.owner_name);
+    snprintf(permit, 256, "%s", t.permit);
+    if (t.touch) {                   /* lastused, at most once a minute: nobody waits for it */
+        sreq_t *r = sreq_new(w, NULL, NULL, NULL);
+        if (r && ovms_store_prep_token_used(&r->req, t.hash, wall_now()) == 0) {
+            ovms_store_req_lazy(&r->req, 1000);
+            sreq_submit(r);
+        } else if (r) {
+            sreq_free(r);
+        }
+    }
+    return 1;
+}
+
 /* ---- checking a password ----------------------------------------------------------------------------- */
 
 static void credential_digest(const char *user, const char *password, uint8_t out[32])
@@ -420,7 +443,7 @@ static void check_done(uv_work_t *req, int status)
     int ok = status == 0 && k->ok;
     if (ok)
         verified_remember(k->srv, k->digest, k->owner.name);
-    k->done(k->arg, ok, ok ? k->owner.name : NULL);
+    k->done(k->arg, ok, ok ? k->owner.name : NULL, ok ? "*" : NULL);
     OPENSSL_cleanse(k->password, sizeof k->password);
     free(k);
 }
@@ -430,19 +453,23 @@ void http_check_password(worker_t *w, const char *user, const char *password, ht
 {
     server_t *srv = w->srv;
     check_t *k;
-    char owner[65];
+    char owner[65], permit[256];
     if (strlen(user) >= sizeof k->owner.name || strlen(password) >= sizeof k->password || !password[0]) {
-        done(arg, 0, NULL);                         /* never matches (§14 S10: no empty passwords) */
+        done(arg, 0, NULL, NULL);                   /* never matches (§14 S10: no empty passwords) */
+        return;
+    }
+    if (http_token_login(w, user, password, owner, permit)) {
+        done(arg, 1, owner, permit);
         return;
     }
     uint8_t digest[32];
     credential_digest(user, password, digest);
     if (verified_lookup(srv, digest, owner)) {
-        done(arg, 1, owner);
+        done(arg, 1, owner, "*");
         return;
     }
     if (!(k = calloc(1, sizeof *k))) {
-        done(arg, 0, NULL);
+        done(arg, 0, NULL, NULL);
         return;
     }
     k->srv = srv;
@@ -456,6 +483,6 @@ void http_check_password(worker_t *w, const char *user, const char *password, ht
     }
     if (uv_queue_work(&w->loop, &k->work, check_run, check_done) < 0) {
         free(k);
-        done(arg, 0, NULL);
+        done(arg, 0, NULL, NULL);
     }
 }

@@ -26,10 +26,18 @@ void http_session_delete(server_t *srv, const char *id);
 /* A permission string grants right ("*" grants all; §3.3). */
 int http_permits(const char *permit, const char *right);
 
-/* done(arg, ok, owner) runs once, on w's loop: at once when the pair was
- * verified a moment ago, else after PBKDF2 on the thread pool. */
-typedef void (*http_checked_cb)(void *arg, int ok, const char *owner);
+/* done(arg, ok, owner, permit) runs once, on w's loop: at once for an API
+ * token of the user or a pair verified a moment ago, else after the
+ * password hash on the thread pool. permit: "*" for a password, the
+ * token's permit for a token. */
+typedef void (*http_checked_cb)(void *arg, int ok, const char *owner, const char *permit);
 void http_check_password(worker_t *w, const char *user, const char *password, http_checked_cb done,
                          void *arg);
+
+/* 1 when secret is an API token of user (of any owner when user is NULL):
+ * owner and permit filled, its lastused noted. No hashing work: a table
+ * lookup (HTTP, v2 scheme 1 and /mqapi alike, §3.2). */
+int http_token_login(worker_t *w, const char *user, const char *secret, char owner[65],
+                     char permit[256]);
 
 #endif

@@ -102,6 +102,8 @@ void http_api_handle(http_conn_t *c, http_req_t *r);
 /* http_parse.c: the first value of name in a query or form string,
  * URL-decoded (§2.1); 1 when there. */
 int http_form_get(const char *q, size_t qlen, const char *name, char *out, size_t cap);
+/* The same from a form body (application/x-www-form-urlencoded; §2.1). */
+int http_form_body(const http_req_t *r, const char *name, char *out, size_t cap);
 /* URL-decode src[0..len) into out ('+' is a space); -1 when it does not fit. */
 int http_url_decode(const char *src, size_t len, char *out, size_t cap);
 /* The session id of the Cookie header (§3.1); 1 when there. */
@@ -133,6 +135,11 @@ void api_json(api_req_t *a, int status, const char *reason, json_t *j, const cha
 void api_json_flags(api_req_t *a, int status, const char *reason, json_t *j, const char *headers, size_t flags);
 /* The request is answered: its reference on the connection goes. */
 void api_done(api_req_t *a);
+
+/* http_token.c: /api/token (§6.3-§6.5) */
+void api_token_get(api_req_t *a);
+void api_token_post(api_req_t *a);
+void api_token_delete(api_req_t *a);
 
 void api_vehicle_get(api_req_t *a);
 void api_vehicle_delete(api_req_t *a);

@@ -5,8 +5,8 @@
  *
  * Parameters come from a form body (application/x-www-form-urlencoded).
  * The answers are the reference's, empty bodies included. A password is the
- * owner's (which grants every right, so also v3 and mqtt); API tokens are
- * not stored by this node yet.
+ * owner's (which grants every right, so also v3 and mqtt); an API token
+ * passes when its permit holds v3 or mqtt.
  */
 #include "http_auth.h"
 
@@ -21,21 +21,11 @@ static void answer(http_conn_t *c, int status, const char *reason, const char *b
     http_respond(c, status, reason, "text/plain", CORS, body, strlen(body));
 }
 
-/* The form's value of name (§2.1: a POST's parameters are its form body). */
-static int form_param(const http_req_t *r, const char *name, char *out, size_t cap)
-{
-    size_t len;
-    const char *type = http_header(r, "Content-Type", &len);
-    if (!type || len < 33 || strncasecmp(type, "application/x-www-form-urlencoded", 33) != 0 || !r->body)
-        return 0;
-    return http_form_get(r->body, r->body_len, name, out, cap);
-}
-
-static void auth_checked(void *arg, int ok, const char *owner)
+static void auth_checked(void *arg, int ok, const char *owner, const char *permit)
 {
     http_conn_t *c = arg;
     (void)owner;
-    if (ok)
+    if (ok && (http_permits(permit, "v3") || http_permits(permit, "mqtt")))
         answer(c, 200, "Authentication OK", "");
     else
         answer(c, 403, "Authentication FAILED", "");
@@ -45,7 +35,7 @@ static void auth_checked(void *arg, int ok, const char *owner)
 static void auth(http_conn_t *c, const http_req_t *r)
 {
     char user[65], pw[129];
-    if (!form_param(r, "username", user, sizeof user) || !form_param(r, "password", pw, sizeof pw)) {
+    if (!http_form_body(r, "username", user, sizeof user) || !http_form_body(r, "password", pw, sizeof pw)) {
         answer(c, 403, "Authentication FAILED", "");
         return;
     }
@@ -57,7 +47,7 @@ static void superuser(http_conn_t *c, const http_req_t *r)
 {
     const char *su = c->w->cfg->mqtt_superuser;
     char user[65];
-    if (!form_param(r, "username", user, sizeof user) || !user[0])
+    if (!http_form_body(r, "username", user, sizeof user) || !user[0])
         answer(c, 404, "Username required", "Username required\n");
     else if (!su[0] || strcmp(su, user) != 0)
         answer(c, 403, "Not a superuser", "");
@@ -69,8 +59,8 @@ static void acl(http_conn_t *c, const http_req_t *r)
 {
     const char *su = c->w->cfg->mqtt_superuser;
     char user[65], topic[512], prefix[80];
-    int have_user = form_param(r, "username", user, sizeof user);
-    int have_topic = form_param(r, "topic", topic, sizeof topic);
+    int have_user = http_form_body(r, "username", user, sizeof user);
+    int have_topic = http_form_body(r, "topic", topic, sizeof topic);
     if (have_user && su[0] && !strcmp(su, user)) {
         answer(c, 200, "Superuser acl is permitted", "");
         return;

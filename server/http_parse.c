@@ -353,3 +353,12 @@ int http_cookie_session(const http_req_t *r, char id[37])
     return 0;
 }
 
+
+int http_form_body(const http_req_t *r, const char *name, char *out, size_t cap)
+{
+    size_t len;
+    const char *type = http_header(r, "Content-Type", &len);
+    if (!type || len < 33 || strncasecmp(type, "application/x-www-form-urlencoded", 33) != 0 || !r->body)
+        return 0;
+    return http_form_get(r->body, r->body_len, name, out, cap);
+}

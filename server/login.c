@@ -12,8 +12,9 @@
  * login_arrive on the home worker; the scheme 1 password check runs on the
  * libuv thread pool.
  */
-#include "server_int.h"
+#include "http_auth.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,35 +388,54 @@ static int pick_vehicle(const char *want, const char *ids, char *out, size_t cap
     return -1;
 }
 
-static void pw_checked(uv_work_t *req, int status)
+/* The owner is who it said (ok): the welcome and the move to the vehicle. */
+static void scheme1_finish(conn_t *c, int ok, const ovms_owner_t *owner, const char *want)
 {
-    pw_work_t *pw = container_of(req, pw_work_t, work);
-    conn_t *c = pw->conn;
     server_t *srv = c->w->srv;
     char ids[4096], vehicle[33], line[4300];
     ovms_vehicle_t v;
 
-    c->flags &= (uint16_t)~CF_BUSY;
-    if (c->state != CS_CLOSING) {
-        if (status < 0 || !pw->ok || pw->unknown) {
-            refuse(c, NULL, "scheme 1 login: unknown owner or wrong password");
-        } else if (ovms_store_owner_vehicles(srv->store, pw->owner.id, ids, sizeof ids) < 0 ||
-                   pick_vehicle(pw->vehicle, ids, vehicle, sizeof vehicle) < 0 ||
-                   ovms_store_vehicle_get(srv->store, vehicle, &v) < 0 || !in_scope(srv, &v)) {
-            conn_close(c, "scheme 1 login: no such vehicle for this owner");
-        } else {
-            int n = snprintf(line, sizeof line, "MP-S 1 %s %s %s\r\n", pw->owner.name, vehicle, ids);
-            conn_send_raw(c, line, (size_t)n);
-            c->welcome_tx = (uint16_t)n;
-            ovms_session_init_plain(&c->session);
-            c->scheme = 1;
-            begin_move(c, &v);
-            if (c->state == CS_MOVING)
-                login_hand_over(c);
-        }
+    if (!ok) {
+        refuse(c, NULL, "scheme 1 login: unknown owner or wrong password");
+    } else if (ovms_store_owner_vehicles(srv->store, owner->id, ids, sizeof ids) < 0 ||
+               pick_vehicle(want, ids, vehicle, sizeof vehicle) < 0 ||
+               ovms_store_vehicle_get(srv->store, vehicle, &v) < 0 || !in_scope(srv, &v)) {
+        conn_close(c, "scheme 1 login: no such vehicle for this owner");
+    } else {
+        int n = snprintf(line, sizeof line, "MP-S 1 %s %s %s\r\n", owner->name, vehicle, ids);
+        conn_send_raw(c, line, (size_t)n);
+        c->welcome_tx = (uint16_t)n;
+        ovms_session_init_plain(&c->session);
+        c->scheme = 1;
+        begin_move(c, &v);
+        if (c->state == CS_MOVING)
+            login_hand_over(c);
     }
+}
+
+static void pw_checked(uv_work_t *req, int status)
+{
+    pw_work_t *pw = container_of(req, pw_work_t, work);
+    conn_t *c = pw->conn;
+
+    c->flags &= (uint16_t)~CF_BUSY;
+    if (c->state != CS_CLOSING)
+        scheme1_finish(c, status == 0 && pw->ok && !pw->unknown, &pw->owner, pw->vehicle);
     conn_unref(c);
     free(pw);
+}
+
+/* An API token as the password (§3.2 of HTTP-API.md): 1 when it is one of
+ * the owner's; it logs in only with the right v2. */
+static int scheme1_token(conn_t *c, const char *user, const char *secret, const char *want)
+{
+    char owner[65], permit[256];
+    ovms_owner_t o;
+    if (!http_token_login(c->w, user, secret, owner, permit) ||
+        ovms_store_owner_get(c->w->srv->store, owner, &o) < 0)
+        return 0;
+    scheme1_finish(c, http_permits(permit, "v2"), &o, want);
+    return 1;
 }
 
 static void scheme1(conn_t *c, const ovms_welcome_t *wl)
@@ -450,6 +470,11 @@ static void scheme1(conn_t *c, const ovms_welcome_t *wl)
     }
     pw->conn = c;
     c->role = wl->role;
+    if (scheme1_token(c, user, pw->password, pw->vehicle)) {
+        OPENSSL_cleanse(pw->password, sizeof pw->password);
+        free(pw);
+        return;
+    }
     c->flags |= CF_BUSY;
     conn_ref(c);
     if (uv_queue_work(&c->w->loop, &pw->work, pw_check, pw_checked) < 0) {

@@ -326,6 +326,55 @@ static int apply_ro(apply_ctx_t *a, const ovms_repl_t *r)
     return rc;
 }
 
+/* An API token by its hash, last-writer-wins like an owner. */
+static int apply_rk(apply_ctx_t *a, const ovms_repl_t *r)
+{
+    ovms_store_t *st = a->st;
+    char origin[33], hash[65];
+    int64_t owner, changed = unix_of(r->ch.changed);
+    int rc;
+
+    ovms_int_parse(r->ownerid, &owner);
+    ovms_str_copy(r->ch.origin, origin, sizeof origin);
+    ovms_str_copy(r->tokenhash, hash, sizeof hash);
+    sqlite3_stmt *s = store_stmt(&st->w, "SELECT changed, origin, seq FROM apitokens WHERE hash = ?1");
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_text(s, 1, hash, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(s);
+    int older = rc == SQLITE_ROW &&
+        version_cmp(changed, origin, (int64_t)r->ch.seq,
+                    unix_of(ovms_str_c((const char *)sqlite3_column_text(s, 0))),
+                    (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2)) <= 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_sql_error(st->w.db, rc);
+    if (older)
+        return 0;
+    s = store_stmt(&st->w,
+        "INSERT INTO apitokens(hash, owner, prefix, application, purpose, permit, created, lastused, "
+        "deleted, changed, origin, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11) "
+        "ON CONFLICT(hash) DO UPDATE SET owner = excluded.owner, prefix = excluded.prefix, "
+        "application = excluded.application, purpose = excluded.purpose, permit = excluded.permit, "
+        "created = excluded.created, deleted = excluded.deleted, changed = excluded.changed, "
+        "origin = excluded.origin, seq = excluded.seq");
+    if (!s)
+        return OVMS_EIO;
+    sqlite3_bind_text(s, 1, hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, owner);
+    store_bind_text(s, 3, r->prefix.ptr, r->prefix.len);
+    store_bind_text(s, 4, r->application.ptr, r->application.len);
+    store_bind_text(s, 5, r->purpose.ptr, r->purpose.len);
+    store_bind_text(s, 6, r->permit.ptr, r->permit.len);
+    store_bind_text(s, 7, r->created.ptr, r->created.len);
+    sqlite3_bind_int(s, 8, r->deleted);
+    store_bind_text(s, 9, r->ch.changed.ptr, r->ch.changed.len);
+    sqlite3_bind_text(s, 10, origin, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 11, (int64_t)r->ch.seq);
+    st->dirty.tokens = 1;
+    return store_step_done(&st->w, s);
+}
+
 /* ---- car data --------------------------------------------------------------------------------- */
 
 /* 1 when data for this vehicle is to be kept: not for a removed one; a
@@ -479,7 +528,7 @@ static int apply_one(apply_ctx_t *a, const char *line, size_t len)
     if (!own && st->marks.n == STORE_MAX_ORIGINS && !store_mark_get(&st->marks, origin))
         return OVMS_ERANGE;         /* more origins than a cluster has */
     if (line[0] == 'R')
-        rc = r.kind == 'V' ? apply_rv(a, &r) : apply_ro(a, &r);
+        rc = r.kind == 'V' ? apply_rv(a, &r) : r.kind == 'K' ? apply_rk(a, &r) : apply_ro(a, &r);
     else
         rc = apply_r(a, &m, origin);
     if (rc < 0)

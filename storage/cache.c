@@ -37,6 +37,7 @@ void store_cache_free(store_cache_t *c)
 {
     free(c->vehicles);
     free(c->owners);
+    free(c->tokens);
     pthread_rwlock_destroy(&c->lock);
 }
 
@@ -232,7 +233,8 @@ int store_cache_reload(ovms_store_t *st, store_conn_t *conn)
     for (size_t i = 0; i < nchanged; i++)
         tell_changed(st, changed[i]);
     free(changed);
-    return store_cache_reload_owners(c, conn);
+    int rc2 = store_cache_reload_owners(c, conn);
+    return rc2 < 0 ? rc2 : store_cache_reload_tokens(c, conn);
 }
 
 int store_cache_refresh_vehicle(ovms_store_t *st, store_conn_t *conn, const char *id)

@@ -28,6 +28,8 @@ static const struct {
                   "FROM vehicles ORDER BY vehicleid" },
     { "messages", "SELECT vehicleid, code, payload, received, paranoid, ptoken, origin, seq "
                   "FROM messages ORDER BY vehicleid, code" },
+    { "apitokens", "SELECT hash, owner, prefix, application, purpose, permit, created, deleted, "
+                   "changed, origin, seq FROM apitokens ORDER BY hash" },
     { "history", "SELECT vehicleid, type, recno, ts, korigin, expires, data, origin, seq "
                  "FROM history WHERE expires >= ?1 ORDER BY vehicleid, type, ts, recno, korigin" },
 };

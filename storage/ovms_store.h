@@ -135,7 +135,26 @@ int ovms_store_wm_raise(ovms_store_wm_t *v, int *n, int cap, const char *origin,
 /* This node's own counter as committed (what it has made up to). */
 int64_t ovms_store_own_seq(ovms_store_t *st);
 
-/* Owner login hashes: "$pbkdf2-sha256$<iter>$<salt b64>$<hash b64>". */
+/* API tokens (HTTP-API.md §3.6, tokens.c): 64 lower-case hex characters,
+ * kept only as their SHA-256. */
+#define OVMS_TOKEN_HEX 64
+#define OVMS_TOKENS_PER_OWNER 64
+typedef struct ovms_token {
+    int64_t owner;
+    char owner_name[65];
+    char permit[256];
+    char hash[65];              /* hex SHA-256: what ovms_store_prep_token_used takes */
+    int touch;                  /* 1: lastused is due an update (once a minute) */
+} ovms_token_t;
+/* 1 when token has the form of one. */
+int ovms_token_valid(const char *token);
+int ovms_token_hash(const char *token, char hex[65]);
+/* What a token grants, from memory: 0, or OVMS_ENOTFOUND (unknown, removed,
+ * or its owner is gone or not active). Any thread. */
+int ovms_store_token_find(ovms_store_t *st, const char *token, ovms_token_t *out);
+
+/* Owner login hashes: "$pbkdf2-sha256$<iter>$<salt b64>$<hash b64>" (made
+ * here), or Drupal 7 "$S$..." (migrated from a reference database). */
 int ovms_password_hash(const char *password, char *out, size_t cap);
 int ovms_password_check(const char *password, const char *hash);
 
@@ -295,6 +314,20 @@ int ovms_store_prep_hist_records(ovms_store_req_t *req, const char *vehicle, con
 /* C30: rows: date, car_rx, car_tx, app_rx, app_tx (all origins summed),
  * newest first, at most 90. */
 int ovms_store_prep_util_list(ovms_store_req_t *req, const char *vehicle);
+/* API tokens (tokens.c). put: a new token of the named owner (application
+ * and purpose without commas or line breaks, at most 32 and 80 bytes;
+ * permit at most 255, no line breaks); OVMS_ENOTFOUND without that owner,
+ * OVMS_EQUOTA when it has OVMS_TOKENS_PER_OWNER already; value: owner id.
+ * remove: by the whole token or its first 8 characters (OVMS_EEXIST when
+ * those name two); value: tokens removed (0 is not an error). used: this
+ * node's lastused of the token (by hash), not replicated. */
+int ovms_store_prep_token_put(ovms_store_req_t *req, const char *owner, const char *token,
+                              const char *application, const char *purpose, const char *permit);
+int ovms_store_prep_token_remove(ovms_store_req_t *req, const char *owner, const char *token);
+int ovms_store_prep_token_used(ovms_store_req_t *req, const char *hash, int64_t when);
+/* rows: prefix (8 characters), application, purpose, permit, created,
+ * lastused; ordered by created, then prefix */
+int ovms_store_prep_token_list(ovms_store_req_t *req, const char *owner);
 /* rows: id, name, mail, status, vehicles (space separated), changed, origin, seq */
 int ovms_store_prep_owner_list(ovms_store_req_t *req);
 /* rows: vehicle, owner id, owner name, type, v_server, last update, changed, origin, seq */

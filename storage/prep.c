@@ -311,3 +311,40 @@ int ovms_store_prep_own_caught_up(ovms_store_req_t *req)
     req->i[0] = 1;
     return rc;
 }
+
+/* ---- API tokens ---------------------------------------------------------------------------- */
+
+int ovms_store_prep_token_put(ovms_store_req_t *req, const char *owner, const char *token,
+                              const char *application, const char *purpose, const char *permit)
+{
+    if (!owner || !*owner || !token || !ovms_token_valid(token) || !application ||
+        plain_field(application, 32) || !purpose || plain_field(purpose, 80) || !permit ||
+        strlen(permit) > 255 || strpbrk(permit, "\r\n"))
+        return OVMS_EINVAL;
+    const char *v[] = { owner, token, application, purpose, permit };
+    return set_args(req, OP_TOKEN_PUT, 5, v, NULL);
+}
+
+int ovms_store_prep_token_remove(ovms_store_req_t *req, const char *owner, const char *token)
+{
+    if (!owner || !*owner || !token)
+        return OVMS_EINVAL;
+    const char *v[] = { owner, token };
+    return set_args(req, OP_TOKEN_REMOVE, 2, v, NULL);
+}
+
+int ovms_store_prep_token_used(ovms_store_req_t *req, const char *hash, int64_t when)
+{
+    if (!hash || strlen(hash) != 64)
+        return OVMS_EINVAL;
+    int rc = set_args(req, OP_TOKEN_USED, 1, &hash, NULL);
+    req->i[0] = when;
+    return rc;
+}
+
+int ovms_store_prep_token_list(ovms_store_req_t *req, const char *owner)
+{
+    if (!owner)
+        return OVMS_EINVAL;
+    return set_args(req, OP_TOKEN_LIST, 1, &owner, NULL);
+}

@@ -333,6 +333,23 @@ static int fmt_vehicle(sqlite3_stmt *s, char *buf, size_t cap)
     return ovms_repl_format(&r, buf, cap);
 }
 
+static int fmt_token(sqlite3_stmt *s, char *buf, size_t cap)
+{
+    ovms_repl_t r = { .kind = 'K' };
+    char owner[24];
+    int_cell(owner, sizeof owner, sqlite3_column_int64(s, 1));
+    r.tokenhash = col(s, 0);
+    r.ownerid = ovms_str_c(owner);
+    r.prefix = col(s, 2);
+    r.application = col(s, 3);
+    r.purpose = col(s, 4);
+    r.created = col(s, 5);
+    r.deleted = sqlite3_column_int(s, 6);
+    r.ch = change_of(s, 7, NULL);
+    r.permit = col(s, 10);
+    return ovms_repl_format(&r, buf, cap);
+}
+
 static int fmt_ptoken(sqlite3_stmt *s, char *buf, size_t cap)
 {
     ovms_replmsg_t m = { .code = 'E' };
@@ -401,7 +418,7 @@ static int by_seq(const void *a, const void *b)
 }
 
 /* One origin's records with seq > after, at most limit, sorted by seq (the
- * five queries each stop at limit, so their merge holds the first limit). */
+ * six queries each stop at limit, so their merge holds the first limit). */
 static int origin_changes(store_conn_t *c, const char *origin, int64_t after, int64_t limit,
                           changes_t *cs)
 {
@@ -413,6 +430,9 @@ static int origin_changes(store_conn_t *c, const char *origin, int64_t after, in
           "FROM owners WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3", fmt_owner },
         { "SELECT vehicleid, owner, carpass, v_server, deleted, changed, origin, seq, created, seq "
           "FROM vehicles WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3", fmt_vehicle },
+        { "SELECT hash, owner, prefix, application, purpose, created, deleted, changed, origin, "
+          "seq, permit, seq FROM apitokens WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+          fmt_token },
         { "SELECT vehicleid, ptoken, ptoken_changed, ptoken_origin, ptoken_seq FROM vehicles "
           "WHERE ptoken_origin = ?1 AND ptoken_seq > ?2 AND ptoken <> '' "
           "ORDER BY ptoken_seq LIMIT ?3", fmt_ptoken },
@@ -535,6 +555,7 @@ static int dispatch(store_conn_t *c, ovms_store_req_t *req)
     case OP_CHANGES: return op_changes(c, req);
     case OP_CHANGES_AFTER: return op_changes_after(c, req);
     case OP_DIGEST: return store_digest(c, req);
+    case OP_TOKEN_LIST: return store_op_token_list(c, req);
     default: return OVMS_EINVAL;
     }
 }

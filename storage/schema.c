@@ -73,6 +73,16 @@ static const char *const migrations[] = {
     "  ON CONFLICT(vehicleid) DO UPDATE SET n = n + 1; END;"
     "CREATE TRIGGER history_uncounted AFTER DELETE ON history BEGIN "
     "  UPDATE history_count SET n = n - 1 WHERE vehicleid = old.vehicleid; END;",
+    /* 2 -> 3: API tokens (HTTP-API.md §3.6), by the SHA-256 of the secret;
+     * lastused is local (not replicated) */
+    "CREATE TABLE apitokens ("
+    "  hash TEXT PRIMARY KEY, owner INTEGER NOT NULL, prefix TEXT NOT NULL,"
+    "  application TEXT NOT NULL, purpose TEXT NOT NULL, permit TEXT NOT NULL,"
+    "  created TEXT NOT NULL, lastused TEXT NOT NULL DEFAULT '',"
+    "  deleted INTEGER NOT NULL DEFAULT 0,"
+    "  changed TEXT NOT NULL, origin TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX apitokens_owner ON apitokens(owner);"
+    "CREATE INDEX apitokens_change ON apitokens(origin, seq);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

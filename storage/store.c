@@ -202,6 +202,8 @@ static void refresh_cache(ovms_store_t *st)
             store_cache_refresh_vehicle(st, &st->w, d->vehicles[i]);
         if (d->owners)
             store_cache_reload_owners(&st->cache, &st->w);
+        if (d->tokens)
+            store_cache_reload_tokens(&st->cache, &st->w);
     }
     memset(d, 0, sizeof *d);
 }

@@ -15,12 +15,12 @@ enum store_op {
     /* writes: run by the writer thread inside a group commit */
     OP_OWNER_PUT = 1, OP_OWNER_REMOVE, OP_VEHICLE_PUT, OP_VEHICLE_REMOVE, OP_MSG_PUT,
     OP_PTOKEN_SET, OP_HIST_PUT, OP_UTIL_ADD, OP_PUSHSUB_PUT, OP_PROV_PUT, OP_PROV_REMOVE,
-    OP_EXPIRE, OP_APPLY,
+    OP_EXPIRE, OP_TOKEN_PUT, OP_TOKEN_REMOVE, OP_TOKEN_USED, OP_APPLY,
     OP_LAST_WRITE = OP_APPLY,
     /* reads: run by the reader thread */
     OP_MSG_LIST, OP_HIST_SUMMARY, OP_HIST_RECORDS, OP_UTIL_LIST, OP_OWNER_LIST,
     OP_VEHICLE_LIST, OP_PROV_LIST, OP_PROV_GET, OP_PUSHSUB_LIST, OP_HIST_LIST, OP_CHANGES,
-    OP_CHANGES_AFTER, OP_DIGEST,
+    OP_CHANGES_AFTER, OP_DIGEST, OP_TOKEN_LIST,
 };
 
 #define STORE_IS_WRITE(op) ((op) <= OP_LAST_WRITE)
@@ -47,13 +47,16 @@ typedef struct store_conn {
     } slot[STORE_STMT_SLOTS];
 } store_conn_t;
 
-/* The in-memory vehicle and owner tables (cache.c). */
+/* The in-memory vehicle, owner and token tables (cache.c, tokens.c). */
+typedef struct store_token store_token_t;
 typedef struct store_cache {
     pthread_rwlock_t lock;
     ovms_vehicle_t *vehicles;       /* open addressing, key: id */
     size_t vcap, vcount;
     ovms_owner_t *owners;           /* sorted by id */
     size_t ocount;
+    store_token_t *tokens;          /* sorted by hash */
+    size_t tcount;
 } store_cache_t;
 
 /* A vehicle or owner whose cache entry must be refreshed after commit. */
@@ -68,6 +71,7 @@ typedef struct store_dirty {
     char vehicles[64][33];
     int nvehicles;
     int owners;                     /* any owner changed: reload owners */
+    int tokens;                     /* any API token changed: reload tokens */
     int replicated;                 /* a replicated row changed: tell cfg.committed */
     int all;                        /* too much changed: reload everything */
 } store_dirty_t;
@@ -112,6 +116,13 @@ int store_cache_reload(ovms_store_t *st, store_conn_t *conn);
 int store_cache_refresh_vehicle(ovms_store_t *st, store_conn_t *conn, const char *id);
 int store_cache_reload_owners(store_cache_t *c, store_conn_t *conn);
 
+/* tokens.c */
+int store_cache_reload_tokens(store_cache_t *c, store_conn_t *conn);
+int store_op_token_put(ovms_store_t *st, ovms_store_req_t *req);
+int store_op_token_remove(ovms_store_t *st, ovms_store_req_t *req);
+int store_op_token_used(ovms_store_t *st, ovms_store_req_t *req);
+int store_op_token_list(store_conn_t *c, ovms_store_req_t *req);
+
 /* write.c: one write request inside the writer's transaction */
 int store_exec_write(ovms_store_t *st, ovms_store_req_t *req);
 int store_expire_batch(ovms_store_t *st, int64_t now, int limit);
@@ -142,6 +153,8 @@ typedef struct store_version {
     char origin[33];
 } store_version_t;
 int64_t store_owner_id(const char *name);
+/* The next seq of this node's own counter (a local change, in a write). */
+int64_t store_next_seq(ovms_store_t *st);
 int store_purge_vehicle_data(ovms_store_t *st, const char *id, int64_t *rows);
 int store_purge_older_data(ovms_store_t *st, const char *id, int64_t created);
 /* Data timestamped more than this before its vehicle's creation belongs to

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int64_t next_seq(ovms_store_t *st)
+int64_t store_next_seq(ovms_store_t *st)
 {
     return ++st->own_seq;
 }
@@ -73,7 +73,7 @@ static void bind_change(ovms_store_t *st, sqlite3_stmt *s, int at, int64_t when)
     char ts[20];
     sqlite3_bind_text(s, at, store_ts(when, ts), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, at + 1, st->node_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, at + 2, next_seq(st));
+    sqlite3_bind_int64(s, at + 2, store_next_seq(st));
 }
 
 #define OWNER_VERSION "SELECT changed, origin FROM owners WHERE id = ?1"
@@ -463,7 +463,7 @@ static int op_msg_put(ovms_store_t *st, ovms_store_req_t *req)
     sqlite3_bind_int(s, 5, req->i[0] ? 1 : 0);
     store_bind_text(s, 6, ARG(3), ARGN(3));
     sqlite3_bind_text(s, 7, st->node_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 8, next_seq(st));
+    sqlite3_bind_int64(s, 8, store_next_seq(st));
     int rc = store_step_done(&st->w, s);
     /* the reference's log history: the message as a record of its code;
      * left out (not an error) when the vehicle's history is full */
@@ -559,7 +559,7 @@ static int history_insert(ovms_store_t *st, ovms_store_req_t *req, const char *t
     sqlite3_bind_int64(s, 5, expires);
     store_bind_text(s, 6, data, dlen);
     sqlite3_bind_text(s, 7, st->node_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 8, next_seq(st));
+    sqlite3_bind_int64(s, 8, store_next_seq(st));
     return store_step_done(&st->w, s);
 }
 
@@ -595,7 +595,7 @@ static int op_util_add(ovms_store_t *st, ovms_store_req_t *req)
         sqlite3_bind_text(s, 4, st->node_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 5, day + UTIL_KEEP_SECS);
         sqlite3_bind_text(s, 6, count, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 7, next_seq(st));
+        sqlite3_bind_int64(s, 7, store_next_seq(st));
         if ((rc = store_step_done(&st->w, s)) < 0)
             return rc;
     }
@@ -697,6 +697,9 @@ int store_exec_write(ovms_store_t *st, ovms_store_req_t *req)
     case OP_PUSHSUB_PUT: return op_pushsub_put(st, req);
     case OP_PROV_PUT: return op_prov_put(st, req);
     case OP_PROV_REMOVE: return op_prov_remove(st, req);
+    case OP_TOKEN_PUT: return store_op_token_put(st, req);
+    case OP_TOKEN_REMOVE: return store_op_token_remove(st, req);
+    case OP_TOKEN_USED: return store_op_token_used(st, req);
     case OP_APPLY: return store_apply(st, req);
     default: return OVMS_EINVAL;
     }

@@ -313,6 +313,115 @@ def rate_limit():
         node.stop()
 
 
+# ---- API tokens (§3.6, §6.3-§6.5) ---------------------------------------------------------------
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def make_token(node, body, auth=None):
+    r, data = node.request("POST", "/api/token?" + (auth or creds()), body=body, headers=FORM)
+    return r, data
+
+
+@test
+def api_tokens(node):
+    r, data = make_token(node, "application=myapp&purpose=testing&permit=auth,session")
+    check(r.status == 201 and r.reason == "Created", "token made: %d %s" % (r.status, data))
+    t = json_body(r, data)
+    check(sorted(t) == ["application", "owner", "permit", "purpose", "token"], "keys: %s" % t)
+    check(t["owner"] == OWNER and t["permit"] == "auth,session" and t["application"] == "myapp", "fields: %s" % t)
+    tok = t["token"]
+    check(re.fullmatch(r"[0-9a-f]{64}", tok), "64 lower-case hex: %s" % tok)
+    # the token is a password: URL, Basic, Bearer; read endpoints yes, sessions no (right 'session' given here)
+    r, data = node.request("GET", "/api/vehicles?username=%s&password=%s" % (OWNER, tok))
+    check(r.status == 200 and json.loads(data)[0]["id"] == CAR, "token as the password: %d" % r.status)
+    r, data = node.request("GET", "/api/vehicles", headers={"Authorization": "Bearer " + tok})
+    check(r.status == 200 and json.loads(data)[0]["id"] == CAR, "Bearer token: %d" % r.status)
+    r, data = node.request("GET", "/api/vehicles?username=%s&password=%s" % (OTHER, tok))
+    check(r.status == 401, "another owner's name with the token: 401")
+    r, data = node.request("GET", "/api/cookie?username=%s&password=%s" % (OWNER, tok))
+    check(r.status == 200, "permit 'session' opens a session: %d" % r.status)
+    # defaults, and a default 'auth' token's limits
+    r, data = make_token(node, "")
+    d = json_body(r, data)
+    check(r.status == 201 and d["application"] == "notspecified" and d["purpose"] == "notspecified"
+          and d["permit"] == "auth", "defaults: %s" % d)
+    auth_tok = d["token"]
+    r, data = node.request("POST", "/api/token?" + creds() + "&application=url&permit=*", body="", headers=FORM)
+    check(json_body(r, data)["application"] == "notspecified", "URL parameters are not read (as the reference)")
+    with_auth = "username=%s&password=%s" % (OWNER, auth_tok)
+    r, data = node.request("GET", "/api/cookie?" + with_auth)
+    check(r.status == 403 and data == b"Insufficient rights\n", "an 'auth' token opens no session: %d" % r.status)
+    r, data = node.request("GET", "/api/token?" + with_auth)
+    check(r.status == 403, "nor manages tokens: %d" % r.status)
+    r, data = node.request("PUT", "/api/charge/%s?%s" % (CAR, with_auth))
+    check(r.status == 403, "nor sends car commands: %d" % r.status)
+    r, data = node.request("GET", "/api/status/%s?%s" % (CAR, with_auth))
+    check(r.status == 200, "but reads the vehicle: %d" % r.status)
+    # a token.admin token cannot mint wider rights (S5)
+    r, data = make_token(node, "permit=token.admin,auth")
+    admin_tok = json_body(r, data)["token"]
+    r, data = make_token(node, "permit=*", auth="username=%s&password=%s" % (OWNER, admin_tok))
+    check(r.status == 403, "a token.admin token cannot mint '*': %d" % r.status)
+    r, data = make_token(node, "permit=auth", auth="username=%s&password=%s" % (OWNER, admin_tok))
+    check(r.status == 201, "but can mint within its rights: %d" % r.status)
+    # bad values
+    r, data = make_token(node, "application=" + "a" * 33)
+    check(r.status == 400 and data == b"Invalid parameter: application\n", "too long: %d %r" % (r.status, data))
+    r, data = make_token(node, "purpose=a%2Cb")
+    check(r.status == 400, "a comma in purpose: %d" % r.status)
+    # the listing: masked, sorted keys, all strings
+    r, data = node.request("GET", "/api/token?" + creds())
+    lst = json_body(r, data)
+    check(r.status == 200 and len(lst) == 5, "5 tokens listed: %s" % lst)
+    check([(x["created"], x["token"]) for x in lst] == sorted((x["created"], x["token"]) for x in lst),
+          "ordered by created, then token")
+    first = [x for x in lst if x["application"] == "myapp"][0]
+    check(sorted(first) == ["application", "created", "lastused", "owner", "permit", "purpose", "refreshed", "token"],
+          "listing keys: %s" % first)
+    check(first["token"] == tok[:8] + "\u2026" and all(isinstance(v, str) for v in first.values()), "masked: %s" % first)
+    check(tok not in data.decode(), "no secret in the listing")
+    check(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", first["created"]), "created: %s" % first["created"])
+    # delete: by prefix, by the whole token, unknown ones say ok, none is 404
+    r, data = node.request("DELETE", "/api/token/%s?%s" % (tok[:8], creds()))
+    check(r.status == 200 and json_body(r, data) == {"owner": OWNER, "token": tok[:8]}, "deleted by prefix: %s" % data)
+    r, _ = node.request("GET", "/api/vehicles", headers={"Authorization": "Bearer " + tok})
+    check(r.status == 401, "a deleted token no longer logs in")
+    r, data = node.request("DELETE", "/api/token/%s?%s" % (auth_tok, creds()))
+    check(r.status == 200, "deleted whole")
+    r, data = node.request("DELETE", "/api/token/%s?%s" % ("0" * 64, creds()))
+    check(r.status == 200 and json_body(r, data)["token"] == "0" * 64, "an unknown token: 200 (F18)")
+    r, data = node.request("DELETE", "/api/token?" + creds())
+    check(r.status == 404 and r.reason == "Token missing" and data == b"Token not specified\n", "no token: %d" % r.status)
+    r, data = node.request("GET", "/api/token?" + creds(OTHER, OTHER_PW))
+    check(json_body(r, data) == [], "another owner sees none of them")
+    log = node.log_text()
+    check(tok not in log and admin_tok not in log, "no token in the log")
+
+
+@test
+def a_token_logs_in_over_v2_and_mqtt_only_with_the_rights(node):
+    r, data = make_token(node, "permit=v2")
+    v2 = json_body(r, data)["token"]
+    r, data = make_token(node, "permit=auth")
+    plain = json_body(r, data)["token"]
+    r, data = make_token(node, "permit=mqtt")
+    mq = json_body(r, data)["token"]
+    c = ovmsclient.Connection("127.0.0.1", node.port, name="app")
+    c.send_raw(("MP-A 1 %s %s %s\r\n" % (OWNER, v2, CAR)).encode())
+    line = c.recv_raw_line(5)
+    check(line and line.startswith(("MP-S 1 %s %s" % (OWNER, CAR)).encode()), "scheme 1 with a v2 token: %r" % line)
+    c.close()
+    c = ovmsclient.Connection("127.0.0.1", node.port, name="app")
+    c.send_raw(("MP-A 1 %s %s %s\r\n" % (OWNER, plain, CAR)).encode())
+    closed, got = c.wait_closed(5)
+    check(closed and b"MP-S" not in got, "an 'auth' token: closed without a welcome: %r" % got)
+    c.close()
+    for tok, want in ((mq, 200), (plain, 403), (v2, 403)):
+        r, _ = node.request("POST", "/mqapi/auth", body="username=%s&password=%s" % (OWNER, tok), headers=FORM)
+        check(r.status == want, "/mqapi/auth: %d, want %d" % (r.status, want))
+
+
 # ---- vehicle data -------------------------------------------------------------------------------
 
 S_MSG = "S80.0,K,230,16,charging,standard,250,200,32,120,0,85,1,2,3,0,0,0,160.00,30,20,300,90,1,25,10,5,0,0,300,type2,7.2,400,95"

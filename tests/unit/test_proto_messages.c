@@ -154,6 +154,8 @@ Test(messages, roundtrip_every_code)
         /* R r: replication */
         "RVTESTCAR,1,NETPASS,*,0,2026-01-02 03:04:05,NODE1,43",
         "RO1,testuser,test@example.invalid,$S$Dexamplehash,1,0,2026-01-02 03:04:05,NODE1,44",
+        "RK2f5b0c3a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a,4294967297,2702de72,myapp,testing,2026-01-02 03:04:05,0,2026-01-02 03:04:05,NODE1,49,auth,session",
+        "RK2f5b0c3a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a,4294967297,2702de72,,,2026-01-02 03:04:05,1,2026-01-02 03:04:06,NODE1,50,",
         "RWNODE2,NODE1:42,NODE2:17,NODE3:5", "RWNODE2",
         "rNODE1,45,2026-01-02 03:04:06,TESTCAR,S,0,,80.0,K,0,0.00,stopped,standard,250,230",
         "rNODE1,46,2026-01-02 03:04:07,TESTCAR,H,*-LOG-Trip,1,2026-01-03 03:04:07,51.4775,-0.0014,Greenwich, London",
@@ -443,6 +445,18 @@ Test(messages, replication_fields)
     char out[256];
     cr_assert_eq(ovms_repl_parse(OVMS_STR("VTESTCAR,1,NETPASS,*,0,2026-01-02 03:04:05,NODE1,43"), &r), 0);
     r.carpass = OVMS_STR("NET,PASS");
+    cr_assert_eq(ovms_repl_format(&r, out, sizeof out), OVMS_ECOMMA);
+    /* RK: the permit list is the last field, commas and all */
+    cr_assert_eq(ovms_repl_parse(OVMS_STR("K0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef,7,"
+                                          "01234567,app,purpose,2026-01-02 03:04:05,0,"
+                                          "2026-01-02 03:04:05,NODE1,9,auth, session"), &r), 0);
+    cr_assert(ovms_str_eq(r.permit, "auth, session"));
+    cr_assert(ovms_str_eq(r.application, "app"));
+    cr_assert_eq(r.ch.seq, 9);
+    cr_assert_eq(ovms_repl_parse(OVMS_STR("Kshort,7,01234567,app,purpose,2026-01-02 03:04:05,0,"
+                                          "2026-01-02 03:04:05,NODE1,9,auth"), &r), OVMS_EINVAL);
+    r.kind = 'K';
+    r.application = OVMS_STR("my,app");
     cr_assert_eq(ovms_repl_format(&r, out, sizeof out), OVMS_ECOMMA);
 }
 

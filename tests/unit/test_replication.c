@@ -393,3 +393,44 @@ Test(replication, owners_made_at_once_on_two_nodes_never_share_an_id, .timeout =
     ovms_store_close(p);
     ovms_store_close(q);
 }
+
+/* An API token made on one node logs in on the other; removed there (by its
+ * prefix), it is gone on both, and an old copy of the record that made it
+ * does not bring it back. */
+Test(replication, api_tokens_are_made_and_removed_on_every_node)
+{
+    ovms_store_t *p = open_named("TOKP", "P"), *q = open_named("TOKQ", "Q");
+    const char *tok = "2702de7206f2dbad8b56522c88c896df5253d6182967d6a90970a09d8aaddd31";
+    ovms_token_t t;
+    char dp[1024], dq[1024];
+    W(p, ovms_store_prep_owner_put(REQ, "alice", "", "", 1, OVMS_STORE_CREATE));
+    W(p, ovms_store_prep_token_put(REQ, "alice", tok, "myapp", "testing", "auth,session"));
+    feed_t fp, fq;
+    read_feed(p, "P", &fp);
+    apply_feed(q, &fp);
+    cr_assert_eq(ovms_store_token_find(q, tok, &t), 0);
+    cr_assert_str_eq(t.owner_name, "alice");
+    cr_assert_str_eq(t.permit, "auth,session");
+    W(q, ovms_store_prep_token_remove(REQ, "alice", "2702de72"));
+    cr_assert_eq(ovms_store_token_find(q, tok, &t), OVMS_ENOTFOUND);
+    read_feed(q, "Q", &fq);
+    apply_feed(p, &fq);
+    cr_assert_eq(ovms_store_token_find(p, tok, &t), OVMS_ENOTFOUND);
+    /* the record that made it, again (a reconnect's resend): no resurrection */
+    for (int i = 0; i < fp.n; i++)
+        if (fp.rec[i][1] == 'K') {
+            char line[1024];
+            snprintf(line, sizeof line, "%s", fp.rec[i]);
+            ovms_store_req_t req;
+            ovms_store_req_init(&req);
+            run_ok(q, &req, ovms_store_prep_apply(&req, line, strlen(line)));
+            ovms_store_req_cleanup(&req);
+        }
+    cr_assert_eq(ovms_store_token_find(q, tok, &t), OVMS_ENOTFOUND);
+    digest(p, dp, sizeof dp);
+    digest(q, dq, sizeof dq);
+    cr_assert_str_eq(dp, dq);
+    cr_assert(strstr(dp, "apitokens 1 "), "%s", dp);
+    ovms_store_close(p);
+    ovms_store_close(q);
+}

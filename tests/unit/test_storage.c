@@ -157,6 +157,73 @@ Test(storage, drupal7_hashes_are_checked)
                                      "$S$!FIcboyzv1ZD/OZDb4w/4HSlnsPlwbr/PWLWrHPWrJp8eXOQQaWJ"), OVMS_EDIGEST);
 }
 
+/* API tokens: kept as hashes, found from memory, listed by prefix, removed
+ * by the whole token or an unambiguous prefix, at most a number per owner. */
+Test(storage, api_tokens)
+{
+    ovms_store_req_t req;
+    ovms_token_t t;
+    char tok[3][65];
+    make_path();
+    ovms_store_t *st = open_store("N1");
+    ovms_store_req_init(&req);
+    snprintf(tok[0], 65, "%s", "2702de7206f2dbad8b56522c88c896df5253d6182967d6a90970a09d8aaddd31");
+    snprintf(tok[1], 65, "%s", "2702de72aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    snprintf(tok[2], 65, "%s", "ffffffffbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+
+    ovms_store_prep_token_put(&req, "alice", tok[0], "app", "p", "auth");
+    cr_assert_eq(run(st, &req), OVMS_ENOTFOUND);                 /* no such owner */
+    RUN_OK(st, &req, ovms_store_prep_owner_put(&req, "alice", NULL, NULL, 1, OVMS_STORE_CREATE));
+    cr_assert_eq(ovms_store_prep_token_put(&req, "alice", "2702DE72", "a", "p", "auth"), OVMS_EINVAL);
+    cr_assert_eq(ovms_store_prep_token_put(&req, "alice", tok[0], "my,app", "p", "auth"), OVMS_EINVAL);
+    cr_assert_eq(ovms_store_prep_token_put(&req, "alice", tok[0], "a", "p", "x\ny"), OVMS_EINVAL);
+    for (int i = 0; i < 3; i++)
+        RUN_OK(st, &req, ovms_store_prep_token_put(&req, "alice", tok[i], "myapp", "testing",
+                                                   i ? "auth" : "Auth , SESSION"));
+    cr_assert_eq(ovms_store_token_find(st, tok[0], &t), 0);
+    cr_assert_str_eq(t.owner_name, "alice");
+    cr_assert_str_eq(t.permit, "Auth , SESSION");
+    cr_assert_eq(strlen(t.hash), 64);
+    tok[0][63] = '0';
+    cr_assert_eq(ovms_store_token_find(st, tok[0], &t), OVMS_ENOTFOUND);
+    tok[0][63] = '1';
+
+    RUN_OK(st, &req, ovms_store_prep_token_list(&req, "alice"));
+    cr_assert_eq(req.rows.nrows, 3);
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 0), "2702de72");
+    cr_assert_str_eq(ovms_store_cell(&req.rows, 0, 1), "myapp");
+    cr_assert_eq(strlen(ovms_store_cell(&req.rows, 0, 4)), 19);
+
+    ovms_store_prep_token_remove(&req, "alice", "2702de72");
+    cr_assert_eq(run(st, &req), OVMS_EEXIST);                    /* two tokens start so */
+    RUN_OK(st, &req, ovms_store_prep_token_remove(&req, "alice", "ffffffff"));
+    cr_assert_eq(req.value, 1);
+    cr_assert_eq(ovms_store_token_find(st, tok[2], &t), OVMS_ENOTFOUND);
+    RUN_OK(st, &req, ovms_store_prep_token_remove(&req, "alice", tok[1]));
+    cr_assert_eq(req.value, 1);
+    RUN_OK(st, &req, ovms_store_prep_token_remove(&req, "alice", tok[1]));
+    cr_assert_eq(req.value, 0);                                  /* gone already: not an error */
+    RUN_OK(st, &req, ovms_store_prep_token_list(&req, "alice"));
+    cr_assert_eq(req.rows.nrows, 1);
+
+    /* at most OVMS_TOKENS_PER_OWNER live tokens */
+    for (int i = 1; i < OVMS_TOKENS_PER_OWNER; i++) {
+        char t2[65];
+        snprintf(t2, sizeof t2, "%064x", i);
+        RUN_OK(st, &req, ovms_store_prep_token_put(&req, "alice", t2, "a", "p", "auth"));
+    }
+    ovms_store_prep_token_put(&req, "alice", tok[2], "a", "p", "auth");
+    cr_assert_eq(run(st, &req), OVMS_EQUOTA);
+    ovms_store_req_cleanup(&req);
+    ovms_store_close(st);
+
+    /* and after a restart, from the file */
+    st = open_store("N1");
+    cr_assert_eq(ovms_store_token_find(st, tok[0], &t), 0);
+    cr_assert_str_eq(t.permit, "Auth , SESSION");
+    ovms_store_close(st);
+}
+
 Test(storage, vehicles_and_cache)
 {
     ovms_store_req_t req;
