@@ -87,7 +87,8 @@ int ovms_welcome_parse(const char *line, size_t len, ovms_welcome_t *w)
         c.p += 4;
         return parse_apc(&c, w);
     }
-    if (len >= 16 && memcmp(line, "GET /apiv2 HTTP/", 16) == 0) {
+    if ((len >= 16 && memcmp(line, "GET /apiv2 HTTP/", 16) == 0) ||
+        (len >= 17 && memcmp(line, "GET /apiv2/ HTTP/", 17) == 0)) {
         w->kind = OVMS_WELCOME_HTTP;
         return 0;
     }

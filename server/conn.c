@@ -114,10 +114,13 @@ void conn_unref(conn_t *c)
     ovms_linesplit_free(&c->ls);
     free(c->out);
     free(c->held);
-    if (c->moving)
+    if (c->moving) {
         tls_conn_free(c->moving->tls);
+        ws_free(c->moving->ws);
+    }
     free(c->moving);
     tls_conn_free(c->tls);
+    ws_free(c->ws);
     pool_free(&c->w->conn_pool, c);
 }
 
@@ -200,6 +203,15 @@ void conn_queue_wire(conn_t *c, const char *data, size_t len)
     schedule_flush(c);
 }
 
+/* Plain bytes: through the WebSocket layer once it is open, then the lines. */
+static void deliver(conn_t *c, const char *data, size_t len)
+{
+    if (ws_is_open(c->ws))
+        ws_input(c, data, len);
+    else
+        conn_feed(c, data, len);
+}
+
 /* Bytes from a TLS connection's socket: through OpenSSL, then the lines. */
 static void tls_input(conn_t *c, const char *data, size_t len)
 {
@@ -219,7 +231,7 @@ static void tls_input(conn_t *c, const char *data, size_t len)
             break;
         }
         if (plain)
-            conn_feed(c, w->tlsbuf, plain);
+            deliver(c, w->tlsbuf, plain);
         if (rc == 1) {
             conn_close(c, "TLS closed by the peer");
             break;
@@ -236,7 +248,7 @@ static void input(conn_t *c, const char *data, size_t len)
     if (c->tls)
         tls_input(c, data, len);
     else
-        conn_feed(c, data, len);
+        deliver(c, data, len);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -373,6 +385,11 @@ void conn_feed(conn_t *c, const char *data, size_t len)
             login_line(c, line);
         else
             message_line(c, line);
+        if (ws_take_rest(c->ws)) {           /* the upgrade is answered: frames follow */
+            if (len)
+                ws_input(c, data, len);
+            return;
+        }
     }
 }
 
@@ -497,10 +514,10 @@ void conn_send(conn_t *c, const char *msg, size_t len)
     int n;
     if (c->state == CS_CLOSING || (c->flags & CF_KILL))
         return;
-    if (c->tls) {
+    if (c->tls || c->ws) {
         char line[OVMS_WIRE_LEN(OVMS_LINE_MAX + 512)];
         n = ovms_session_encode(&c->session, msg, len, line, sizeof line);
-        if (n < 0 || put_out(c, line, (size_t)n) < 0) {
+        if (n < 0 || (c->ws ? ws_send_lines(c, line, (size_t)n) : put_out(c, line, (size_t)n)) < 0) {
             c->flags |= CF_KILL;
             schedule_flush(c);
             return;
@@ -541,6 +558,13 @@ int conn_send_raw(conn_t *c, const char *data, size_t len)
 {
     if (c->state == CS_CLOSING)
         return -1;
+    return ws_is_open(c->ws) ? ws_send_lines(c, data, len) : conn_emit(c, data, len);
+}
+
+int conn_emit(conn_t *c, const char *data, size_t len)
+{
+    if (c->state == CS_CLOSING)
+        return -1;
     if (c->tls)
         return put_out(c, data, len);
     if (reserve(c, len) < 0)
@@ -568,6 +592,8 @@ static void on_written(uv_write_t *req, int status)
         cmd_reply_continue(c);           /* the kernel took it: the next rows */
     if (status < 0 && c->state != CS_CLOSING)
         conn_close(c, uv_strerror(status));
+    else if ((c->flags & CF_LAST) && !c->out_len)
+        conn_close(c, "closed after its last answer");
     else if (c->state == CS_MOVING && c->moving)
         login_hand_over(c);              /* it waited for this write to finish */
     else if (c->out_len && c->state != CS_CLOSING)
@@ -596,7 +622,9 @@ static void flush_one(conn_t *c)
         free(c->out);
         c->out = NULL;
         c->out_len = c->out_cap = 0;
-        if (c->reply)
+        if (c->flags & CF_LAST)
+            conn_close(c, "closed after its last answer");
+        else if (c->reply)
             cmd_reply_continue(c);       /* room for the next rows */
         return;
     }
@@ -620,6 +648,19 @@ static void flush_one(conn_t *c)
         conn_unref(c);
         conn_close(c, uv_strerror(rc));
     }
+}
+
+void conn_close_after_output(conn_t *c, const char *why)
+{
+    if (c->state == CS_CLOSING)
+        return;
+    LOG_DEBUG(c, "closing after its output: %s", why);
+    stop_reading(c);
+    c->flags |= CF_LAST;
+    if (!c->out_len && !c->inflight)
+        conn_close(c, why);
+    else
+        schedule_flush(c);
 }
 
 void conn_flush_all(worker_t *w)

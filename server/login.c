@@ -81,6 +81,8 @@ static void begin_move(conn_t *c, const ovms_vehicle_t *rec)
     ho->welcome_tx = c->welcome_tx;
     ho->tls = c->tls;            /* the TLS state goes with the socket */
     c->tls = NULL;
+    ho->ws = c->ws;              /* and so does a WebSocket's */
+    c->ws = NULL;
     c->moving = ho;
     c->state = CS_MOVING;
     conn_authenticated(c);
@@ -155,9 +157,9 @@ static void peer_login(conn_t *c, const ovms_welcome_t *wl)
         conn_close(c, "MP-S peer login: no peers configured");
         return;
     }
-    if (c->tls || !ovms_str_eq(wl->scheme, "0")) {
-        refuse(c, NULL, c->tls ? "MP-S peer login over TLS (peers use the plain listener)"
-                               : "MP-S peer login with an unknown scheme");
+    if (c->tls || c->ws || !ovms_str_eq(wl->scheme, "0")) {
+        refuse(c, NULL, c->tls || c->ws ? "MP-S peer login over TLS or WebSocket (peers use the plain listener)"
+                                        : "MP-S peer login with an unknown scheme");
         return;
     }
     int rc = ovms_replication_check(r, wl->vehicle, wl->token, wl->digest);
@@ -207,6 +209,7 @@ void login_hand_over(conn_t *c)
         uint64_t identity = ho->identity;
         snprintf(vehicle, sizeof vehicle, "%s", ho->vehicle);
         c->tls = ho->tls;
+        c->ws = ho->ws;
         c->moving = NULL;
         free(ho);
         attach(c, vehicle, identity, c->welcome_rx, c->welcome_tx);
@@ -250,6 +253,7 @@ void login_arrive(worker_t *w, handoff_t *ho)
             __atomic_sub_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
         }
         tls_conn_free(ho->tls);
+        ws_free(ho->ws);
         free(ho);
         return;
     }
@@ -261,6 +265,8 @@ void login_arrive(worker_t *w, handoff_t *ho)
     c->session = ho->session;
     c->tls = ho->tls;
     ho->tls = NULL;
+    c->ws = ho->ws;
+    ho->ws = NULL;
     if (ho->apc_done)
         c->flags |= CF_APC_DONE;
     c->peer = ho->peer;
@@ -537,6 +543,10 @@ void login_line(conn_t *c, ovms_str_t line)
 {
     ovms_welcome_t wl;
 
+    if (c->ws && !ws_is_open(c->ws)) {
+        ws_handshake_line(c, line);
+        return;
+    }
     c->welcome_rx = (uint16_t)(line.len + 2);
     if (ovms_welcome_parse(line.ptr, line.len, &wl) < 0) {
         conn_close(c, "garbage first line");
@@ -547,7 +557,8 @@ void login_line(conn_t *c, ovms_str_t line)
         return;
     }
     if (wl.kind == OVMS_WELCOME_HTTP) {
-        conn_close(c, "WebSocket upgrade requested: not supported");
+        if (c->ws || ws_begin(c, line) < 0)
+            conn_close(c, "an HTTP request other than the WebSocket upgrade of /apiv2");
         return;
     }
     if (wl.role == 'S') {

@@ -30,6 +30,7 @@ typedef struct worker worker_t;
 typedef struct conn conn_t;
 typedef struct vehicle vehicle_t;
 typedef struct tls_conn tls_conn_t;
+typedef struct ws_conn ws_conn_t;
 typedef struct guard guard_t;
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -148,6 +149,7 @@ typedef struct handoff {
     uint64_t identity;                   /* of the vehicle record the login was checked against */
     peer_t peer;
     tls_conn_t *tls;                     /* moves with the connection, or NULL */
+    ws_conn_t *ws;                       /* the same for a WebSocket's state */
     uint16_t welcome_rx, welcome_tx;     /* bytes, for utilisation */
     size_t nout;                         /* output not yet written (welcome) */
     size_t nin;                          /* input received but not yet processed */
@@ -229,6 +231,7 @@ enum conn_state {
 #define CF_REPLYING   0x800  /* a long reply is streaming: input is held */
 #define CF_QUOTA      0x1000 /* the car's history budget is spent: not reading */
 #define CF_PEER       0x2000 /* an MP-S peer link on its way to replication/ */
+#define CF_LAST       0x4000 /* close once the output is written */
 /* what holds a connection's input back */
 #define CF_HOLD_INPUT (CF_BUSY | CF_THROTTLED | CF_REPLYING | CF_QUOTA)
 
@@ -261,6 +264,7 @@ struct conn {
     uint16_t welcome_rx, welcome_tx; /* welcome line bytes, for utilisation */
     handoff_t *moving;       /* the handoff being prepared (CS_MOVING) */
     tls_conn_t *tls;         /* on a TLS listener: out holds ciphertext */
+    ws_conn_t *ws;           /* a WebSocket /apiv2 connection: lines travel in frames */
     reply_t *reply;          /* a server command's rows, streaming (CF_REPLYING) */
     peer_t peer;
 };
@@ -287,6 +291,11 @@ void conn_send(conn_t *c, const char *msg, size_t len);
 void conn_sendf(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Raw bytes (welcome lines); before encryption starts. */
 int conn_send_raw(conn_t *c, const char *data, size_t len);
+/* Bytes for the socket as they are (through TLS when the connection has it):
+ * what a WebSocket frame is written with. */
+int conn_emit(conn_t *c, const char *data, size_t len);
+/* Stop reading and close once what is queued has been written (why: for the log). */
+void conn_close_after_output(conn_t *c, const char *why);
 /* Bytes already in wire form (TLS records, output carried by a handoff). */
 void conn_queue_wire(conn_t *c, const char *data, size_t len);
 void conn_flush_all(worker_t *w);
@@ -695,6 +704,21 @@ void push_from(conn_t *c, const ovms_msg_t *m);
 void push_subscribe(conn_t *c, ovms_str_t payload);
 /* incarnation: the vehicle's, or 0 when the caller has no hub entry */
 void push_notify(worker_t *w, const char *vehicle, int64_t incarnation, char type, const char *text);
+
+/* ---- WebSocket /apiv2 (ws.c) ------------------------------------------------------------------ */
+
+/* The first line "GET /apiv2[/] HTTP/x": 0 and c->ws set, or -1 (close it). */
+int ws_begin(conn_t *c, ovms_str_t line);
+/* The upgrade's header lines until the empty one, which answers 101. */
+void ws_handshake_line(conn_t *c, ovms_str_t line);
+int ws_is_open(const ws_conn_t *ws);
+/* 1 once, right after the 101: the rest of that input is frames. */
+int ws_take_rest(ws_conn_t *ws);
+/* Frames from the socket: their lines go to conn_feed. */
+void ws_input(conn_t *c, const char *data, size_t len);
+/* Lines (CR LF separated) out, one text frame each. */
+int ws_send_lines(conn_t *c, const char *data, size_t len);
+void ws_free(ws_conn_t *ws);
 
 /* ---- TLS (tls.c) --------------------------------------------------------------------------------- */
 

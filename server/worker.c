@@ -197,6 +197,7 @@ void mail_dispose(server_t *srv, mail_t *m)
         handoff_t *ho = (handoff_t *)m;
         close(ho->fd);
         tls_conn_free(ho->tls);
+        ws_free(ho->ws);
         __atomic_sub_fetch(&srv->conn_count, 1, __ATOMIC_RELAXED);
     }
     free(m);

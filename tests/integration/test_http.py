@@ -422,6 +422,170 @@ def a_token_logs_in_over_v2_and_mqtt_only_with_the_rights(node):
         check(r.status == want, "/mqapi/auth: %d, want %d" % (r.status, want))
 
 
+# ---- WebSocket /apiv2 on the v2 port (§12) ------------------------------------------------------
+
+class WS:
+    """A WebSocket client made by hand (RFC 6455 frames), as the test's own second implementation."""
+
+    def __init__(self, port, first_line=b"GET /apiv2 HTTP/1.1", extra=b"", tls=None):
+        import base64
+        self.s = socket.create_connection(("127.0.0.1", port), 5)
+        if tls:
+            self.s = tls.wrap_socket(self.s, server_hostname="localhost")
+        self.key = base64.b64encode(os.urandom(16))
+        self.buf = b""
+        self.s.sendall(first_line + b"\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + self.key + b"\r\n" + extra + b"\r\n")
+
+    def handshake(self):
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.s.recv(4096)
+            if not chunk:
+                return None
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return head.decode()
+
+    @staticmethod
+    def frame(payload, opcode=1, fin=True, mask=True):
+        hdr = bytes([(0x80 if fin else 0) | opcode])
+        n = len(payload)
+        mbit = 0x80 if mask else 0
+        if n < 126:
+            hdr += bytes([mbit | n])
+        elif n < 65536:
+            hdr += bytes([mbit | 126]) + n.to_bytes(2, "big")
+        else:
+            hdr += bytes([mbit | 127]) + n.to_bytes(8, "big")
+        if not mask:
+            return hdr + payload
+        key = os.urandom(4)
+        return hdr + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+    def send(self, payload, **kw):
+        self.s.sendall(self.frame(payload if isinstance(payload, bytes) else payload.encode(), **kw))
+
+    def recv(self, timeout=5):
+        """(opcode, payload) of the next frame, or None at EOF/timeout."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                if len(self.buf) >= 2:
+                    n = self.buf[1] & 0x7F
+                    at = 2
+                    if n == 126:
+                        n, at = int.from_bytes(self.buf[2:4], "big"), 4
+                    elif n == 127:
+                        n, at = int.from_bytes(self.buf[2:10], "big"), 10
+                    check(not self.buf[1] & 0x80, "server frames are not masked")
+                    if len(self.buf) >= at + n:
+                        op, fin = self.buf[0] & 0x0F, self.buf[0] & 0x80
+                        check(fin, "server frames are not fragmented")
+                        payload, self.buf = self.buf[at:at + n], self.buf[at + n:]
+                        return op, payload
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    return None
+                self.buf += chunk
+        except (socket.timeout, ConnectionResetError):
+            return None
+
+    def text(self, timeout=5):
+        f = self.recv(timeout)
+        check(f and f[0] == 1, "a text frame: %r" % (f,))
+        check(b"\r" not in f[1] and b"\n" not in f[1], "no line end in a frame: %r" % f[1])
+        return f[1].decode()
+
+    def texts_until(self, prefix, timeout=5):
+        got = []
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            t = self.text(deadline - time.time())
+            got.append(t)
+            if t.startswith(prefix):
+                return got
+        raise AssertionError("no %s in %s" % (prefix, got))
+
+    def close(self):
+        self.s.close()
+
+
+@test
+def websocket_apiv2_scheme1(node):
+    import base64
+    import hashlib
+    ws = WS(node.port, extra=b"Sec-WebSocket-Protocol: chat, ovms\r\n")
+    head = ws.handshake()
+    check(head and head.startswith("HTTP/1.1 101 "), "101: %r" % head)
+    want = base64.b64encode(hashlib.sha1(ws.key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
+    check("Sec-WebSocket-Accept: " + want in head and "Upgrade: WebSocket" in head, "accept: %r" % head)
+    check("Sec-WebSocket-Protocol: ovms" in head, "ovms selected when offered")
+    car = node.car()
+    car.send("S80,K,220,0,done,standard,300,280")
+    time.sleep(0.3)
+    # the welcome and a message in one TCP write, with a trailing LF in the first frame
+    ws.s.sendall(WS.frame(("MP-A 1 %s %s %s\n" % (OWNER, OWNER_PW, CAR)).encode()) + WS.frame(b"A"))
+    t = ws.text()
+    check(t.startswith("MP-S 1 %s %s " % (OWNER, CAR)), "scheme 1 welcome: %r" % t)
+    burst = ws.texts_until("a")
+    check(burst[0] == "Z1" and any(x.startswith("S80,K") for x in burst), "login burst then a: %s" % burst)
+    car.expect("Z1", timeout=5, desc="Z1: the car sees the WebSocket app")
+    # a fragmented message (C3 + 0), a ping between, an unmasked frame: each answered
+    ws.send("C3", fin=False)
+    ws.send(b"hi", opcode=9)
+    ws.send("0", opcode=0)
+    f = ws.recv()
+    check(f == (10, b"hi"), "ping answered with pong: %r" % (f,))
+    reply = ws.texts_until("c30")
+    check(reply[-1].startswith("c30,"), "the reassembled C30 answered: %s" % reply)
+    ws.send("C30\r\n", mask=False)
+    reply = ws.texts_until("c30")
+    check(reply[-1].startswith("c30,"), "an unmasked frame with CR LF: %s" % reply)
+    # close answered with close, then the connection ends
+    ws.send(b"\x03\xe8", opcode=8)
+    f = ws.recv()
+    check(f and f[0] == 8 and f[1][:2] == b"\x03\xe8", "close answered: %r" % (f,))
+    check(ws.recv(2) is None, "then the TCP connection closes")
+    ws.close()
+    car.close()
+
+
+@test
+def websocket_scheme0_limits_and_bad_upgrades(node):
+    # scheme 0 in a frame: the server's welcome, then RC4 lines, one per frame
+    ws = WS(node.port, first_line=b"GET /apiv2/ HTTP/1.1")
+    check(ws.handshake().startswith("HTTP/1.1 101"), "the /apiv2/ form too")
+    token = "WsClientToken0123456789"
+    import hmac
+    import hashlib
+    import base64
+    digest = base64.b64encode(hmac.new(CAR_PW.encode(), token.encode(), hashlib.md5).digest()).decode()
+    ws.send("MP-A 0 %s %s %s" % (token, digest, CAR))
+    t = ws.text()
+    check(t.startswith("MP-S 0 "), "scheme 0 welcome: %r" % t)
+    nxt = ws.text()
+    check(re.fullmatch(r"[A-Za-z0-9+/=]+", nxt), "then base64 lines in frames: %r" % nxt)
+    ws.close()
+    # a message over 4096 bytes: close 1009
+    ws = WS(node.port)
+    ws.handshake()
+    ws.send("x" * 5000)
+    f = ws.recv()
+    check(f and f[0] == 8 and f[1][:2] == (1009).to_bytes(2, "big"), "1009: %r" % (f,))
+    ws.close()
+    # a query string in the first line: closed without an answer
+    ws = WS(node.port, first_line=b"GET /apiv2?x=1 HTTP/1.1")
+    check(ws.handshake() is None, "a query string is not the upgrade")
+    ws.close()
+    # no upgrade headers: 400 and closed
+    s = socket.create_connection(("127.0.0.1", node.port), 5)
+    s.sendall(b"GET /apiv2 HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.settimeout(5)
+    data = s.recv(4096)
+    check(data.startswith(b"HTTP/1.1 400"), "without upgrade headers: %r" % data)
+    s.close()
+
+
 # ---- vehicle data -------------------------------------------------------------------------------
 
 S_MSG = "S80.0,K,230,16,charging,standard,250,200,32,120,0,85,1,2,3,0,0,0,160.00,30,20,300,90,1,25,10,5,0,0,300,type2,7.2,400,95"
@@ -702,12 +866,21 @@ def https():
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-keyout", d + "/key.pem", "-out", d + "/cert.pem"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port = free_port()
-    node = Node("--https", "127.0.0.1:%d" % port, "--tls-cert", d + "/cert.pem", "--tls-key", d + "/key.pem")
+    port, v2tls = free_port(), free_port()
+    node = Node("--https", "127.0.0.1:%d" % port, "--tls-cert", d + "/cert.pem", "--tls-key", d + "/key.pem",
+                "--tls-listen", "127.0.0.1:%d" % v2tls)
     try:
         import ssl
         ctx = ssl.create_default_context(cafile=d + "/cert.pem")
         ctx.check_hostname = False
+        # WebSocket /apiv2 inside TLS (the 6870 listener): upgrade, scheme 1, a server command
+        ws = WS(v2tls, tls=ctx)
+        check(ws.handshake().startswith("HTTP/1.1 101"), "WebSocket upgrade over TLS")
+        ws.send("MP-A 1 %s %s %s" % (OWNER, OWNER_PW, CAR))
+        check(ws.text().startswith("MP-S 1 "), "scheme 1 over TLS")
+        ws.send("C30")
+        check(ws.texts_until("c30")[-1].startswith("c30,"), "C30 over TLS")
+        ws.close()
         c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
         for _ in range(3):                               # keep-alive inside TLS
             c.request("GET", "/api/cookie?" + creds())
