@@ -80,6 +80,11 @@ int ovms_replication_adopt(ovms_replication_t *r, int fd, ovms_str_t id, ovms_st
                            ovms_str_t watermarks, const char *held, size_t nheld,
                            const char *addr);
 
+/* The replication figures in Prometheus text (per peer: link up, records
+ * in and out; per origin: records and seconds behind), as of the last
+ * second; "" without replication. Any thread. */
+void ovms_replication_metrics(char *buf, size_t cap);
+
 /* One line for the server's statistics: "peers: N up of M, R records in, S out". */
 void ovms_replication_summary(ovms_replication_t *r, char *buf, size_t cap);
 

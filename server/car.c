@@ -171,6 +171,7 @@ static void history_stored(sreq_t *r)
                   ovms_strerror(r->req.status));
         return;
     }
+    metric_observe(&r->w->m.hist_ack, metric_mono() - r->req.submitted);
     if (c->state == CS_ACTIVE)
         conn_send(c, r->text, strlen(r->text));
 }

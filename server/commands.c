@@ -247,13 +247,17 @@ void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *ra
         }
     }
     if (!v->car) {
-        if (nodebus_command(v, c, !paranoid && cmd.has_cmd ? cmd.cmd : -1, raw, rawlen))
+        if (nodebus_command(v, c, !paranoid && cmd.has_cmd ? cmd.cmd : -1, raw, rawlen)) {
+            metric_inc(&c->w->m.commands[METRIC_CMD_FORWARDED]);
             return;                   /* the car is on another node */
+        }
+        metric_inc(&c->w->m.commands[METRIC_CMD_NOT_CONNECTED]);
         if (!paranoid && cmd.has_cmd)
             conn_sendf(c, "c%d,1,vehicle not connected", cmd.cmd);
         return;                       /* a paranoid command cannot be answered */
     }
     if (v->qlen >= c->w->cfg->max_pending_commands) {
+        metric_inc(&c->w->m.commands[METRIC_CMD_REFUSED]);
         log_limited(OVMS_LOG_WARN, c, "command refused", v->id,
                     "%d commands waiting for the car: refused", v->qlen);
         if (!paranoid && cmd.has_cmd)
@@ -263,6 +267,7 @@ void cmd_from_client(conn_t *c, ovms_str_t payload, int paranoid, const char *ra
     requester_t who = { .conn = c };
     if (cmd_queue_push(v, &who) < 0)
         return;
+    metric_inc(&c->w->m.commands[METRIC_CMD_SENT]);
     conn_send(v->car, raw, rawlen);
 }
 
@@ -281,8 +286,10 @@ void cmd_from_remote(vehicle_t *v, const char *node, uint64_t conn_id, const cha
         nodebus_reply(v, &who, reply, (size_t)n);
         return;
     }
-    if (cmd_queue_push(v, &who) == 0)
+    if (cmd_queue_push(v, &who) == 0) {
+        metric_inc(&v->w->m.commands[METRIC_CMD_SENT]);
         conn_send(v->car, raw, len);
+    }
 }
 
 void cmd_reply_from_car(conn_t *car, ovms_str_t payload, int paranoid, const char *raw,
@@ -305,6 +312,8 @@ void cmd_reply_from_car(conn_t *car, ovms_str_t payload, int paranoid, const cha
         popped = !ovms_cmdreply_continues(&r);
         target = popped ? queue_pop(v) : v->cmdq[v->qhead];
     }
+    if (popped)
+        metric_inc(&car->w->m.commands[METRIC_CMD_REPLIED]);
     if (target.http)
         http_cmd_reply(target.http, payload, paranoid, popped);
     else if (target.conn)

@@ -45,6 +45,7 @@ static const key_t_ KEYS[] = {
     { "httpapi", "ratelimit_http_expire", K_INT, F(rl_expire), 1, 86400, 1 },
     { "httpapi", "ratelimit_http_delay", K_INT, F(rl_delay), 0, 600, 1 },
     { "httpapi", "ratelimit_http_exempt", K_STR, F(rl_exempt), 0, 0, 1 },
+    { "httpapi", "metrics_allow", K_STR, F(metrics_allow), 0, 0, 1 },
     { "mqtt", "superuser", K_STR, F(mqtt_superuser), 0, 0, 1 },
     { "server", "peer", K_PEER, F(peers), 0, 0, 0 },
     { "db", "path", K_STR, F(db_path), 0, 0, 0 },
@@ -65,6 +66,7 @@ static const key_t_ KEYS[] = {
     { "timeouts", "peer_keepalive", K_INT, F(peer_keepalive), 1, 86400, 0 },
     { "timeouts", "peer_idle", K_INT, F(peer_idle), 2, 86400, 0 },
     { "timeouts", "command_timeout", K_INT, F(command_timeout), 1, 3600, 1 },
+    { "httpapi", "command_timeout", K_INT, F(command_timeout), 1, 3600, 1 },   /* HTTP-API.md §13 */
     { "limits", "max_connections", K_INT, F(max_connections), 1, 1000000, 1 },
     { "limits", "output_limit", K_SIZE, F(output_limit), 4096, 1L << 30, 1 },
     { "limits", "max_pending_commands", K_INT, F(max_pending_commands), 1, 10000, 1 },
@@ -132,6 +134,8 @@ static const char USAGE[] =
     "                            300 s; refusals held 20 s); --ratelimit-http-exempt \"ADDR ...\"\n"
     "                            (\"127.0.0.1 ::1\")\n"
     "  --superuser NAME          the MQTT superuser that /mqapi/superuser and /mqapi/acl know\n"
+    "  --metrics-allow \"ADDR ...\" addresses that may read GET /metrics (\"127.0.0.1 ::1\";\n"
+    "                            \"\" turns it off)\n"
     "  --workers N               worker threads (default: number of cores)\n"
     "  --db PATH                 the node's SQLite database (created when missing)\n"
     "  --sync full|normal        fsync every commit (full, default) or at checkpoints\n"
@@ -221,6 +225,7 @@ static void defaults(ovms_config_t *cfg)
     cfg->rl_expire = 300;
     cfg->rl_delay = 20;
     snprintf(cfg->rl_exempt, sizeof cfg->rl_exempt, "127.0.0.1 ::1");
+    snprintf(cfg->metrics_allow, sizeof cfg->metrics_allow, "127.0.0.1 ::1");
     snprintf(cfg->redis_prefix, sizeof cfg->redis_prefix, "ovms:");
 }
 

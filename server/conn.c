@@ -163,6 +163,8 @@ void conn_close(conn_t *c, const char *why)
         cmd_reply_end(c);
     if (c->vehicle && why)
         hub_server_log(c, "%s", why);
+    if (c->vehicle && metric_role(c->role) >= 0)
+        metric_gauge_add(&w->m.online[metric_role(c->role)], -1);
     if (c->vehicle)
         hub_detach(c);
     if (c->flags & CF_GROUPS)
@@ -261,7 +263,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     c->last_rx = worker_now(c->w);
+    c->w->rx_at = metric_mono();         /* for the relay latency */
     input(c, buf->base, (size_t)nread);
+    c->w->rx_at = 0;
 }
 
 static int start_reading(conn_t *c)
@@ -351,6 +355,7 @@ static void message_line(conn_t *c, ovms_str_t line)
         conn_close(c, "undecodable line");
         return;
     }
+    metric_inc(&c->w->m.rx[m.code & 127]);
     LOG_DEBUG(c, "rx %c%.*s", m.code, (int)(m.payload.len > 200 ? 200 : m.payload.len),
               m.payload.ptr);
     if (c->role == 'C')
@@ -534,6 +539,8 @@ void conn_send(conn_t *c, const char *msg, size_t len)
         c->out_len += (uint32_t)n;
     }
     c->last_tx = worker_now(c->w);
+    if (len)
+        metric_inc(&c->w->m.tx[(unsigned char)msg[0] & 127]);
     if (c->vehicle && c->role == 'C')
         hub_count(c->vehicle, UTIL_CAR_RX, (size_t)n);
     else if (c->vehicle && c->role == 'A')
@@ -672,5 +679,9 @@ void conn_flush_all(worker_t *w)
         c->flags &= (uint16_t)~CF_IN_FLUSH;
         flush_one(c);
         conn_unref(c);
+    }
+    if (w->relay_at) {
+        metric_observe(&w->m.relay, metric_mono() - w->relay_at);
+        w->relay_at = 0;
     }
 }

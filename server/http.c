@@ -145,6 +145,8 @@ void http_respond(http_conn_t *c, int status, const char *reason, const char *ct
 {
     if (c->closing || !c->req)
         return;
+    if (status >= 100 && status < 600)
+        metric_inc(&c->w->m.http[status / 100]);
     http_req_t *r = c->req;
     char date[64], head[1024];
     http_date(date, sizeof date);

@@ -439,7 +439,7 @@ void http_api_handle(http_conn_t *c, http_req_t *r)
     }
     if (plen >= 4 && !memcmp(path, "/api", 4) && (plen == 4 || path[4] == '/'))
         api(c, r, path, plen);
-    else if (http_mqapi(c, r, path, plen))
+    else if (http_mqapi(c, r, path, plen) || metrics_answer(c, r, path, plen))
         ;
     else if (r->method == HTTP_OPTIONS)
         http_respond(c, 501, "not implemented", "text/plain", "Allow: GET,PUT,POST,DELETE\r\n",

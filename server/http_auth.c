@@ -225,15 +225,20 @@ void http_state_tick(server_t *srv, const ovms_config_t *cfg)
 
 /* ---- the rate limit (§4) ------------------------------------------------------------------------ */
 
-static int exempt(const ovms_config_t *cfg, const peer_t *p)
+int http_addr_listed(const char *list, const peer_t *p)
 {
-    char addr[64], list[sizeof cfg->rl_exempt], *save = NULL;
+    char addr[64], copy[512], *save = NULL;
     peer_addr_text(p, addr, sizeof addr);
-    snprintf(list, sizeof list, "%s", cfg->rl_exempt);
-    for (char *tok = strtok_r(list, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save))
+    snprintf(copy, sizeof copy, "%s", list);
+    for (char *tok = strtok_r(copy, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save))
         if (!strcasecmp(tok, addr))
             return 1;
     return 0;
+}
+
+static int exempt(const ovms_config_t *cfg, const peer_t *p)
+{
+    return http_addr_listed(cfg->rl_exempt, p);
 }
 
 int http_rate_allows(server_t *srv, const ovms_config_t *cfg, const peer_t *from)

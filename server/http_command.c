@@ -133,6 +133,7 @@ static void at_home(worker_t *w, http_cmd_t *h)
             h->v = v;
             h->deadline = worker_now(w) + (uint32_t)w->cfg->command_timeout;
             link_add(&w->http_cmds, &h->wlink);
+            metric_inc(&w->m.commands[METRIC_CMD_SENT]);
             conn_send(v->car, h->line, strlen(h->line));
             return;                          /* a reply, the deadline or the car's leaving goes on */
         }
@@ -234,6 +235,11 @@ static void answer(http_cmd_t *h)
         api_done(a);
         return;
     }
+    static const int outcome[] = { [OUT_TIMEOUT] = METRIC_CMD_TIMEOUT + 1,
+                                   [OUT_OFFLINE] = METRIC_CMD_NOT_CONNECTED + 1,
+                                   [OUT_BUSY] = METRIC_CMD_REFUSED + 1 };
+    if ((size_t)h->out < sizeof outcome / sizeof outcome[0] && outcome[h->out])
+        metric_inc(&a->c->w->m.commands[outcome[h->out] - 1]);
     switch (h->out) {
     case OUT_REPLY: answer_reply(h); break;
     case OUT_PARANOID: api_json(a, 502, "Bad Gateway", outcome_json(h, "paranoid response"), NULL); break;

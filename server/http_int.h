@@ -108,6 +108,10 @@ int http_form_body(const http_req_t *r, const char *name, char *out, size_t cap)
 int http_url_decode(const char *src, size_t len, char *out, size_t cap);
 /* The session id of the Cookie header (§3.1); 1 when there. */
 int http_cookie_session(const http_req_t *r, char id[37]);
+/* metrics.c: 1 when path is /metrics (answered). */
+int metrics_answer(http_conn_t *c, const http_req_t *r, const char *path, size_t plen);
+/* 1 when p's address is in the space- or comma-separated list. */
+int http_addr_listed(const char *list, const peer_t *p);
 /* http_mqapi.c: 1 when path is one of the /mqapi hooks (answered). */
 int http_mqapi(http_conn_t *c, const http_req_t *r, const char *path, size_t plen);
 

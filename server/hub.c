@@ -202,6 +202,9 @@ int hub_set_ptoken(vehicle_t *v, ovms_str_t token)
 
 void hub_to_clients(vehicle_t *v, const char *msg, size_t len)
 {
+    worker_t *w = v->w;
+    if (w->rx_at && !w->relay_at && !link_empty(&v->clients))
+        w->relay_at = w->rx_at;      /* written at this turn's flush: the relay latency */
     link_each(pos, &v->clients)
         conn_send(container_of(pos, conn_t, vlink), msg, len);
 }

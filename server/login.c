@@ -102,6 +102,10 @@ static void attach(conn_t *c, const char *vehicle, uint64_t identity, uint16_t w
     c->vehicle = v;
     hub_ref(v);
     c->state = CS_ACTIVE;
+    if (metric_role(c->role) >= 0) {
+        metric_inc(&c->w->m.logins[metric_role(c->role)]);
+        metric_gauge_add(&c->w->m.online[metric_role(c->role)], 1);
+    }
     if (c->role == 'C') {
         hub_count(v, UTIL_CAR_TX, welcome_rx);
         hub_count(v, UTIL_CAR_RX, welcome_tx);
@@ -296,6 +300,7 @@ static void refuse(conn_t *c, const char *vehicle, const char *why)
 {
     char addr[64];
     guard_failure(c->w->srv->guard, c->w->cfg, &c->peer, vehicle);
+    metric_inc(&c->w->m.login_failures);
     log_limited(OVMS_LOG_WARN, c, why, peer_addr_text(&c->peer, addr, sizeof addr), "%s%s%s", why,
                 vehicle ? " for " : "", vehicle ? vehicle : "");
     c->role = 0;

@@ -103,6 +103,7 @@ static void fail_commands(vehicle_t *v, const char *why, int expired_only)
         conn_t *c = worker_find_conn(v->w, rc->conn_id);
         if (c && c->state == CS_ACTIVE && c->vehicle == v && rc->cmd >= 0)
             conn_sendf(c, "c%d,1,%s", rc->cmd, why);   /* (a paranoid command's number is unknown) */
+        metric_inc(&v->w->m.commands[expired_only ? METRIC_CMD_TIMEOUT : METRIC_CMD_NOT_CONNECTED]);
         v->rcmds[i--] = v->rcmds[--v->nrcmds];
     }
 }
@@ -396,7 +397,7 @@ static void remote_reply(vehicle_t *v, const char *payload, size_t len)
         conn_send(c, raw, rlen);
 }
 
-static void on_message(void *ctx, int kind, const char *vehicle, char type, const char *from,
+static void bus_message(void *ctx, int kind, const char *vehicle, char type, const char *from,
                        const char *payload, size_t len)
 {
     worker_t *w = ctx;
@@ -464,6 +465,16 @@ static void on_message(void *ctx, int kind, const char *vehicle, char type, cons
     }
 }
 
+/* What arrives over the bus counts as read now, for the relay latency. */
+static void on_message(void *ctx, int kind, const char *vehicle, char type, const char *from,
+                       const char *payload, size_t len)
+{
+    worker_t *w = ctx;
+    w->rx_at = metric_mono();
+    bus_message(ctx, kind, vehicle, type, from, payload, len);
+    w->rx_at = 0;
+}
+
 /* ---- the worker's bus ------------------------------------------------------------------------------ */
 
 static void each_watched(worker_t *w, void (*fn)(vehicle_t *v))
@@ -499,6 +510,7 @@ static void speak_again(vehicle_t *v)
 static void on_state(void *ctx, int up, const char *why)
 {
     worker_t *w = ctx;
+    __atomic_store_n(&w->m.bus_up, up, __ATOMIC_RELAXED);
     if (w->index == 0) {            /* the node says it once, not once per worker */
         if (up)
             LOG_INFO(NULL, "Redis bus: connected to %s", w->cfg->redis);

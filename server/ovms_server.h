@@ -47,6 +47,7 @@ typedef struct ovms_config {
     /* the HTTP rate limit per client address (HTTP-API.md §4) */
     int rl_burst, rl_permin, rl_max, rl_expire, rl_delay;
     char rl_exempt[256];             /* addresses not limited, space separated */
+    char metrics_allow[256];         /* addresses that may read /metrics; "" none */
     char mqtt_superuser[65];         /* [mqtt] superuser for /mqapi (HTTP-API.md §11); "" none */
     int workers;                     /* 0: number of cores */
     char db_path[1024];

@@ -315,6 +315,36 @@ const char *conn_vehicle_id(const conn_t *c);
 
 #define RBUF_SIZE 65536
 
+/* ---- metrics (metrics.c) ------------------------------------------------------------------- */
+
+/* A latency histogram counted by one worker (buckets: ovms_hist_bounds). */
+typedef struct metric_hist {
+    uint64_t n[OVMS_HIST_BUCKETS + 1];
+    uint64_t count, sum_us;
+} metric_hist_t;
+
+enum { METRIC_CMD_SENT, METRIC_CMD_FORWARDED, METRIC_CMD_REPLIED, METRIC_CMD_NOT_CONNECTED,
+       METRIC_CMD_REFUSED, METRIC_CMD_TIMEOUT, METRIC_CMD_OUTCOMES };
+
+/* What one worker counts; read by any worker's /metrics scrape. */
+typedef struct worker_metrics {
+    uint64_t rx[128], tx[128];       /* v2 messages by code */
+    uint64_t logins[3];              /* car, app, batch */
+    uint64_t login_failures;
+    int64_t online[3];               /* logged in and attached now */
+    uint64_t commands[METRIC_CMD_OUTCOMES];
+    uint64_t http[6];                /* HTTP answers by status / 100 */
+    int64_t bus_up;
+    metric_hist_t relay, hist_ack;
+} worker_metrics_t;
+
+/* Single-writer updates (relaxed atomics, no lock). */
+void metric_inc(uint64_t *counter);
+void metric_gauge_add(int64_t *gauge, int64_t delta);
+void metric_observe(metric_hist_t *h, double seconds);
+double metric_mono(void);            /* monotonic seconds (the store's clock) */
+int metric_role(char role);          /* 0 car, 1 app, 2 batch, -1 none */
+
 struct worker {
     server_t *srv;
     const ovms_config_t *cfg;    /* this worker's snapshot: only its thread reads or swaps it */
@@ -340,6 +370,9 @@ struct worker {
     link_t http_cmds;        /* HTTP commands queued for cars homed here (http_command.c) */
     size_t nhttp;
     uint64_t next_id;
+    worker_metrics_t m;
+    double rx_at;                /* monotonic: when the read being handled arrived */
+    double relay_at;             /* the rx_at of the first relay this turn, or 0 */
     table_t vehicles;        /* the hub shard: vehicles homed here, by id */
     ovms_bus_t *bus;         /* the Redis bus for them, or NULL */
     /* history reads (C31/C32) waiting for replication to bring the car

@@ -369,7 +369,19 @@ int ovms_store_prep_own_caught_up(ovms_store_req_t *req);
  * two nodes holding the same content print the same lines. */
 int ovms_store_prep_digest(ovms_store_req_t *req);
 
-/* Figures since open, for logs and benchmarks. */
+/* A latency histogram (seconds): n[i] counts values <= ovms_hist_bounds[i]
+ * (and above the bound before), n[OVMS_HIST_BUCKETS] the rest. */
+#define OVMS_HIST_BUCKETS 14
+extern const double ovms_hist_bounds[OVMS_HIST_BUCKETS];
+typedef struct ovms_hist {
+    uint64_t n[OVMS_HIST_BUCKETS + 1];
+    uint64_t count;
+    double sum;
+} ovms_hist_t;
+/* Not atomic: one writer (or the caller's lock). */
+void ovms_hist_add(ovms_hist_t *h, double seconds);
+
+/* Figures since open, for logs, metrics and benchmarks. */
 typedef struct ovms_store_stats {
     uint64_t commits;           /* write transactions */
     uint64_t writes;            /* write requests committed */
@@ -377,6 +389,8 @@ typedef struct ovms_store_stats {
     uint64_t expired;           /* history rows removed by housekeeping */
     uint64_t reloads;           /* cache reloads after other processes' changes */
     size_t max_batch;           /* largest group commit */
+    uint64_t queued;            /* requests waiting for the writer now */
+    ovms_hist_t commit;         /* a group commit's duration, BEGIN to COMMIT */
 } ovms_store_stats_t;
 void ovms_store_get_stats(ovms_store_t *st, ovms_store_stats_t *out);
 

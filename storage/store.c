@@ -62,6 +62,7 @@ static int queue_push(store_queue_t *q, ovms_store_req_t *req)
     else
         q->head = req;
     q->tail = req;
+    q->n++;
     /* only the edge to "something must be done" wakes: the first urgent
      * request, or a lazy one that is due sooner than any waiting */
     if (req->lazy_until <= 0) {
@@ -107,6 +108,7 @@ static ovms_store_req_t *queue_take(store_queue_t *q, double deadline, int *stop
     }
     all = q->head;
     q->head = q->tail = NULL;
+    q->n = 0;
     q->urgent = 0;
     q->lazy_until = 0;
     *stopped = q->stop;
@@ -119,6 +121,7 @@ static ovms_store_req_t *queue_poll(store_queue_t *q)
     pthread_mutex_lock(&q->mu);
     ovms_store_req_t *all = q->head;
     q->head = q->tail = NULL;
+    q->n = 0;
     q->urgent = 0;
     q->lazy_until = 0;
     pthread_mutex_unlock(&q->mu);
@@ -253,6 +256,7 @@ static void commit_batch(ovms_store_t *st, ovms_store_req_t *list, size_t count)
      * is a change of ours to publish, even when this batch adds none (else
      * poll_external would find the counter already equal and say nothing) */
     int64_t seq0 = st->own_seq;
+    double t0 = store_now_mono();
     int rc = begin_write(st);
     store_marks_t marks0 = st->marks;
 
@@ -272,8 +276,12 @@ static void commit_batch(ovms_store_t *st, ovms_store_req_t *list, size_t count)
             r->status = rc;
     } else {
         int moved = st->own_seq != seq0 || st->dirty.replicated;
+        double took = store_now_mono() - t0;
         refresh_cache(st);
         add_stats(st, 1, count, 0, 0, count);
+        pthread_mutex_lock(&st->stats_mu);
+        ovms_hist_add(&st->stats.commit, took);
+        pthread_mutex_unlock(&st->stats_mu);
         publish_marks(st, moved);
     }
     complete_list(list);
@@ -638,6 +646,9 @@ void ovms_store_get_stats(ovms_store_t *st, ovms_store_stats_t *out)
     pthread_mutex_lock(&st->stats_mu);
     *out = st->stats;
     pthread_mutex_unlock(&st->stats_mu);
+    pthread_mutex_lock(&st->wq.mu);
+    out->queued = st->wq.n;
+    pthread_mutex_unlock(&st->wq.mu);
 }
 
 /* ---- requests ----------------------------------------------------------------------- */

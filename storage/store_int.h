@@ -32,6 +32,7 @@ typedef struct store_queue {
     pthread_cond_t cv;
     ovms_store_req_t *head, *tail;
     int urgent;                 /* requests queued that may not wait */
+    uint64_t n;                 /* requests queued */
     double lazy_until;          /* the earliest deadline of the lazy ones; 0: none */
     int stop;
 } store_queue_t;

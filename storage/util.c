@@ -195,3 +195,17 @@ int64_t store_now(void)
 {
     return (int64_t)time(NULL);
 }
+
+const double ovms_hist_bounds[OVMS_HIST_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+};
+
+void ovms_hist_add(ovms_hist_t *h, double seconds)
+{
+    int i = 0;
+    while (i < OVMS_HIST_BUCKETS && seconds > ovms_hist_bounds[i])
+        i++;
+    h->n[i]++;
+    h->count++;
+    h->sum += seconds;
+}

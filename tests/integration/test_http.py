@@ -586,6 +586,103 @@ def websocket_scheme0_limits_and_bad_upgrades(node):
     s.close()
 
 
+# ---- /metrics (Prometheus text format) ---------------------------------------------------------
+
+def parse_prometheus(text):
+    """A strict reader of the text format 0.0.4: every sample named, typed and helped, a family's
+    lines together, no series twice, numbers that parse, histograms cumulative and complete.
+    Returns {(name, frozenset(labels)): value} and {family: type}."""
+    samples, types, helps, seen_families, current = {}, {}, set(), [], None
+    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"')
+    check(text.endswith("\n"), "the text ends with a newline")
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name = line.split(" ", 3)[2]
+            check(name not in helps, "HELP once: %s" % name)
+            helps.add(name)
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, typ = line.split(" ")
+            check(typ in ("counter", "gauge", "histogram", "summary", "untyped"), "type: %s" % line)
+            check(name not in types, "TYPE once: %s" % name)
+            check(name in helps, "HELP before TYPE: %s" % name)
+            types[name] = typ
+            seen_families.append(name)
+            current = name
+            continue
+        check(line and not line.startswith("#"), "no other comments or blank lines: %r" % line)
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)', line)
+        check(m, "a sample line: %r" % line)
+        name, labels, value = m.group(1), m.group(3) or "", m.group(4)
+        base = re.sub(r"_(bucket|sum|count)$", "", name) if types.get(current) == "histogram" else name
+        check(base == current, "%s within its family (%s)" % (name, current))
+        pairs = label_re.findall(labels)
+        check(",".join('%s="%s"' % kv for kv in pairs) == labels, "labels: %r" % labels)
+        key = (name, frozenset(pairs))
+        check(key not in samples, "series once: %s" % line)
+        samples[key] = float(value)
+    for fam, typ in types.items():
+        if typ != "histogram":
+            continue
+        buckets = sorted(((float("inf") if dict(k[1])["le"] == "+Inf" else float(dict(k[1])["le"])), v)
+                         for k, v in samples.items() if k[0] == fam + "_bucket")
+        check(buckets and buckets[-1][0] == float("inf"), "%s has +Inf" % fam)
+        check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "%s cumulative" % fam)
+        check(buckets[-1][1] == samples[(fam + "_count", frozenset())], "%s +Inf = count" % fam)
+    return samples, types
+
+
+def metric(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())))
+
+
+@test
+def metrics(node):
+    car = node.car()
+    car.send("S80,K,220,0,done,standard,300,280")
+    app = ovmsclient.Connection("127.0.0.1", node.port, name="app")
+    app.login("A", CAR, CAR_PW)
+    app.read_login_burst()
+    car.send("D1,2,3")
+    app.expect(lambda m: m.startswith("D"), timeout=5)
+    car.send("h5,0,*-LOG-Test,1,86400,x")
+    car.expect(lambda m: m.startswith("h"), timeout=5)
+    app.send("C7,hello")
+    car.expect(lambda m: m.startswith("C7"), timeout=5)
+    car.send("c7,0,ok")
+    app.expect(lambda m: m.startswith("c7"), timeout=5)
+    r, data = node.request("GET", "/metrics")
+    check(r.status == 200 and r.getheader("Content-Type") == "text/plain; version=0.0.4", "200 text: %d" % r.status)
+    samples, types = parse_prometheus(data.decode())
+    check(metric(samples, "ovms_connections", role="car") == 1, "one car connected")
+    check(metric(samples, "ovms_connections", role="app") >= 1, "an app connected")
+    check(metric(samples, "ovms_logins_total", role="car") >= 1, "car logins counted")
+    check(metric(samples, "ovms_messages_received_total", code="S") >= 1, "S received")
+    check(metric(samples, "ovms_messages_sent_total", code="D") >= 1, "D sent")
+    check(metric(samples, "ovms_commands_total", outcome="sent") >= 1, "a command sent")
+    check(metric(samples, "ovms_commands_total", outcome="replied") >= 1, "a command replied")
+    check(metric(samples, "ovms_relay_seconds_count", ) >= 1, "relays observed")
+    check(metric(samples, "ovms_history_ack_seconds_count") >= 1, "h acknowledgements observed")
+    check(metric(samples, "ovms_store_commit_seconds_count") >= 1, "commits observed")
+    check(metric(samples, "ovms_store_queue_depth") is not None, "queue depth")
+    check(types["ovms_relay_seconds"] == "histogram" and types["ovms_logins_total"] == "counter", "types")
+    check(metric(samples, "ovms_http_responses_total", **{"class": "2xx"}) >= 0, "http answers")
+    r, _ = node.request("POST", "/metrics")
+    check(r.status == 405, "GET only: %d" % r.status)
+    car.close()
+    app.close()
+
+
+@test
+def metrics_only_for_listed_addresses():
+    node = Node("--metrics-allow", "192.0.2.7")
+    try:
+        r, data = node.request("GET", "/metrics")
+        check(r.status == 403 and data == b"Forbidden\n", "not listed: %d" % r.status)
+    finally:
+        node.stop()
+
+
 # ---- vehicle data -------------------------------------------------------------------------------
 
 S_MSG = "S80.0,K,230,16,charging,standard,250,200,32,120,0,85,1,2,3,0,0,0,160.00,30,20,300,90,1,25,10,5,0,0,300,type2,7.2,400,95"
