@@ -12,7 +12,7 @@
  * the object outlives a client that went away, and http_respond on it
  * does nothing.
  */
-#include "http_int.h"
+#include "http_auth.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +51,9 @@ static void conn_close_http(http_conn_t *c)
     if (c->closing)
         return;
     c->closing = 1;
+    if (c->rl_held)
+        http_rate_hold(c->w->srv, &c->peer, -1);
+    c->rl_held = 0;
     link_del(&c->wlink);
     __atomic_sub_fetch(&c->w->srv->conn_count, 1, __ATOMIC_RELAXED);
     uv_close((uv_handle_t *)&c->timer, handle_closed);

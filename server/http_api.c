@@ -418,6 +418,9 @@ static void api(http_conn_t *c, http_req_t *r, const char *path, size_t plen)
 static void rejected(uv_timer_t *t)
 {
     http_conn_t *c = t->data;
+    if (c->rl_held)
+        http_rate_hold(c->w->srv, &c->peer, -1);
+    c->rl_held = 0;
     http_respond(c, 429, "Too many requests", NULL, CORS "Retry-After: 60\r\n", "", 0);
 }
 
@@ -429,7 +432,9 @@ void http_api_handle(http_conn_t *c, http_req_t *r)
     const char *path = r->head;
 
     if (!http_rate_allows(c->w->srv, cfg, &c->peer)) {
-        if (cfg->rl_delay > 0) {          /* held, as the reference does; the deadline timer waits */
+        if (cfg->rl_delay > 0 && http_rate_hold(c->w->srv, &c->peer, 1)) {
+            /* held, as the reference does (at most 8 per address); the deadline timer waits */
+            c->rl_held = 1;
             uv_timer_start(&c->timer, rejected, (uint64_t)cfg->rl_delay * 1000, 0);
             c->close_after = 1;
         } else {
@@ -439,7 +444,7 @@ void http_api_handle(http_conn_t *c, http_req_t *r)
     }
     if (plen >= 4 && !memcmp(path, "/api", 4) && (plen == 4 || path[4] == '/'))
         api(c, r, path, plen);
-    else if (http_mqapi(c, r, path, plen) || metrics_answer(c, r, path, plen))
+    else if (http_mqapi(c, r, path, plen) || metrics_answer(c, r, path, plen) || http_file(c, r))
         ;
     else if (r->method == HTTP_OPTIONS)
         http_respond(c, 501, "not implemented", "text/plain", "Allow: GET,PUT,POST,DELETE\r\n",

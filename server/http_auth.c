@@ -41,6 +41,7 @@ typedef struct limit {
     peer_t addr;                     /* port 0 */
     int quota;
     int64_t expires;
+    int held;                        /* refused requests being held (§4: at most 8) */
 } limit_t;
 
 typedef struct verified {
@@ -223,6 +224,8 @@ void http_state_tick(server_t *srv, const ovms_config_t *cfg)
     free(ended);
 }
 
+#define HELD_MAX 8                   /* refused requests held per address (§4) */
+
 /* ---- the rate limit (§4) ------------------------------------------------------------------------ */
 
 int http_addr_listed(const char *list, const peer_t *p)
@@ -239,6 +242,24 @@ int http_addr_listed(const char *list, const peer_t *p)
 static int exempt(const ovms_config_t *cfg, const peer_t *p)
 {
     return http_addr_listed(cfg->rl_exempt, p);
+}
+
+int http_rate_hold(server_t *srv, const peer_t *from, int delta)
+{
+    http_state_t *st = srv->http;
+    peer_t key = *from;
+    key.port = 0;
+    int ok = 0;
+    pthread_mutex_lock(&st->mu);
+    limit_t *l = table_find(&st->limits, addr_hash(&key), limit_match, &key);
+    if (l && (delta < 0 || l->held < HELD_MAX)) {
+        l->held += delta;
+        if (l->held < 0)
+            l->held = 0;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return ok;
 }
 
 int http_rate_allows(server_t *srv, const ovms_config_t *cfg, const peer_t *from)

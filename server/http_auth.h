@@ -14,6 +14,9 @@ void http_state_free(server_t *srv);
 /* Once a second, from one worker: expiry, and the rate limit's minute. */
 void http_state_tick(server_t *srv, const ovms_config_t *cfg);
 
+/* A refused request is held before its 429 (delta 1: 1 when this address
+ * holds fewer than 8; delta -1: its answer went or its connection closed). */
+int http_rate_hold(server_t *srv, const peer_t *from, int delta);
 /* 1 when a request from this address may run now (§4). */
 int http_rate_allows(server_t *srv, const ovms_config_t *cfg, const peer_t *from);
 

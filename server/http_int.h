@@ -80,6 +80,7 @@ typedef struct http_conn {
     tls_conn_t *tls;                 /* on an HTTPS listener */
     uint8_t reading;
     uint8_t in_parse;                /* parse() is on the stack: drain() leaves it the rest */
+    uint8_t rl_held;                 /* a refused request held for the rate limit's delay */
     peer_t peer;
 } http_conn_t;
 
@@ -108,6 +109,8 @@ int http_form_body(const http_req_t *r, const char *name, char *out, size_t cap)
 int http_url_decode(const char *src, size_t len, char *out, size_t cap);
 /* The session id of the Cookie header (§3.1); 1 when there. */
 int http_cookie_session(const http_req_t *r, char id[37]);
+/* http_file.c: 1 when the target is /file/... (answered). */
+int http_file(http_conn_t *c, const http_req_t *r);
 /* metrics.c: 1 when path is /metrics (answered). */
 int metrics_answer(http_conn_t *c, const http_req_t *r, const char *path, size_t plen);
 /* 1 when p's address is in the space- or comma-separated list. */

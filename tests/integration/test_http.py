@@ -24,8 +24,8 @@ import time
 import traceback
 
 # OVMSD_BIN and OVMS_ADMIN_BIN in the environment replace the first two (sanitizer stages)
-OVMSD = os.environ.get("OVMSD_BIN", sys.argv[1])
-ADMIN = os.environ.get("OVMS_ADMIN_BIN", sys.argv[2])
+OVMSD = os.path.abspath(os.environ.get("OVMSD_BIN", sys.argv[1]))
+ADMIN = os.path.abspath(os.environ.get("OVMS_ADMIN_BIN", sys.argv[2]))
 SHARED = sys.argv[3]
 ONLY = sys.argv[4:]
 sys.path.insert(0, os.path.join(SHARED, "conformance"))
@@ -80,7 +80,7 @@ class Node:
         self.proc = subprocess.Popen([OVMSD, "--db", self.db, "--listen", "127.0.0.1:%d" % self.port,
                                       "--http", "127.0.0.1:%d" % self.http, "--workers", "2",
                                       "--log-level", "info"] + list(flags),
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -303,6 +303,33 @@ def rate_limit():
         r, data = node.request("GET", "/nothing")
         check(r.status == 429 and r.reason == "Too many requests" and data == b"", "then 429: %d" % r.status)
         check(r.getheader("Retry-After") == "60", "Retry-After")
+    finally:
+        node.stop()
+    # refused requests are held (here 3 s) but at most 8 per address: the 9th is answered at once
+    node = Node("--ratelimit-http-burst", "1", "--ratelimit-http-delay", "3", "--ratelimit-http-exempt", "192.0.2.1")
+    try:
+        node.request("GET", "/nothing")
+        socks = []
+        for _ in range(9):
+            s = socket.create_connection(("127.0.0.1", node.http), 5)
+            s.sendall(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        t0 = time.time()
+        answered = []
+        for s in socks:
+            s.settimeout(0.1)
+            try:
+                if s.recv(100).startswith(b"HTTP/1.1 429"):
+                    answered.append(s)
+            except socket.timeout:
+                pass
+        check(len(answered) == 1 and time.time() - t0 < 2, "one of 9 answered at once: %d" % len(answered))
+        for s in socks:
+            if s not in answered:
+                s.settimeout(6)
+                check(s.recv(100).startswith(b"HTTP/1.1 429"), "the held ones after the delay")
+            s.close()
+        check(time.time() - t0 > 2.5, "held for the delay")
     finally:
         node.stop()
     node = Node()    # loopback is exempt by default
@@ -681,6 +708,26 @@ def metrics_only_for_listed_addresses():
         check(r.status == 403 and data == b"Forbidden\n", "not listed: %d" % r.status)
     finally:
         node.stop()
+
+
+# ---- /file (§10) ------------------------------------------------------------------------------
+
+@test
+def static_files(node):
+    os.makedirs(os.path.join(node.dir, "httpfiles"), exist_ok=True)
+    with open(os.path.join(node.dir, "httpfiles", "hello.html"), "wb") as f:
+        f.write(b"text/html; charset=utf-8\r\n<p>hi</p>\n")
+    os.makedirs(os.path.join(node.dir, "httpfiles", "sub"), exist_ok=True)
+    r, data = node.request("PUT", "/file/hello.html")
+    check(r.status == 200 and r.reason == "ok" and data == b"<p>hi</p>\n", "any method: %d %r" % (r.status, data))
+    check(r.getheader("Content-Type") == "text/html; charset=utf-8", "type line without CR: %r" % r.getheader("Content-Type"))
+    check(r.getheader("Connection") == "close" and r.getheader("Access-Control-Allow-Origin") is None, "close, no CORS")
+    check(r.getheader("Content-Length") == str(len(data)), "with its length")
+    for target in ("/file/hello.html?v=1", "/file/missing", "/file/sub", "/file/..", "/file/", "/file/a%2Fb",
+                   "/file/../node.db"):
+        r, data = node.request("GET", target)
+        check(r.status == 404 and data == b"not found\n" and r.getheader("Access-Control-Allow-Origin") is None,
+              "%s: 404: %d" % (target, r.status))
 
 
 # ---- vehicle data -------------------------------------------------------------------------------
