@@ -131,6 +131,12 @@ static void reload(server_t *srv)
     ovms_config_t next;
     char note[512];
 
+    char tls_err[512];
+    int tls = tls_reload(srv, tls_err, sizeof tls_err);
+    if (tls < 0)
+        LOG_ERROR(NULL, "TLS certificate not reloaded, keeping the running one: %s", tls_err);
+    else if (tls > 0)
+        LOG_INFO(NULL, "TLS certificate and key reloaded from %s and %s", srv->cfg->tls_cert, srv->cfg->tls_key);
     if (ovms_config_reload(srv->cfg, &next, note, sizeof note) < 0) {
         LOG_ERROR(NULL, "reload failed, keeping the running configuration: %s", note);
         return;

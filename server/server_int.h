@@ -756,6 +756,8 @@ void ws_free(ws_conn_t *ws);
 /* ---- TLS (tls.c) --------------------------------------------------------------------------------- */
 
 int tls_init(server_t *srv, char *err, size_t errlen);
+/* SIGHUP: the certificate and key files again; 1 replaced, 0 no TLS, -1 kept (err says why). */
+int tls_reload(server_t *srv, char *err, size_t errlen);
 void tls_free(server_t *srv);
 tls_conn_t *tls_conn_new(server_t *srv);
 void tls_conn_free(tls_conn_t *t);

@@ -10,12 +10,18 @@
  * used by one thread at a time, so it moves with its connection when the
  * connection moves to its vehicle's home worker. SSL_MODE_RELEASE_BUFFERS
  * lets an idle TLS connection give back its record buffers.
- * Threading: the context is shared read-only; a connection's SSL object
+ * SIGHUP reads the certificate and key files again (a renewed
+ * certificate at the same paths): a new context replaces the old one for
+ * new connections, under a lock that tls_conn_new also takes, and the old
+ * one lives on in the connections made with it (SSL_new holds a
+ * reference). A bad file keeps the running context.
+ * Threading: the context pointer under ctx_mu; a connection's SSL object
  * belongs to the connection's thread.
  */
 #include "server_int.h"
 
 #include <openssl/err.h>
+#include <pthread.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,33 +49,52 @@ static const char *tls_error(void)
     return buf;
 }
 
-int tls_init(server_t *srv, char *err, size_t errlen)
-{
-    const ovms_config_t *cfg = srv->cfg;
-    SSL_CTX *ctx;
+static pthread_mutex_t ctx_mu = PTHREAD_MUTEX_INITIALIZER;
 
-    if (!cfg->ntls_listen && !cfg->nhttps_listen)
-        return 0;
-    ctx = SSL_CTX_new(TLS_server_method());
+static SSL_CTX *make_ctx(const ovms_config_t *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         snprintf(err, errlen, "TLS: %s", tls_error());
-        return -1;
+        return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
         snprintf(err, errlen, "TLS certificate %s: %s", cfg->tls_cert, tls_error());
         SSL_CTX_free(ctx);
-        return -1;
+        return NULL;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
         snprintf(err, errlen, "TLS key %s: %s", cfg->tls_key, tls_error());
         SSL_CTX_free(ctx);
-        return -1;
+        return NULL;
     }
-    srv->tls_ctx = ctx;
-    return 0;
+    return ctx;
+}
+
+int tls_init(server_t *srv, char *err, size_t errlen)
+{
+    const ovms_config_t *cfg = srv->cfg;
+    if (!cfg->ntls_listen && !cfg->nhttps_listen)
+        return 0;
+    return (srv->tls_ctx = make_ctx(cfg, err, errlen)) ? 0 : -1;
+}
+
+int tls_reload(server_t *srv, char *err, size_t errlen)
+{
+    if (!srv->tls_ctx)
+        return 0;                    /* no TLS listeners */
+    SSL_CTX *fresh = make_ctx(srv->cfg, err, errlen), *old;
+    if (!fresh)
+        return -1;
+    pthread_mutex_lock(&ctx_mu);
+    old = srv->tls_ctx;
+    srv->tls_ctx = fresh;
+    pthread_mutex_unlock(&ctx_mu);
+    SSL_CTX_free(old);               /* connections made with it keep their reference */
+    return 1;
 }
 
 void tls_free(server_t *srv)
@@ -83,7 +108,9 @@ tls_conn_t *tls_conn_new(server_t *srv)
     tls_conn_t *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
+    pthread_mutex_lock(&ctx_mu);
     t->ssl = SSL_new(srv->tls_ctx);
+    pthread_mutex_unlock(&ctx_mu);
     t->in = BIO_new(BIO_s_mem());
     t->out = BIO_new(BIO_s_mem());
     if (!t->ssl || !t->in || !t->out) {

@@ -1043,6 +1043,39 @@ def https():
             got = b""
         check(not got.startswith(b"HTTP/"), "no plain answer on the TLS port")
         s.close()
+
+        # SIGHUP reloads a renewed certificate; connections made before keep working
+        def subject_cn():
+            raw = ssl.create_default_context()
+            raw.check_hostname = False
+            raw.verify_mode = ssl.CERT_NONE
+            with socket.create_connection(("127.0.0.1", port), 5) as so:
+                with raw.wrap_socket(so) as t:
+                    der = t.getpeercert(binary_form=True)
+            out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"], input=der,
+                                 capture_output=True, check=True).stdout.decode()
+            return out.strip()
+        check("localhost" in subject_cn(), "the first certificate")
+        old = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+        old.request("GET", "/api/cookie?" + creds())
+        old.getresponse().read()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        "/CN=renewed.example", "-keyout", d + "/key.pem", "-out", d + "/cert.pem"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        node.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while time.time() < deadline and "renewed.example" not in subject_cn():
+            time.sleep(0.1)
+        check("renewed.example" in subject_cn(), "the renewed certificate after SIGHUP")
+        old.request("GET", "/api/cookie?" + creds())
+        check(old.getresponse().status == 200, "a connection made before the reload still works")
+        old.close()
+        with open(d + "/cert.pem", "w") as f:
+            f.write("not a certificate\n")
+        node.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        check("renewed.example" in subject_cn(), "a bad file keeps the running certificate")
+        check("TLS certificate not reloaded" in node.log_text(), "and says so")
     finally:
         node.stop()
         shutil.rmtree(d, ignore_errors=True)
