@@ -13,8 +13,12 @@
  * reboots). The outcome goes back to the request's worker, which answers.
  * At most HTTP_COMMANDS_MAX HTTP commands wait per vehicle.
  *
- * Not yet: a car connected to another node of the cluster (answered 503
- * with that reason), and POST /api/command.
+ * A car on another node of the cluster gets the command over the Redis bus
+ * as a v2 app's would (nodebus.c), with the command's own id as requester:
+ * its replies come back to http_cmd_reply, its node going answers 503, and
+ * the deadline here answers 504 and drops a late reply. A vehicle this
+ * node does not watch yet is watched first, and the command is parked
+ * until the other nodes' states say where the car is.
  */
 #include "http_auth.h"
 
@@ -43,6 +47,9 @@ struct http_cmd {
     vehicle_t *v;
     link_t wlink;                    /* the home worker's HTTP commands, for the deadline */
     uint32_t deadline;
+    uint8_t remote;                  /* forwarded over the bus (v->rcmds), not in v's queue */
+    uint8_t parked;                  /* waiting for the other nodes' states */
+    uint64_t rid;                    /* the requester id the car's node replies to */
     /* the outcome */
     enum outcome out;
     int nlines;
@@ -59,7 +66,13 @@ static void leave_queue(http_cmd_t *h, enum outcome out)
     link_del(&h->wlink);
     vehicle_t *v = h->v;
     h->v = NULL;
+    if (h->remote || h->parked) {
+        nodebus_forget_http(v, h);
+        v->http_cmds--;
+        h->remote = h->parked = 0;
+    }
     post_back(h);
+    nodebus_sync(v);                 /* (unwatched when nothing else needs it) */
     hub_unref(v);
 }
 
@@ -116,14 +129,72 @@ static int http_waiting(const vehicle_t *v)
     return n;
 }
 
+/* Waiting on the home worker (its deadline counts): parked, or forwarded. */
+static void hold(worker_t *w, http_cmd_t *h, vehicle_t *v)
+{
+    hub_ref(v);
+    h->v = v;
+    h->deadline = worker_now(w) + (uint32_t)w->cfg->command_timeout;
+    link_add(&w->http_cmds, &h->wlink);
+    v->http_cmds++;
+}
+
+/* To the car on another node; the outcome when it cannot go. */
+static enum outcome forward(worker_t *w, http_cmd_t *h, vehicle_t *v)
+{
+    h->rid = (++w->next_id << 8) | (uint64_t)w->index;     /* never a connection's id */
+    int rc = nodebus_command_http(v, h, h->rid, h->cmd, h->line, strlen(h->line));
+    if (rc <= 0)
+        return rc < 0 ? OUT_BUSY : OUT_OFFLINE;
+    metric_inc(&w->m.commands[METRIC_CMD_FORWARDED]);
+    h->remote = 1;
+    hold(w, h, v);
+    return 0;
+}
+
+static void dispatch(worker_t *w, http_cmd_t *h, vehicle_t *v);
+
+void http_cmd_states_known(vehicle_t *v)
+{
+    worker_t *w = v->w;
+    link_each(pos, &w->http_cmds) {
+        http_cmd_t *h = container_of(pos, http_cmd_t, wlink);
+        if (h->v != v || !h->parked)
+            continue;
+        link_del(&h->wlink);
+        h->parked = 0;
+        v->http_cmds--;
+        h->v = NULL;
+        dispatch(w, h, v);
+        hub_unref(v);                /* dispatch took its own reference if it keeps it */
+    }
+}
+
 static void at_home(worker_t *w, http_cmd_t *h)
 {
     vehicle_t *v = hub_get(w, h->id, h->identity);
     h->at_home_done = 1;
+    if (v && !v->car && w->bus && (!v->watched || nodebus_states_pending(v))) {
+        h->parked = 1;               /* where the car is: the other nodes say */
+        hold(w, h, v);
+        nodebus_sync(v);
+        if (nodebus_states_pending(v))
+            return;
+        http_cmd_states_known(v);    /* the watch could not start: what we know */
+        return;
+    }
+    dispatch(w, h, v);
+}
+
+static void dispatch(worker_t *w, http_cmd_t *h, vehicle_t *v)
+{
+    h->at_home_done = 1;
     if (!v) {
         h->out = OUT_CHANGED;
     } else if (!v->car) {
-        h->out = hub_car_anywhere(v) ? OUT_ELSEWHERE : OUT_OFFLINE;
+        h->out = hub_car_anywhere(v) ? forward(w, h, v) : OUT_OFFLINE;
+        if (!h->out)
+            return;                  /* a reply, the deadline or the car's leaving goes on */
     } else if (http_waiting(v) >= HTTP_COMMANDS_MAX || v->qlen >= w->cfg->max_pending_commands) {
         h->out = OUT_BUSY;
     } else {

@@ -98,8 +98,15 @@ static void fail_commands(vehicle_t *v, const char *why, int expired_only)
     uint32_t now = worker_now(v->w);
     for (int i = 0; i < v->nrcmds; i++) {
         remote_cmd_t *rc = &v->rcmds[i];
-        if (expired_only && now < rc->deadline)
+        if (expired_only && (now < rc->deadline || rc->http))
+            continue;                /* (an HTTP command's own deadline answers it) */
+        if (rc->http) {
+            http_cmd_t *h = rc->http;
+            v->rcmds[i--] = v->rcmds[--v->nrcmds];
+            metric_inc(&v->w->m.commands[METRIC_CMD_NOT_CONNECTED]);
+            http_cmd_car_gone(h);
             continue;
+        }
         conn_t *c = worker_find_conn(v->w, rc->conn_id);
         if (c && c->state == CS_ACTIVE && c->vehicle == v && rc->cmd >= 0)
             conn_sendf(c, "c%d,1,%s", rc->cmd, why);   /* (a paranoid command's number is unknown) */
@@ -190,6 +197,7 @@ static void remote_state_set(vehicle_t *v, const char *from, const char *payload
 static void states_settled(vehicle_t *v)
 {
     car_first_z(v);
+    http_cmd_states_known(v);        /* a command needs to know where the car is, no more */
     if (!v->car && hub_car_anywhere(v) && !v->snapshot_seen) {
         v->bus_pending = BUS_SNAPSHOT;
         v->snapshot_deadline = worker_now(v->w) + SNAPSHOT_WAIT_S;
@@ -230,7 +238,8 @@ void nodebus_sync(vehicle_t *v)
     ovms_bus_t *bus = v->w->bus;
     if (!bus)
         return;
-    int want = v->car || !link_empty(&v->clients) || !link_empty(&v->waiting) || v->http_apps;
+    int want = v->car || !link_empty(&v->clients) || !link_empty(&v->waiting) || v->http_apps ||
+               v->http_cmds;
     if (want && !v->watched) {
         if (ovms_bus_watch(bus, v->id) == 0) {
             v->watched = 1;         /* Q goes once the subscription is confirmed */
@@ -286,25 +295,52 @@ void nodebus_car_login(vehicle_t *v)
     }
 }
 
-int nodebus_command(vehicle_t *v, conn_t *c, int cmd, const char *raw, size_t len)
+/* To the car's node: 1 sent, 0 not (no bus, car nowhere, Redis away), -1 too many waiting. */
+static int forward(vehicle_t *v, uint64_t id, http_cmd_t *http, int cmd, const char *raw, size_t len)
 {
     char msg[OVMS_LINE_MAX + 32];
     if (!v->w->bus || !v->watched || !hub_car_anywhere(v) || len > OVMS_LINE_MAX)
         return 0;
-    if (v->nrcmds >= v->w->cfg->max_pending_commands) {
-        if (cmd >= 0)
-            conn_sendf(c, "c%d,1,too many commands waiting for the vehicle", cmd);
-        return 1;
-    }
-    int n = snprintf(msg, sizeof msg, "%llu|%.*s", (unsigned long long)c->id, (int)len, raw);
+    if (v->nrcmds >= v->w->cfg->max_pending_commands)
+        return -1;
+    int n = snprintf(msg, sizeof msg, "%llu|%.*s", (unsigned long long)id, (int)len, raw);
     if (ovms_bus_publish(v->w->bus, v->id, 'C', msg, (size_t)n) < 0)
         return 0;                   /* Redis is away: as if the car were nowhere */
     remote_cmd_t *grown = realloc(v->rcmds, (size_t)(v->nrcmds + 1) * sizeof *grown);
     if (grown) {
         v->rcmds = grown;
-        v->rcmds[v->nrcmds++] = (remote_cmd_t){ c->id, cmd, worker_now(v->w) + (uint32_t)v->w->cfg->command_timeout };
+        v->rcmds[v->nrcmds++] = (remote_cmd_t){ id, http, cmd,
+                                                worker_now(v->w) + (uint32_t)v->w->cfg->command_timeout };
     }
     return 1;
+}
+
+int nodebus_command(vehicle_t *v, conn_t *c, int cmd, const char *raw, size_t len)
+{
+    int rc = forward(v, c->id, NULL, cmd, raw, len);
+    if (rc < 0 && cmd >= 0)
+        conn_sendf(c, "c%d,1,too many commands waiting for the vehicle", cmd);
+    return rc != 0;
+}
+
+int nodebus_command_http(vehicle_t *v, http_cmd_t *h, uint64_t id, int cmd, const char *raw, size_t len)
+{
+    return forward(v, id, h, cmd, raw, len);
+}
+
+void nodebus_forget_http(vehicle_t *v, http_cmd_t *h)
+{
+    for (int i = 0; i < v->nrcmds; i++)
+        if (v->rcmds[i].http == h) {
+            memmove(&v->rcmds[i], &v->rcmds[i + 1], (size_t)(v->nrcmds - i - 1) * sizeof *v->rcmds);
+            v->nrcmds--;
+            i--;
+        }
+}
+
+int nodebus_states_pending(const vehicle_t *v)
+{
+    return v->bus_pending == BUS_STATES;
 }
 
 void nodebus_reply(vehicle_t *v, const requester_t *to, const char *raw, size_t len)
@@ -388,9 +424,16 @@ static void remote_reply(vehicle_t *v, const char *payload, size_t len)
         LOG_DEBUG(NULL, "%s: a reply after the command timeout dropped", v->id);
         return;                     /* it was told "no reply from the vehicle" already */
     }
+    http_cmd_t *http = v->rcmds[i].http;
     if (last) {
         memmove(&v->rcmds[i], &v->rcmds[i + 1], (size_t)(v->nrcmds - i - 1) * sizeof *v->rcmds);
         v->nrcmds--;
+    }
+    if (http) {
+        int paranoid = rlen >= 2 && raw[0] == 'E' && raw[1] == 'M';
+        ovms_str_t body = { raw + (rlen ? 1 : 0), rlen ? rlen - 1 : 0 };
+        http_cmd_reply(http, body, paranoid, last || paranoid);
+        return;
     }
     conn_t *c = worker_find_conn(v->w, id);
     if (c && c->state == CS_ACTIVE && c->vehicle == v)

@@ -512,7 +512,8 @@ typedef struct requester {
 
 /* A command forwarded to the car's node, waiting for its reply. */
 typedef struct remote_cmd {
-    uint64_t conn_id;
+    uint64_t conn_id;        /* the requester: a connection here, or an HTTP command's id */
+    http_cmd_t *http;        /* an HTTP command (its answer goes there), or NULL */
     int cmd;
     uint32_t deadline;       /* worker clock, seconds */
 } remote_cmd_t;
@@ -538,6 +539,7 @@ struct vehicle {
     struct cache_wait *cache_waits;   /* calls waiting for the cache too (hub_with_cache) */
     uint32_t cache_kept_until;        /* worker clock: a vehicle read over HTTP keeps its cache (and entry) */
     struct http_app *http_apps;       /* HTTP app entries, counted in napps (hub_http.c) */
+    uint16_t http_cmds;               /* HTTP commands waiting for the bus here (keep it watched) */
     int napps;
     int refs;                /* connections + pending store requests */
     /* command queue: requesters (conn NULL and no node: one that left) */
@@ -723,6 +725,15 @@ void http_cmd_reply(http_cmd_t *h, ovms_str_t payload, int paranoid, int done);
 void http_cmd_car_gone(http_cmd_t *h);
 void http_cmd_sweep(worker_t *w);
 void http_cmd_stop_all(worker_t *w);
+/* The other nodes' states of v are known: parked HTTP commands go on. */
+void http_cmd_states_known(vehicle_t *v);
+/* An HTTP command to the car on another node: 1 sent, 0 cannot (no bus,
+ * car nowhere), -1 too many waiting. Replies come to http_cmd_reply. */
+int nodebus_command_http(vehicle_t *v, http_cmd_t *h, uint64_t id, int cmd, const char *raw, size_t len);
+/* The HTTP command's forwarded entry goes (answered or timed out). */
+void nodebus_forget_http(vehicle_t *v, http_cmd_t *h);
+/* 1 while the other nodes' states of v are being read (clients wait). */
+int nodebus_states_pending(const vehicle_t *v);
 void groups_init(void);
 void groups_update(conn_t *car, ovms_str_t payload);
 void groups_subscribe(conn_t *c, ovms_str_t payload);

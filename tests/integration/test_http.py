@@ -66,20 +66,22 @@ def free_port():
 class Node:
     """One ovmsd with owner1 (TESTCAR) and owner2 (OTHERCAR)."""
 
-    def __init__(self, *flags):
+    def __init__(self, *flags, node_id="HTTPTEST", fixtures=True, port=None):
         self.dir = tempfile.mkdtemp(prefix="ovms-http-")
         self.db = os.path.join(self.dir, "node.db")
-        self.port, self.http = free_port(), free_port()
+        self.port, self.http = port or free_port(), free_port()
+        self.node_id = node_id
         admin = [ADMIN, "--db", self.db]
-        for args in (["--node", "HTTPTEST", "owner", "add", OWNER, "--password", OWNER_PW],
-                     ["owner", "add", OTHER, "--password", OTHER_PW],
-                     ["vehicle", "add", CAR, "--password", CAR_PW, "--owner", OWNER],
-                     ["vehicle", "add", CAR2, "--password", CAR2_PW, "--owner", OTHER]):
+        steps = [["--node", node_id, "owner", "add", OWNER, "--password", OWNER_PW],
+                 ["owner", "add", OTHER, "--password", OTHER_PW],
+                 ["vehicle", "add", CAR, "--password", CAR_PW, "--owner", OWNER],
+                 ["vehicle", "add", CAR2, "--password", CAR2_PW, "--owner", OTHER]]
+        for args in steps if fixtures else [["--node", node_id, "owner", "list"]]:
             subprocess.run(admin + args, check=True, stdout=subprocess.DEVNULL)
         self.log = open(os.path.join(self.dir, "ovmsd.log"), "w")
         self.proc = subprocess.Popen([OVMSD, "--db", self.db, "--listen", "127.0.0.1:%d" % self.port,
                                       "--http", "127.0.0.1:%d" % self.http, "--workers", "2",
-                                      "--log-level", "info"] + list(flags),
+                                      "--node-id", node_id, "--log-level", "info"] + list(flags),
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -133,6 +135,43 @@ class Node:
         self.log.close()
         check(rc == 0, "ovmsd did not stop cleanly (status %d)" % rc)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Cluster:
+    """Two nodes, MP-S peers of each other and on one redis-server (started and stopped by PID):
+    the fixtures are made on N1 and reach N2 by replication."""
+
+    def __init__(self, *flags):
+        self.redis_port = free_port()
+        self.redis = subprocess.Popen(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.redis_port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        p1, p2 = free_port(), free_port()
+        common = ["--redis", "127.0.0.1:%d" % self.redis_port] + list(flags)
+        self.n1 = Node("--peer", "HTTPN2:secret-n", *common, node_id="HTTPN1", port=p1)
+        self.n2 = Node("--peer", "HTTPN1:secret-n@127.0.0.1:%d" % p1, *common, node_id="HTTPN2",
+                       fixtures=False, port=p2)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            r, _ = self.n2.request("GET", "/api/vehicles?" + creds())
+            if r.status == 200:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the owners did not reach N2")
+
+    def stop(self):
+        try:
+            self.n1.stop()
+            self.n2.stop()
+        finally:
+            self.redis.terminate()
+            self.redis.wait(10)
 
 
 def creds(user=OWNER, pw=OWNER_PW):
@@ -672,7 +711,7 @@ def metrics(node):
     app.read_login_burst()
     car.send("D1,2,3")
     app.expect(lambda m: m.startswith("D"), timeout=5)
-    car.send("h5,0,*-LOG-Test,1,86400,x")
+    car.send("h5,0,*-LOG-Metrics,1,86400,x")
     car.expect(lambda m: m.startswith("h"), timeout=5)
     app.send("C7,hello")
     car.expect(lambda m: m.startswith("C7"), timeout=5)
@@ -728,6 +767,62 @@ def static_files(node):
         r, data = node.request("GET", target)
         check(r.status == 404 and data == b"not found\n" and r.getheader("Access-Control-Allow-Origin") is None,
               "%s: 404: %d" % (target, r.status))
+
+
+# ---- across the nodes of a cluster --------------------------------------------------------------
+
+@test
+def across_nodes():
+    cl = Cluster()
+    try:
+        n1, n2 = cl.n1, cl.n2
+        car = n1.car()
+        car.send("S80,K,220,0,done,standard,300,280")
+        time.sleep(0.5)
+        # a command on N2 for the car on N1: over the bus, answered with the car's reply
+        req = Async(n2, "PUT", "/api/charge/%s?%s&mode=range" % (CAR, creds()))
+        got = car.expect(lambda m: m.startswith("C10"), timeout=10)
+        check(got == "C10,3", "the command reached the car on N1: %s" % got)
+        car.send("c10,0")
+        status, _, data = req.get()
+        check(status == 200 and json.loads(data) == {"command": 10, "response": ["10,0"], "result": 0, "text": ""},
+              "answered through N2: %d %s" % (status, data))
+        # a multi-line reply (C3) comes back whole
+        req = Async(n2, "GET", "/api/parameters/%s?%s" % (CAR, creds()))
+        car.expect("C3", timeout=10)
+        for k in range(3):
+            car.send("c3,0,%d,3,p%d" % (k, k))
+        status, _, data = req.get()
+        check(status == 200 and json.loads(data)["parameters"] == ["p0", "p1", "p2"], "C3 across: %s" % data)
+        # the car leaves N1 while a command waits on N2: 503
+        req = Async(n2, "PUT", "/api/lock/%s?%s" % (CAR, creds()))
+        car.expect(lambda m: m.startswith("C20"), timeout=10)
+        car.close()
+        status, _, data = req.get()
+        check(status == 503 and json.loads(data)["text"] == "vehicle disconnected", "503 when it goes: %s" % data)
+        r, data = n2.request("PUT", "/api/lock/%s?%s" % (CAR, creds()))
+        check(r.status == 503 and json.loads(data)["text"] == "vehicle not connected", "then not connected: %s" % data)
+        # a token made on N1 logs in on N2 (RK replicated)
+        r, data = n1.request("POST", "/api/token?" + creds(), body="permit=auth", headers=FORM)
+        tok = json.loads(data)["token"]
+        deadline, status = time.time() + 10, 0
+        while time.time() < deadline and status != 200:
+            status = n2.request("GET", "/api/vehicles", headers={"Authorization": "Bearer " + tok})[0].status
+            time.sleep(0.1)
+        check(status == 200, "the token works on N2: %d" % status)
+        r, data = n2.request("DELETE", "/api/token/%s?%s" % (tok[:8], creds()))
+        deadline, status = time.time() + 10, 200
+        while time.time() < deadline and status == 200:
+            status = n1.request("GET", "/api/vehicles", headers={"Authorization": "Bearer " + tok})[0].status
+            time.sleep(0.1)
+        check(status == 401, "removed on N2, refused on N1: %d" % status)
+        r, data = n2.request("GET", "/metrics")
+        samples, _ = parse_prometheus(data.decode())
+        check(metric(samples, "ovms_replication_peer_up", peer="HTTPN1") == 1, "the peer link in /metrics")
+        check(metric(samples, "ovms_redis_up") == 1, "Redis up in /metrics")
+        check(metric(samples, "ovms_commands_total", outcome="forwarded") >= 3, "forwarded commands counted")
+    finally:
+        cl.stop()
 
 
 # ---- vehicle data -------------------------------------------------------------------------------
