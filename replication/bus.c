@@ -400,3 +400,82 @@ int ovms_bus_state_get(ovms_bus_t *b, const char *vehicle, ovms_bus_states_cb cb
         free(q);
     return err;
 }
+
+/* ---- shared values (sessions) --------------------------------------------------------------------- */
+
+typedef struct kv_call {
+    ovms_bus_value_cb cb;
+    void *ctx;
+} kv_call_t;
+
+static size_t kv_key(const ovms_bus_t *b, const char *key, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s%s", b->cfg.prefix, key);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+int ovms_bus_kv_set(ovms_bus_t *b, const char *key, const char *value, size_t len, int ttl)
+{
+    char k[160], t[16];
+    size_t klen = kv_key(b, key, k, sizeof k);
+    int tlen = snprintf(t, sizeof t, "%d", ttl);
+    if (!klen)
+        return OVMS_EINVAL;
+    const char *argv[5] = { "SET", k, value, "EX", t };
+    size_t lens[5] = { 3, klen, len, 2, (size_t)tlen };
+    return repl_redis_argv(b->pub, NULL, NULL, 5, argv, lens);
+}
+
+static void on_value(repl_redis_t *rc, redisReply *r, void *arg)
+{
+    kv_call_t *q = arg;
+    (void)rc;
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL))
+        q->cb(q->ctx, 0, NULL, 0);
+    else if (r->type == REDIS_REPLY_NIL)
+        q->cb(q->ctx, 1, NULL, 0);
+    else
+        q->cb(q->ctx, 1, r->str, r->len);
+    free(q);
+}
+
+int ovms_bus_kv_get(ovms_bus_t *b, const char *key, int ttl, ovms_bus_value_cb cb, void *ctx)
+{
+    char k[160], t[16];
+    size_t klen = kv_key(b, key, k, sizeof k);
+    int tlen = snprintf(t, sizeof t, "%d", ttl);
+    kv_call_t *q = klen ? calloc(1, sizeof *q) : NULL;
+    if (!q)
+        return klen ? OVMS_ENOMEM : OVMS_EINVAL;
+    q->cb = cb;
+    q->ctx = ctx;
+    const char *argv[4] = { ttl > 0 ? "GETEX" : "GET", k, "EX", t };
+    size_t lens[4] = { ttl > 0 ? 5u : 3u, klen, 2, (size_t)tlen };
+    int err = repl_redis_argv(b->pub, on_value, q, ttl > 0 ? 4 : 2, argv, lens);
+    if (err < 0)
+        free(q);
+    return err;
+}
+
+int ovms_bus_kv_touch(ovms_bus_t *b, const char *key, int ttl)
+{
+    char k[160], t[16];
+    size_t klen = kv_key(b, key, k, sizeof k);
+    int tlen = snprintf(t, sizeof t, "%d", ttl);
+    if (!klen)
+        return OVMS_EINVAL;
+    const char *argv[3] = { "EXPIRE", k, t };
+    size_t lens[3] = { 6, klen, (size_t)tlen };
+    return repl_redis_argv(b->pub, NULL, NULL, 3, argv, lens);
+}
+
+int ovms_bus_kv_del(ovms_bus_t *b, const char *key)
+{
+    char k[160];
+    size_t klen = kv_key(b, key, k, sizeof k);
+    if (!klen)
+        return OVMS_EINVAL;
+    const char *argv[2] = { "DEL", k };
+    size_t lens[2] = { 3, klen };
+    return repl_redis_argv(b->pub, NULL, NULL, 2, argv, lens);
+}

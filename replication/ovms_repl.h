@@ -156,6 +156,17 @@ typedef void (*ovms_bus_states_cb)(void *ctx, const char *vehicle, int ok, int n
                                    const char *const *nodes, const char *const *values);
 int ovms_bus_state_get(ovms_bus_t *bus, const char *vehicle, ovms_bus_states_cb cb, void *ctx);
 
+/* Small values shared by the nodes with a lifetime (the HTTP API's
+ * sessions), under "<prefix><key>". set stores value for ttl seconds; get
+ * calls cb once with the value (NULL: none; ok 0: Redis could not answer)
+ * and, when ttl > 0, gives the key ttl seconds again (GETEX: a sliding
+ * lifetime); touch only does the latter; del removes it. */
+typedef void (*ovms_bus_value_cb)(void *ctx, int ok, const char *value, size_t len);
+int ovms_bus_kv_set(ovms_bus_t *bus, const char *key, const char *value, size_t len, int ttl);
+int ovms_bus_kv_get(ovms_bus_t *bus, const char *key, int ttl, ovms_bus_value_cb cb, void *ctx);
+int ovms_bus_kv_touch(ovms_bus_t *bus, const char *key, int ttl);
+int ovms_bus_kv_del(ovms_bus_t *bus, const char *key);
+
 #ifdef __cplusplus
 }
 #endif

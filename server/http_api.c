@@ -168,14 +168,10 @@ static int given_bearer(const http_req_t *r, char token[OVMS_TOKEN_HEX + 1])
     return 1;
 }
 
-static void authenticate(api_req_t *a)
+/* No (valid) cookie: a token or a password. */
+static void authenticate_credentials(api_req_t *a)
 {
-    server_t *srv = a->c->w->srv;
-    char id[37], user[65], pw[129];
-    if (http_cookie_session(a->r, id) && http_session_use(srv, a->c->w->cfg, id, &a->who)) {
-        run_route(a);
-        return;
-    }
+    char user[65], pw[129];
     if (given_bearer(a->r, pw)) {
         if (http_token_login(a->c->w, NULL, pw, a->who.owner, a->who.permit)) {
             run_route(a);
@@ -195,15 +191,42 @@ static void authenticate(api_req_t *a)
     OPENSSL_cleanse(pw, sizeof pw);
 }
 
+static void session_fetched(void *arg, int found)
+{
+    api_req_t *a = arg;
+    if (a->c->closing)
+        api_done(a);
+    else if (found)
+        run_route(a);
+    else
+        authenticate_credentials(a);     /* an unknown or ended session is ignored (§3.1) */
+}
+
+static void authenticate(api_req_t *a)
+{
+    char id[37];
+    if (http_cookie_session(a->r, id)) {
+        int rc = http_session_use(a->c->w, id, &a->who);
+        if (rc == 1) {
+            run_route(a);
+            return;
+        }
+        if (rc == 2) {
+            http_session_fetch(a->c->w, id, &a->who, session_fetched, a);
+            return;
+        }
+    }
+    authenticate_credentials(a);
+}
+
 /* ---- sessions: /api/cookie (§6.1, §6.2) ---------------------------------------------------------------- */
 
 static void cookie_get(api_req_t *a)
 {
-    server_t *srv = a->c->w->srv;
     char id[37], headers[256];
     if (a->who.session[0])
-        http_session_delete(srv, a->who.session);     /* the new one inherits who it was */
-    if (http_session_new(srv, a->c->w->cfg, a->who.owner, a->who.permit, id) < 0) {
+        http_session_delete(a->c->w, a->who.session);     /* the new one inherits who it was */
+    if (http_session_new(a->c->w, a->who.owner, a->who.permit, id) < 0) {
         api_text(a, 503, "Service Unavailable", "Too many sessions\n");
     } else {
         snprintf(headers, sizeof headers, "Set-Cookie: ovmsapisession=%s; Path=/; HttpOnly%s\r\n", id,
@@ -218,7 +241,7 @@ static void cookie_get(api_req_t *a)
 static void cookie_delete(api_req_t *a)
 {
     if (a->who.session[0])
-        http_session_delete(a->c->w->srv, a->who.session);
+        http_session_delete(a->c->w, a->who.session);
     api_text(a, 200, "Ok", "Logout ok\n");
     api_done(a);
 }

@@ -15,6 +15,14 @@
  * a script polling with its password in the URL costs one hash per interval.
  * An unknown name is checked against a dummy hash all the same, so the time
  * to the answer does not tell which names exist.
+ *
+ * In a cluster (with Redis) a session is valid on every node (§3.4): it is
+ * also kept in Redis as "<prefix>s:<id>" = "owner\npermit" with the
+ * timeout as its lifetime. A node that does not know a cookie asks Redis
+ * (GETEX, which also slides the lifetime there), and a node's own copy is
+ * believed for SESSION_RECHECK seconds before Redis is asked again, so a
+ * session ended on one node ends on the others within that. While Redis is
+ * away, the copies a node has go on working.
  */
 #include "http_auth.h"
 
@@ -30,11 +38,15 @@
 #define VERIFIED_MAX 10000
 #define VERIFIED_SECONDS 10
 
+#define SESSION_RECHECK 5
+
 typedef struct session {
     char id[37];
     char owner[65];
     char permit[256];
     int64_t expires;                 /* unix seconds; sliding */
+    int64_t checked;                 /* when Redis last said it exists (or we made it) */
+    int64_t touched;                 /* when its Redis lifetime was last renewed */
 } session_t;
 
 typedef struct limit {
@@ -296,8 +308,40 @@ int http_rate_allows(server_t *srv, const ovms_config_t *cfg, const peer_t *from
 
 /* ---- sessions (§3.4) ------------------------------------------------------------------------------ */
 
-int http_session_new(server_t *srv, const ovms_config_t *cfg, const char *owner, const char *permit,
-                     char id[37])
+static void session_key(const char *id, char key[48])
+{
+    snprintf(key, 48, "s:%s", id);
+}
+
+/* Insert or refresh our copy; -1 when the table is full. */
+static int session_put(server_t *srv, const ovms_config_t *cfg, const char *id, const char *owner,
+                       const char *permit)
+{
+    http_state_t *st = srv->http;
+    int64_t now = wall_now();
+    int rc = 0;
+    pthread_mutex_lock(&st->mu);
+    session_t *s = table_find(&st->sessions, hash_str(id), session_match, id);
+    if (!s && st->sessions.count < SESSIONS_MAX && (s = calloc(1, sizeof *s))) {
+        snprintf(s->id, sizeof s->id, "%s", id);
+        if (table_insert(&st->sessions, s) < 0) {
+            free(s);
+            s = NULL;
+        }
+    }
+    if (s) {
+        snprintf(s->owner, sizeof s->owner, "%s", owner);
+        snprintf(s->permit, sizeof s->permit, "%s", permit);
+        s->expires = now + cfg->timeout_api;
+        s->checked = s->touched = now;
+    } else {
+        rc = -1;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int http_session_new(worker_t *w, const char *owner, const char *permit, char id[37])
 {
     uint8_t b[16];
     if (RAND_bytes(b, sizeof b) != 1)
@@ -306,31 +350,62 @@ int http_session_new(server_t *srv, const ovms_config_t *cfg, const char *owner,
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     snprintf(id, 37, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", b[0], b[1],
              b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-    session_t *s = calloc(1, sizeof *s);
-    if (!s)
+    if (session_put(w->srv, w->cfg, id, owner, permit) < 0)
         return -1;
-    memcpy(s->id, id, 37);
-    snprintf(s->owner, sizeof s->owner, "%s", owner);
-    snprintf(s->permit, sizeof s->permit, "%s", permit);
-    s->expires = wall_now() + cfg->timeout_api;
-    http_state_t *st = srv->http;
-    pthread_mutex_lock(&st->mu);
-    int rc = st->sessions.count < SESSIONS_MAX ? table_insert(&st->sessions, s) : -1;
-    pthread_mutex_unlock(&st->mu);
-    if (rc < 0)
-        free(s);
-    return rc;
+    if (w->bus) {
+        char key[48], value[340];
+        session_key(id, key);
+        int n = snprintf(value, sizeof value, "%s\n%s", owner, permit);
+        ovms_bus_kv_set(w->bus, key, value, (size_t)n, w->cfg->timeout_api);
+    }
+    return 0;
 }
 
-int http_session_use(server_t *srv, const ovms_config_t *cfg, const char *id, http_who_t *who)
+int http_session_use(worker_t *w, const char *id, http_who_t *who)
 {
-    http_state_t *st = srv->http;
+    http_state_t *st = w->srv->http;
+    int64_t now = wall_now();
+    int found = w->bus ? 2 : 0, touch = 0;
+    pthread_mutex_lock(&st->mu);
+    session_t *s = table_find(&st->sessions, hash_str(id), session_match, id);
+    if (s && s->expires > now && (!w->bus || now - s->checked < SESSION_RECHECK)) {
+        s->expires = now + w->cfg->timeout_api;  /* sliding (a deviation: §3.4, F7) */
+        snprintf(who->owner, sizeof who->owner, "%s", s->owner);
+        snprintf(who->permit, sizeof who->permit, "%s", s->permit);
+        snprintf(who->session, sizeof who->session, "%s", s->id);
+        if (w->bus && now - s->touched >= w->cfg->timeout_api / 4) {
+            s->touched = now;
+            touch = 1;
+        }
+        found = 1;
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (touch) {
+        char key[48];
+        session_key(id, key);
+        ovms_bus_kv_touch(w->bus, key, w->cfg->timeout_api);
+    }
+    return found;
+}
+
+typedef struct fetch {
+    worker_t *w;
+    char id[37];
+    http_who_t *who;
+    void (*done)(void *arg, int found);
+    void *arg;
+} fetch_t;
+
+/* Our copy, while Redis cannot say: 1 when it exists. */
+static int session_local(worker_t *w, const char *id, http_who_t *who)
+{
+    http_state_t *st = w->srv->http;
     int64_t now = wall_now();
     int found = 0;
     pthread_mutex_lock(&st->mu);
     session_t *s = table_find(&st->sessions, hash_str(id), session_match, id);
     if (s && s->expires > now) {
-        s->expires = now + cfg->timeout_api;     /* sliding (a deviation: §3.4, F7) */
+        s->expires = now + w->cfg->timeout_api;
         snprintf(who->owner, sizeof who->owner, "%s", s->owner);
         snprintf(who->permit, sizeof who->permit, "%s", s->permit);
         snprintf(who->session, sizeof who->session, "%s", s->id);
@@ -340,7 +415,47 @@ int http_session_use(server_t *srv, const ovms_config_t *cfg, const char *id, ht
     return found;
 }
 
-void http_session_delete(server_t *srv, const char *id)
+static void forget_local(server_t *srv, const char *id);
+
+static void fetched(void *ctx, int ok, const char *value, size_t len)
+{
+    fetch_t *f = ctx;
+    int found = 0;
+    const char *nl = value ? memchr(value, '\n', len) : NULL;
+    if (!ok) {
+        found = session_local(f->w, f->id, f->who);
+    } else if (nl && (size_t)(nl - value) < sizeof f->who->owner && len - (size_t)(nl - value) - 1 < sizeof f->who->permit) {
+        snprintf(f->who->owner, sizeof f->who->owner, "%.*s", (int)(nl - value), value);
+        snprintf(f->who->permit, sizeof f->who->permit, "%.*s", (int)(len - (size_t)(nl - value) - 1), nl + 1);
+        snprintf(f->who->session, sizeof f->who->session, "%s", f->id);
+        found = session_put(f->w->srv, f->w->cfg, f->id, f->who->owner, f->who->permit) == 0;
+    } else {
+        forget_local(f->w->srv, f->id);  /* ended elsewhere (or never was) */
+    }
+    f->done(f->arg, found);
+    free(f);
+}
+
+void http_session_fetch(worker_t *w, const char *id, http_who_t *who, void (*done)(void *arg, int found),
+                        void *arg)
+{
+    char key[48];
+    fetch_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        done(arg, session_local(w, id, who));
+        return;
+    }
+    f->w = w;
+    snprintf(f->id, sizeof f->id, "%s", id);
+    f->who = who;
+    f->done = done;
+    f->arg = arg;
+    session_key(id, key);
+    if (!w->bus || ovms_bus_kv_get(w->bus, key, w->cfg->timeout_api, fetched, f) < 0)
+        fetched(f, 0, NULL, 0);          /* Redis is away: what we have */
+}
+
+static void forget_local(server_t *srv, const char *id)
 {
     http_state_t *st = srv->http;
     pthread_mutex_lock(&st->mu);
@@ -354,6 +469,16 @@ void http_session_delete(server_t *srv, const char *id)
         broadcast_forget(srv, key, 1);
     }
     free(s);
+}
+
+void http_session_delete(worker_t *w, const char *id)
+{
+    forget_local(w->srv, id);
+    if (w->bus) {
+        char key[48];
+        session_key(id, key);
+        ovms_bus_kv_del(w->bus, key);
+    }
 }
 
 /* ---- permissions (§3.3) ---------------------------------------------------------------------------- */

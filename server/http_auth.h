@@ -20,11 +20,16 @@ int http_rate_hold(server_t *srv, const peer_t *from, int delta);
 /* 1 when a request from this address may run now (§4). */
 int http_rate_allows(server_t *srv, const ovms_config_t *cfg, const peer_t *from);
 
-int http_session_new(server_t *srv, const ovms_config_t *cfg, const char *owner, const char *permit,
-                     char id[37]);
-/* 1 and who, when the session exists: its expiry slides. */
-int http_session_use(server_t *srv, const ovms_config_t *cfg, const char *id, http_who_t *who);
-void http_session_delete(server_t *srv, const char *id);
+/* Sessions: on this node, and with Redis on every node (http_auth.c). */
+int http_session_new(worker_t *w, const char *owner, const char *permit, char id[37]);
+/* 1 and who when this node knows the session (its expiry slides); 0 when
+ * it does not and there is no Redis; 2 when only Redis can say: then
+ * http_session_fetch. */
+int http_session_use(worker_t *w, const char *id, http_who_t *who);
+/* done(arg, found) on w's loop, who filled when found. */
+void http_session_fetch(worker_t *w, const char *id, http_who_t *who, void (*done)(void *arg, int found),
+                        void *arg);
+void http_session_delete(worker_t *w, const char *id);
 
 /* A permission string grants right ("*" grants all; §3.3). */
 int http_permits(const char *permit, const char *right);

@@ -816,6 +816,16 @@ def across_nodes():
             status = n1.request("GET", "/api/vehicles", headers={"Authorization": "Bearer " + tok})[0].status
             time.sleep(0.1)
         check(status == 401, "removed on N2, refused on N1: %d" % status)
+        # a session made on N1 is valid on N2 (Redis); ended on N2, it ends on N1 within 5 s
+        r, _ = n1.request("GET", "/api/cookie?" + creds())
+        sid = re.search(r"ovmsapisession=([^;]+)", r.getheader("Set-Cookie")).group(1)
+        h = {"Cookie": "ovmsapisession=" + sid}
+        r, data = n2.request("GET", "/api/vehicles", headers=h)
+        check(r.status == 200 and json.loads(data)[0]["id"] == CAR, "N1's session on N2: %d" % r.status)
+        r, _ = n2.request("DELETE", "/api/cookie", headers=h)
+        check(n2.request("GET", "/api/vehicles", headers=h)[0].status == 401, "ended on N2")
+        time.sleep(5.5)
+        check(n1.request("GET", "/api/vehicles", headers=h)[0].status == 401, "and on N1 after the recheck")
         r, data = n2.request("GET", "/metrics")
         samples, _ = parse_prometheus(data.decode())
         check(metric(samples, "ovms_replication_peer_up", peer="HTTPN1") == 1, "the peer link in /metrics")
