@@ -251,6 +251,7 @@ static void cookie_delete(api_req_t *a)
 typedef struct count {
     char id[33];
     int car, apps, batch;
+    int watched;                     /* the totals include the other nodes already */
 } count_t;
 
 typedef struct counts_call {
@@ -258,7 +259,8 @@ typedef struct counts_call {
     worker_t *origin;
     int next;                        /* the next worker to visit */
     api_req_t *a;                    /* touched on origin only */
-    void (*finish)(struct counts_call *k);
+    int (*finish)(struct counts_call *k);     /* 1: done with k (else it frees k itself) */
+    int pending;                     /* Redis lookups out (finish) */
     int n;
     count_t v[];
 } counts_call_t;
@@ -271,8 +273,10 @@ static void count_homed(worker_t *w, counts_call_t *k)
         vehicle_t *v = hub_find(w, k->v[i].id);
         if (!v)
             continue;
-        k->v[i].car = hub_car_anywhere(v);
-        k->v[i].apps = hub_apps_total(v);
+        /* watched: the others' states are known here; else only ours, and Redis says the rest */
+        k->v[i].watched = v->watched;
+        k->v[i].car = v->watched ? hub_car_anywhere(v) : v->car != NULL;
+        k->v[i].apps = v->watched ? hub_apps_total(v) : v->napps;
         link_each(pos, &v->clients)
             k->v[i].batch += container_of(pos, conn_t, vlink)->role == 'B';
     }
@@ -296,8 +300,8 @@ static void counts_run(worker_t *w, call_t *m)
             counts_run(w, m);
             return;
         }
-        k->finish(k);
-        free(k);
+        if (k->finish(k))
+            free(k);
         return;
     }
     if (worker_post(to, &k->call.mail) < 0)
@@ -305,7 +309,7 @@ static void counts_run(worker_t *w, call_t *m)
 }
 
 /* Count the connections of ids (space separated), then finish(k) on a's worker. */
-static void counts_start(api_req_t *a, const char *ids, void (*finish)(counts_call_t *k))
+static void counts_start(api_req_t *a, const char *ids, int (*finish)(counts_call_t *k))
 {
     int n = 0;
     for (const char *p = ids; *p; p++)
@@ -335,7 +339,7 @@ static void counts_start(api_req_t *a, const char *ids, void (*finish)(counts_ca
 
 /* ---- vehicles (§7.1) ------------------------------------------------------------------------------------------ */
 
-static void vehicles_answer(counts_call_t *k)
+static void vehicles_reply(counts_call_t *k)
 {
     api_req_t *a = k->a;
     json_t *list = json_array();
@@ -345,6 +349,47 @@ static void vehicles_answer(counts_call_t *k)
                                               "v_btcs_connected", k->v[i].batch));
     api_json(a, 200, "Ok", list, NULL);
     api_done(a);
+}
+
+typedef struct remote_ask {
+    counts_call_t *k;
+    int i;
+} remote_ask_t;
+
+static void remote_counted(void *ctx, int apps, int car)
+{
+    remote_ask_t *q = ctx;
+    counts_call_t *k = q->k;
+    k->v[q->i].apps += apps;
+    k->v[q->i].car |= car;
+    free(q);
+    if (--k->pending == 0) {
+        vehicles_reply(k);
+        free(k);
+    }
+}
+
+/* Vehicles not watched here: the other nodes' counts from Redis, then the answer. */
+static int vehicles_answer(counts_call_t *k)
+{
+    worker_t *w = k->origin;
+    k->pending = 1;                  /* held while asking */
+    for (int i = 0; w->bus && i < k->n; i++) {
+        remote_ask_t *q = k->v[i].watched ? NULL : calloc(1, sizeof *q);
+        if (!q)
+            continue;
+        q->k = k;
+        q->i = i;
+        k->pending++;
+        if (nodebus_remote_counts(w, k->v[i].id, remote_counted, q) < 0) {
+            k->pending--;
+            free(q);
+        }
+    }
+    if (--k->pending > 0)
+        return 0;                    /* the last lookup answers and frees k */
+    vehicles_reply(k);
+    return 1;
 }
 
 static void vehicles_get(api_req_t *a)

@@ -69,11 +69,9 @@ static void count(vehicle_t *v, vehicle_call_t *k)
         k->batch += container_of(pos, conn_t, vlink)->role == 'B';
 }
 
-static void copy_cache(vehicle_t *v, void *arg)
+static void copy_now(vehicle_t *v, void *arg)
 {
     vehicle_call_t *k = arg;
-    if (k->op == CALL_REGISTER)
-        hub_http_app_add(v, k->key, k->lifetime ? worker_now(v->w) + k->lifetime : 0, &k->first);
     count(v, k);
     for (int i = 0; i < v->ncache && k->nmsgs < (int)(sizeof k->msgs / sizeof k->msgs[0]); i++) {
         const cached_msg_t *e = &v->cache[i];
@@ -88,6 +86,19 @@ static void copy_cache(vehicle_t *v, void *arg)
     }
     k->at_home_done = 1;
     post_or_run(v->w, k->origin, k);
+}
+
+/* A new app entry starts the watch of a vehicle: its counts once the other
+ * nodes' states are known (where the car is). */
+static void copy_cache(vehicle_t *v, void *arg)
+{
+    vehicle_call_t *k = arg;
+    if (k->op == CALL_REGISTER) {
+        hub_http_app_add(v, k->key, k->lifetime ? worker_now(v->w) + k->lifetime : 0, &k->first);
+        nodebus_when_states_known(v, copy_now, k);
+        return;
+    }
+    copy_now(v, k);
 }
 
 static void call_run(worker_t *w, call_t *m)

@@ -194,10 +194,40 @@ static void remote_state_set(vehicle_t *v, const char *from, const char *payload
 /* The others' states are known: a car logged in here meanwhile hears its
  * Z; the waiting clients' bursts go out, unless the car is on another node
  * and its snapshot has not come yet. */
+struct states_wait {
+    struct states_wait *next;
+    void (*fn)(vehicle_t *v, void *arg);
+    void *arg;
+};
+
+void nodebus_when_states_known(vehicle_t *v, void (*fn)(vehicle_t *v, void *arg), void *arg)
+{
+    struct states_wait *sw = v->bus_pending == BUS_STATES ? calloc(1, sizeof *sw) : NULL;
+    if (!sw) {
+        fn(v, arg);
+        return;
+    }
+    sw->fn = fn;
+    sw->arg = arg;
+    sw->next = v->states_waits;
+    v->states_waits = sw;
+}
+
+static void run_states_waits(vehicle_t *v)
+{
+    while (v->states_waits) {
+        struct states_wait *sw = v->states_waits;
+        v->states_waits = sw->next;
+        sw->fn(v, sw->arg);
+        free(sw);
+    }
+}
+
 static void states_settled(vehicle_t *v)
 {
     car_first_z(v);
     http_cmd_states_known(v);        /* a command needs to know where the car is, no more */
+    run_states_waits(v);
     if (!v->car && hub_car_anywhere(v) && !v->snapshot_seen) {
         v->bus_pending = BUS_SNAPSHOT;
         v->snapshot_deadline = worker_now(v->w) + SNAPSHOT_WAIT_S;
@@ -643,4 +673,47 @@ void nodebus_tick(worker_t *w)
 {
     if (w->bus)
         each_watched(w, refresh);
+}
+
+/* ---- counts of a vehicle this node does not watch (the HTTP API) --------------------------------- */
+
+typedef struct counts_ask {
+    nodebus_counts_cb cb;
+    void *ctx;
+    worker_t *w;
+} counts_ask_t;
+
+static void counts_known(void *ctx, const char *vehicle, int ok, int n, const char *const *nodes,
+                         const char *const *values)
+{
+    counts_ask_t *q = ctx;
+    int apps_sum = 0, car_any = 0;
+    int64_t now = wall_now();
+    (void)vehicle;
+    for (int i = 0; ok && i < n; i++) {
+        int apps, car;
+        long long when;
+        if (!strcmp(nodes[i], ovms_store_node_id(q->w->srv->store)) ||
+            sscanf(values[i], "%d,%d,%lld", &apps, &car, &when) != 3 || now - when > STATE_EXPIRE_S)
+            continue;
+        apps_sum += apps;
+        car_any |= car != 0;
+    }
+    q->cb(q->ctx, apps_sum, car_any);
+    free(q);
+}
+
+int nodebus_remote_counts(worker_t *w, const char *vehicle, nodebus_counts_cb cb, void *ctx)
+{
+    counts_ask_t *q = w->bus ? calloc(1, sizeof *q) : NULL;
+    if (!q)
+        return -1;
+    q->cb = cb;
+    q->ctx = ctx;
+    q->w = w;
+    if (ovms_bus_state_get(w->bus, vehicle, counts_known, q) < 0) {
+        free(q);
+        return -1;
+    }
+    return 0;
 }

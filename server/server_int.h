@@ -540,6 +540,7 @@ struct vehicle {
     uint32_t cache_kept_until;        /* worker clock: a vehicle read over HTTP keeps its cache (and entry) */
     struct http_app *http_apps;       /* HTTP app entries, counted in napps (hub_http.c) */
     uint16_t http_cmds;               /* HTTP commands waiting for the bus here (keep it watched) */
+    struct states_wait *states_waits; /* HTTP calls waiting for the other nodes' states */
     int napps;
     int refs;                /* connections + pending store requests */
     /* command queue: requesters (conn NULL and no node: one that left) */
@@ -732,6 +733,13 @@ void http_cmd_states_known(vehicle_t *v);
 int nodebus_command_http(vehicle_t *v, http_cmd_t *h, uint64_t id, int cmd, const char *raw, size_t len);
 /* The HTTP command's forwarded entry goes (answered or timed out). */
 void nodebus_forget_http(vehicle_t *v, http_cmd_t *h);
+/* The counts the other nodes keep in Redis for a vehicle not watched here
+ * (the nodes' own fields; this one does not publish for it): cb once, on
+ * w's loop (0, 0 when Redis cannot say). -1: not asked (no Redis). */
+typedef void (*nodebus_counts_cb)(void *ctx, int apps, int car);
+int nodebus_remote_counts(worker_t *w, const char *vehicle, nodebus_counts_cb cb, void *ctx);
+/* fn(v, arg) once the other nodes' states of v are known (now, when they are). */
+void nodebus_when_states_known(vehicle_t *v, void (*fn)(vehicle_t *v, void *arg), void *arg);
 /* 1 while the other nodes' states of v are being read (clients wait). */
 int nodebus_states_pending(const vehicle_t *v);
 void groups_init(void);

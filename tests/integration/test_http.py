@@ -778,7 +778,24 @@ def across_nodes():
         n1, n2 = cl.n1, cl.n2
         car = n1.car()
         car.send("S80,K,220,0,done,standard,300,280")
+        app = ovmsclient.Connection("127.0.0.1", n1.port, name="app")
+        app.login("A", CAR, CAR_PW)
         time.sleep(0.5)
+        # /api/vehicles on N2 counts what N1 holds (Redis), for a vehicle N2 does not watch
+        r, data = n2.request("GET", "/api/vehicles?" + creds())
+        v = json.loads(data)[0]
+        check(v["v_net_connected"] == 1 and v["v_apps_connected"] == 1, "cluster-wide counts: %s" % v)
+        app.close()
+        car.expect("Z0", timeout=5)
+        # an HTTP session on N2 is an app of the car on N1 (its Z), and sees the car there
+        r, _ = n2.request("GET", "/api/cookie?" + creds())
+        hs = {"Cookie": re.search(r"(ovmsapisession=[^;]+)", r.getheader("Set-Cookie")).group(1)}
+        r, data = n2.request("GET", "/api/vehicle/%s" % CAR, headers=hs)
+        v = json.loads(data)
+        check(r.status == 200 and v["v_net_connected"] == 1, "N2 sees the car on N1: %s" % v)
+        car.expect("Z1", timeout=5, desc="Z1 for the HTTP session on N2")
+        n2.request("DELETE", "/api/vehicle/%s" % CAR, headers=hs)
+        car.expect("Z0", timeout=5, desc="Z0 when it disconnects")
         # a command on N2 for the car on N1: over the bus, answered with the car's reply
         req = Async(n2, "PUT", "/api/charge/%s?%s&mode=range" % (CAR, creds()))
         got = car.expect(lambda m: m.startswith("C10"), timeout=10)
