@@ -4,17 +4,42 @@
  * auth backend, which POSTs a form and reads only the status.
  *
  * Parameters come from a form body (application/x-www-form-urlencoded).
- * The answers are the reference's, empty bodies included. A password is the
+ * An ovmsd extension (§11): a JSON object body (application/json, as
+ * mosquitto-go-auth sends in JSON mode) is read too; invalid JSON is a
+ * request without the parameters. The answers are the reference's, empty
+ * bodies included. A password is the
  * owner's (which grants every right, so also v3 and mqtt); an API token
  * passes when its permit holds v3 or mqtt.
  */
 #include "http_auth.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #define CORS "Access-Control-Allow-Origin: *\r\n"
+
+/* name from a form body, or from a JSON object body; 1 when there. */
+static int body_param(const http_req_t *r, const char *name, char *out, size_t cap)
+{
+    size_t len;
+    const char *type = http_header(r, "Content-Type", &len);
+    if (!type || len < 16 || strncasecmp(type, "application/json", 16) != 0)
+        return http_form_body(r, name, out, cap);
+    json_t *j = r->body ? json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *v = json_is_object(j) ? json_object_get(j, name) : NULL;
+    int ok = 0;
+    if (json_is_string(v) && json_string_length(v) < cap && !memchr(json_string_value(v), '\0', json_string_length(v))) {
+        snprintf(out, cap, "%s", json_string_value(v));
+        ok = 1;
+    } else if (json_is_integer(v)) {
+        snprintf(out, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        ok = 1;
+    }
+    json_decref(j);
+    return ok;
+}
 
 static void answer(http_conn_t *c, int status, const char *reason, const char *body)
 {
@@ -35,7 +60,7 @@ static void auth_checked(void *arg, int ok, const char *owner, const char *permi
 static void auth(http_conn_t *c, const http_req_t *r)
 {
     char user[65], pw[129];
-    if (!http_form_body(r, "username", user, sizeof user) || !http_form_body(r, "password", pw, sizeof pw)) {
+    if (!body_param(r, "username", user, sizeof user) || !body_param(r, "password", pw, sizeof pw)) {
         answer(c, 403, "Authentication FAILED", "");
         return;
     }
@@ -47,7 +72,7 @@ static void superuser(http_conn_t *c, const http_req_t *r)
 {
     const char *su = c->w->cfg->mqtt_superuser;
     char user[65];
-    if (!http_form_body(r, "username", user, sizeof user) || !user[0])
+    if (!body_param(r, "username", user, sizeof user) || !user[0])
         answer(c, 404, "Username required", "Username required\n");
     else if (!su[0] || strcmp(su, user) != 0)
         answer(c, 403, "Not a superuser", "");
@@ -59,8 +84,8 @@ static void acl(http_conn_t *c, const http_req_t *r)
 {
     const char *su = c->w->cfg->mqtt_superuser;
     char user[65], topic[512], prefix[80];
-    int have_user = http_form_body(r, "username", user, sizeof user);
-    int have_topic = http_form_body(r, "topic", topic, sizeof topic);
+    int have_user = body_param(r, "username", user, sizeof user);
+    int have_topic = body_param(r, "topic", topic, sizeof topic);
     if (have_user && su[0] && !strcmp(su, user)) {
         answer(c, 200, "Superuser acl is permitted", "");
         return;

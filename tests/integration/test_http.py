@@ -1230,6 +1230,13 @@ def mqapi():
         check(r.status == 403 and r.reason == "Access denied", "another's topic")
         r, data = node.request("GET", "/mqapi/auth")
         check(r.status == 404 and r.reason == "Unrecongised API call", "GET on a hook: %d" % r.status)
+        js = {"Content-Type": "application/json"}
+        r, _ = node.request("POST", "/mqapi/auth", body=json.dumps({"username": OWNER, "password": OWNER_PW}), headers=js)
+        check(r.status == 200, "JSON body (an extension): %d" % r.status)
+        r, _ = node.request("POST", "/mqapi/acl", body=json.dumps({"username": OWNER, "topic": "ovms/%s/x" % OWNER, "acc": 1}), headers=js)
+        check(r.status == 200, "JSON acl: %d" % r.status)
+        r, _ = node.request("POST", "/mqapi/auth", body='{"username": "owner1", "password": ', headers=js)
+        check(r.status == 403, "invalid JSON: 403: %d" % r.status)
     finally:
         node.stop()
 
