@@ -639,6 +639,30 @@ def websocket_scheme0_limits_and_bad_upgrades(node):
     f = ws.recv()
     check(f and f[0] == 8 and f[1][:2] == (1009).to_bytes(2, "big"), "1009: %r" % (f,))
     ws.close()
+    # garbage after the upgrade: random frames, bad opcodes, fragments out of order, raw junk;
+    # each connection ends with a close or a TCP close, and the node keeps serving
+    rnd = random.Random(7)
+    for i in range(60):
+        ws = WS(node.port)
+        ws.handshake()
+        junk = b""
+        for _ in range(rnd.randint(1, 6)):
+            kind = rnd.randint(0, 3)
+            if kind == 0:
+                junk += os.urandom(rnd.randint(1, 300))
+            else:
+                junk += WS.frame(os.urandom(rnd.randint(0, 200)), opcode=rnd.choice([0, 1, 2, 3, 8, 9, 10, 11, 15]),
+                                 fin=rnd.random() < 0.7, mask=rnd.random() < 0.8)
+        try:
+            ws.s.sendall(junk)
+        except OSError:
+            pass
+        ws.close()
+    ws = WS(node.port)
+    check(ws.handshake().startswith("HTTP/1.1 101"), "still serving after the garbage")
+    ws.send("MP-A 1 %s %s %s" % (OWNER, OWNER_PW, CAR))
+    check(ws.text().startswith("MP-S 1 "), "and logging in")
+    ws.close()
     # a query string in the first line: closed without an answer
     ws = WS(node.port, first_line=b"GET /apiv2?x=1 HTTP/1.1")
     check(ws.handshake() is None, "a query string is not the upgrade")
