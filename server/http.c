@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <time.h>
 
 static void conn_close_http(http_conn_t *c);
@@ -55,7 +56,8 @@ static void conn_close_http(http_conn_t *c)
         http_rate_hold(c->w->srv, &c->peer, -1);
     c->rl_held = 0;
     link_del(&c->wlink);
-    __atomic_sub_fetch(&c->w->srv->conn_count, 1, __ATOMIC_RELAXED);
+    if (!c->moved)
+        __atomic_sub_fetch(&c->w->srv->conn_count, 1, __ATOMIC_RELAXED);
     uv_close((uv_handle_t *)&c->timer, handle_closed);
     uv_close((uv_handle_t *)&c->tcp, handle_closed);
     worker_http_closed(c->w);
@@ -256,6 +258,83 @@ static void parse(http_conn_t *c, const char *data, size_t len)
     http_api_handle(c, c->req);
 }
 
+/* ---- moving to the vehicles' home worker ------------------------------------------------------------ */
+
+#define MOVE_AFTER 2                 /* requests in a row for vehicles homed on one other worker */
+
+typedef struct http_move {
+    call_t call;
+    server_t *srv;
+    int fd;
+    peer_t peer;
+} http_move_t;
+
+static http_conn_t *conn_make(worker_t *w, int https);
+static void on_deadline(uv_timer_t *t);
+
+void http_conn_prefer(http_conn_t *c, worker_t *home)
+{
+    if (home == c->w) {
+        c->votes = 0;
+    } else if (home == c->prefer) {
+        if (c->votes < 255)
+            c->votes++;
+    } else {
+        c->prefer = home;
+        c->votes = 1;
+    }
+}
+
+static void move_arrive(worker_t *w, call_t *m)
+{
+    http_move_t *mv = (http_move_t *)m;
+    http_conn_t *c = w && !w->stopping ? conn_make(w, 0) : NULL;
+    if (!c || uv_tcp_open(&c->tcp, mv->fd) < 0) {
+        close(mv->fd);               /* (a handle that failed to open does not own it) */
+        if (c)
+            conn_close_http(c);      /* the connection ends: uncounted there */
+        else
+            __atomic_sub_fetch(&mv->srv->conn_count, 1, __ATOMIC_RELAXED);
+        free(mv);
+        return;
+    }
+    c->peer = mv->peer;
+    free(mv);
+    uv_timer_start(&c->timer, on_deadline, HTTP_REQUEST_SECONDS * 1000, HTTP_REQUEST_SECONDS * 1000);
+    start_reading(c);
+}
+
+/* Between requests, nothing held: hand the socket to the preferred worker.
+ * 1 when it went (this object closes). Plain HTTP only: an SSL object may
+ * hold read-ahead plaintext that would have to move too. */
+static int move_home(http_conn_t *c)
+{
+    uv_os_fd_t fd;
+    if (c->votes < MOVE_AFTER || c->tls || c->held_len || c->w->stopping ||
+        uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0)
+        return 0;
+    http_move_t *mv = calloc(1, sizeof *mv);
+    int copy = mv ? dup(fd) : -1;
+    if (copy < 0) {
+        free(mv);
+        c->votes = 0;
+        return 0;
+    }
+    mv->call.mail.type = MAIL_CALL;
+    mv->call.run = move_arrive;
+    mv->srv = c->w->srv;
+    mv->fd = copy;
+    mv->peer = c->peer;
+    worker_t *to = c->prefer;
+    LOG_DEBUG(NULL, "HTTP connection from worker %d moves to worker %d (its vehicles live there)",
+              c->w->index, to->index);
+    c->moved = 1;
+    conn_close_http(c);
+    if (worker_post(to, &mv->call.mail) < 0)
+        mail_dispose(to->srv, &mv->call.mail);
+    return 1;
+}
+
 /* Held requests of a pipelining client, one after another, while each is
  * answered at once; without recursion, however many there are. */
 static void drain(http_conn_t *c)
@@ -272,7 +351,7 @@ static void drain(http_conn_t *c)
         free(buf);
     }
     c->in_parse = 0;
-    if (!c->closing && !c->answering && !c->reading)
+    if (!c->closing && !c->answering && !c->reading && !move_home(c))
         start_reading(c);
 }
 
@@ -378,11 +457,12 @@ static void on_deadline(uv_timer_t *t)
     conn_close_http(t->data);            /* a slow or silent client */
 }
 
-void http_accept(worker_t *w, uv_stream_t *listener, int https)
+/* A connection object on w's loop (counted in w's HTTP connections). */
+static http_conn_t *conn_make(worker_t *w, int https)
 {
     http_conn_t *c = calloc(1, sizeof *c);
     if (!c)
-        return;
+        return NULL;
     c->w = w;
     c->https = (uint8_t)https;
     c->refs = 2;                         /* the two handles */
@@ -391,9 +471,17 @@ void http_accept(worker_t *w, uv_stream_t *listener, int https)
     c->tcp.data = c->timer.data = c;
     link_init(&c->wlink);
     http_parse_init(&c->parse);
-    __atomic_add_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
     link_add(&w->https, &c->wlink);
     w->nhttp++;
+    return c;
+}
+
+void http_accept(worker_t *w, uv_stream_t *listener, int https)
+{
+    http_conn_t *c = conn_make(w, https);
+    if (!c)
+        return;
+    __atomic_add_fetch(&w->srv->conn_count, 1, __ATOMIC_RELAXED);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
         __atomic_load_n(&w->srv->conn_count, __ATOMIC_RELAXED) > w->cfg->max_connections) {
         conn_close_http(c);

@@ -526,6 +526,7 @@ void api_command(api_req_t *a, const char *name)
     h->identity = ovms_store_vehicle_identity(&rec);
     link_init(&h->wlink);
     worker_t *home = worker_home(srv, h->id);
+    http_conn_prefer(a->c, home);
     if (home == a->c->w)
         at_home(home, h);
     else if (worker_post(home, &h->call.mail) < 0) {

@@ -81,11 +81,18 @@ typedef struct http_conn {
     uint8_t reading;
     uint8_t in_parse;                /* parse() is on the stack: drain() leaves it the rest */
     uint8_t rl_held;                 /* a refused request held for the rate limit's delay */
+    uint8_t moved;                   /* handed to another worker: this object only closes */
+    uint8_t votes;                   /* consecutive requests for vehicles homed on `prefer` */
+    worker_t *prefer;                /* where the vehicles it asks for live */
     peer_t peer;
 } http_conn_t;
 
 /* The worker's side (worker.c): a connection on an HTTP listener. */
 void http_accept(worker_t *w, uv_stream_t *listener, int https);
+/* The request was about a vehicle homed on home: a plain HTTP connection
+ * that keeps asking about vehicles there moves there between requests,
+ * so its answers need no trip between workers. */
+void http_conn_prefer(http_conn_t *c, worker_t *home);
 /* Close every HTTP connection (the worker is stopping). */
 void http_close_all(worker_t *w);
 

@@ -180,8 +180,9 @@ static vehicle_call_t *vehicle_call_new(api_req_t *a, void (*finish)(vehicle_cal
 
 static void vehicle_call_go(vehicle_call_t *k)
 {
-    worker_t *w = k->a->c->w;
-    post_or_run(w, worker_home(w->srv, k->id), k);
+    worker_t *w = k->a->c->w, *home = worker_home(w->srv, k->id);
+    http_conn_prefer(k->a->c, home);
+    post_or_run(w, home, k);
 }
 
 static void vehicle_call(api_req_t *a, void (*finish)(vehicle_call_t *k))

@@ -253,6 +253,28 @@ def keep_alive_and_pipelining(node):
 
 
 @test
+def a_polling_connection_moves_to_its_vehicles_worker(node):
+    # vehicle requests on one keep-alive connection: it moves to the vehicle's home worker between
+    # two of them (with 2 workers, half the time); answers and the connection go on the same,
+    # pipelined requests included, and whichever worker the other owner's vehicle lives on
+    s = socket.create_connection(("127.0.0.1", node.http), 5)
+    s.settimeout(5)
+    paths = ["/api/status/%s?%s" % (CAR, creds())] * 6 + ["/api/status/%s?%s" % (CAR2, creds(OTHER, OTHER_PW))] * 4
+    got = b""
+    for i, path in enumerate(paths):
+        batch = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode()
+        s.sendall(batch * (2 if i % 3 == 2 else 1))          # sometimes two at once
+        want = (2 if i % 3 == 2 else 1)
+        while got.count(b"HTTP/1.1 200 Ok\r\n") < want:
+            chunk = s.recv(65536)
+            check(chunk, "the connection stays open (request %d)" % i)
+            got += chunk
+        check(got.count(b"HTTP/1.1 200 Ok\r\n") == want and b"Connection: keep-alive" in got, "answer %d: %r" % (i, got[:200]))
+        got = b""
+    s.close()
+
+
+@test
 def cors_preflight(node):
     r, data = node.request("OPTIONS", "/api/status/" + CAR)
     check(r.status == 204, "OPTIONS on /api is 204: %d" % r.status)
