@@ -27,6 +27,9 @@ import traceback
 OVMSD = os.path.abspath(os.environ.get("OVMSD_BIN", sys.argv[1]))
 ADMIN = os.path.abspath(os.environ.get("OVMS_ADMIN_BIN", sys.argv[2]))
 SHARED = sys.argv[3]
+# the firmware's simulated car, next to the server in the same build tree (or OVMS_CAR_BIN)
+OVMS_CAR = os.path.abspath(os.environ.get("OVMS_CAR_BIN", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[1]))), "firmware", "ovms-car")))
 ONLY = sys.argv[4:]
 sys.path.insert(0, os.path.join(SHARED, "conformance"))
 import ovmsclient  # noqa: E402
@@ -896,6 +899,57 @@ def across_nodes():
         check(metric(samples, "ovms_commands_total", outcome="forwarded") >= 3, "forwarded commands counted")
     finally:
         cl.stop()
+
+
+def start_ovms_car(node, state_dir):
+    log = open(os.path.join(state_dir, "car.log"), "w")
+    proc = subprocess.Popen([OVMS_CAR, "--server", "127.0.0.1:%d" % node.port, "--vehicle", CAR, "--password", CAR_PW,
+                             "--state-dir", state_dir, "--update-watched", "1"], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        v = json.loads(node.request("GET", "/api/vehicles?" + creds())[1])[0]
+        if v["v_net_connected"]:
+            return proc, log
+        time.sleep(0.1)
+    raise AssertionError("ovms-car did not connect")
+
+
+@test
+def commands_to_ovms_car_here_and_across_nodes():
+    cl = Cluster()
+    d = tempfile.mkdtemp(prefix="ovms-http-car-")
+    proc = None
+    try:
+        proc, log = start_ovms_car(cl.n1, d)
+        for node, where in ((cl.n1, "same node"), (cl.n2, "across nodes")):
+            deadline = time.time() + 10
+            while time.time() < deadline:                # N2 learns where the car is
+                v = json.loads(node.request("GET", "/api/vehicles?" + creds())[1])[0]
+                if v["v_net_connected"]:
+                    break
+                time.sleep(0.1)
+            r, data = node.request("PUT", "/api/charge/%s?%s&mode=range" % (CAR, creds()))
+            check(r.status == 200 and json.loads(data)["result"] == 0, "%s: C10 range: %d %s" % (where, r.status, data))
+            r, data = node.request("PUT", "/api/charge/%s?%s&current=300" % (CAR, creds()))
+            check(r.status == 400, "%s: a bad current is refused before the car: %d" % (where, r.status))
+            r, data = node.request("GET", "/api/features/%s?%s" % (CAR, creds()))
+            f = json.loads(data)
+            check(r.status == 200 and f["result"] == 0 and isinstance(f["features"], list) and f["max"] == len(f["features"]),
+                  "%s: C1 features: %s" % (where, data[:200]))
+            r, data = node.request("PUT", "/api/feature/%s?%s&feature=9&value=1" % (CAR, creds()))
+            check(r.status == 200, "%s: C2: %d %s" % (where, r.status, data))
+            r, data = node.request("GET", "/api/features/%s?%s" % (CAR, creds()))
+            check(json.loads(data)["features"][9] == "1", "%s: the feature set: %s" % (where, data[:200]))
+            r, data = node.request("PUT", "/api/lock/%s?%s" % (CAR, creds()))
+            check(r.status in (200, 409), "%s: C20 (a PIN may be wanted): %d %s" % (where, r.status, data))
+            r, data = node.request("PUT", "/api/homelink/%s?%s&button=1" % (CAR, creds()))
+            check(r.status in (200, 501), "%s: C24: %d %s" % (where, r.status, data))
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(10)
+        cl.stop()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- vehicle data -------------------------------------------------------------------------------
