@@ -46,6 +46,7 @@ static const key_t_ KEYS[] = {
     { "httpapi", "ratelimit_http_delay", K_INT, F(rl_delay), 0, 600, 1 },
     { "httpapi", "ratelimit_http_exempt", K_STR, F(rl_exempt), 0, 0, 1 },
     { "httpapi", "metrics_allow", K_STR, F(metrics_allow), 0, 0, 1 },
+    { "v2", "ws_origins", K_STR, F(ws_origins), 0, 0, 1 },
     { "mqtt", "superuser", K_STR, F(mqtt_superuser), 0, 0, 1 },
     { "server", "peer", K_PEER, F(peers), 0, 0, 0 },
     { "db", "path", K_STR, F(db_path), 0, 0, 0 },
@@ -136,6 +137,7 @@ static const char USAGE[] =
     "  --superuser NAME          the MQTT superuser that /mqapi/superuser and /mqapi/acl know\n"
     "  --metrics-allow \"ADDR ...\" addresses that may read GET /metrics (\"127.0.0.1 ::1\";\n"
     "                            \"\" turns it off)\n"
+    "  --ws-origins \"ORIGIN ...\" Origin headers a WebSocket /apiv2 upgrade may carry (any)\n"
     "  --workers N               worker threads (default: number of cores)\n"
     "  --db PATH                 the node's SQLite database (created when missing)\n"
     "  --sync full|normal        fsync every commit (full, default) or at checkpoints\n"

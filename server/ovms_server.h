@@ -48,6 +48,7 @@ typedef struct ovms_config {
     int rl_burst, rl_permin, rl_max, rl_expire, rl_delay;
     char rl_exempt[256];             /* addresses not limited, space separated */
     char metrics_allow[256];         /* addresses that may read /metrics; "" none */
+    char ws_origins[512];            /* [v2] ws_origins: Origins a WebSocket upgrade may come from; "" any */
     char mqtt_superuser[65];         /* [mqtt] superuser for /mqapi (HTTP-API.md §11); "" none */
     int workers;                     /* 0: number of cores */
     char db_path[1024];

@@ -19,7 +19,9 @@
  * ovmsd answers ping with pong and close with close (then closes the
  * connection), limits a message to PROTOCOL 2.2's 4096-byte line (close
  * 1009), strips a trailing CR as well as LF, selects the subprotocol "ovms"
- * when offered and none otherwise, and checks no Origin (§12.2).
+ * when offered and none otherwise, and, when [v2] ws_origins lists any,
+ * refuses an upgrade whose Origin is not among them with 403 (§12.2: a web
+ * page elsewhere cannot then try logins from its visitors' browsers).
  * Threading: the connection's worker; the state moves with a handoff.
  */
 #include "server_int.h"
@@ -47,6 +49,7 @@ struct ws_conn {
     uint8_t in_frame, frame_op, msg_op;
     uint8_t upgrade, conn_upgrade, version13, proto_ovms;
     uint8_t headers;
+    char origin[128];                /* the Origin header, "" when none */
     uint8_t ctl_len;
     uint16_t msg_len;
     uint64_t frame_got;
@@ -218,7 +221,19 @@ static void header(ws_conn_t *ws, ovms_str_t line)
         ws->proto_ovms = has_token(v, vlen, "ovms");
     else if (IS("Sec-WebSocket-Key") && vlen < sizeof ws->key)
         snprintf(ws->key, sizeof ws->key, "%.*s", (int)vlen, v);
+    else if (IS("Origin"))
+        snprintf(ws->origin, sizeof ws->origin, "%.*s", (int)(vlen < sizeof ws->origin ? vlen : sizeof ws->origin - 1), v);
 #undef IS
+}
+
+static int origin_allowed(const char *list, const char *origin)
+{
+    char copy[512], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", list);
+    for (char *tok = strtok_r(copy, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save))
+        if (origin[0] && !strcasecmp(tok, origin))
+            return 1;
+    return 0;
 }
 
 static void accept_value(const char *key, char out[32])
@@ -246,6 +261,12 @@ void ws_handshake_line(conn_t *c, ovms_str_t line)
                                   "Content-Length: 0\r\n\r\n";
         conn_send_raw(c, bad, sizeof bad - 1);
         conn_close_after_output(c, "WebSocket upgrade without its headers");
+        return;
+    }
+    if (c->w->cfg->ws_origins[0] && !origin_allowed(c->w->cfg->ws_origins, ws->origin)) {
+        static const char no[] = "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        conn_send_raw(c, no, sizeof no - 1);
+        conn_close_after_output(c, "WebSocket upgrade from an Origin not in ws_origins");
         return;
     }
     char acc[32], answer[256];

@@ -642,6 +642,21 @@ def websocket_apiv2_scheme1(node):
 
 
 @test
+def websocket_origins():
+    node = Node("--ws-origins", "https://app.example")
+    try:
+        ws = WS(node.port, extra=b"Origin: https://evil.example\r\n")
+        head = ws.handshake()
+        check(head and head.startswith("HTTP/1.1 403"), "another Origin: 403: %r" % head)
+        ws.close()
+        ws = WS(node.port, extra=b"Origin: https://app.example\r\n")
+        check(ws.handshake().startswith("HTTP/1.1 101"), "the listed Origin")
+        ws.close()
+    finally:
+        node.stop()
+
+
+@test
 def websocket_scheme0_limits_and_bad_upgrades(node):
     # scheme 0 in a frame: the server's welcome, then RC4 lines, one per frame
     ws = WS(node.port, first_line=b"GET /apiv2/ HTTP/1.1")
