@@ -76,14 +76,24 @@ void cmd_clear(vehicle_t *v)
 
 #define REPLY_HIGH_WATER (64 * 1024)
 
-typedef void (*line_fn)(const reply_t *r, int k, int n, char *buf, size_t cap);
-static void c30_line(const reply_t *r, int k, int n, char *buf, size_t cap);
-static void c31_line(const reply_t *r, int k, int n, char *buf, size_t cap);
-static void c32_line(const reply_t *r, int k, int n, char *buf, size_t cap);
+typedef void (*line_fn)(const ovms_store_rows_t *rows, const char *type, int k, int n, char *buf, size_t cap);
+static void c30_line(const ovms_store_rows_t *rows, const char *type, int k, int n, char *buf, size_t cap);
+static void c31_line(const ovms_store_rows_t *rows, const char *type, int k, int n, char *buf, size_t cap);
+static void c32_line(const ovms_store_rows_t *rows, const char *type, int k, int n, char *buf, size_t cap);
 
 static line_fn line_of(int cmd)
 {
     return cmd == 30 ? c30_line : cmd == 31 ? c31_line : c32_line;
+}
+
+void cmd_server_line(int cmd, const ovms_store_rows_t *rows, const char *type, int k, char *buf, size_t cap)
+{
+    line_of(cmd)(rows, type, k, rows->nrows, buf, cap);
+}
+
+const char *cmd_server_none(int cmd)
+{
+    return cmd == 30 ? "No GPRS utilisation data available" : "No historical data available";
 }
 
 void cmd_reply_continue(conn_t *c)
@@ -94,7 +104,7 @@ void cmd_reply_continue(conn_t *c)
     size_t high = c->w->cfg->output_limit / 2 < REPLY_HIGH_WATER ? c->w->cfg->output_limit / 2
                                                                   : REPLY_HIGH_WATER;
     while (r->next < n && conn_backlog(c) < high && c->state == CS_ACTIVE) {
-        line_of(r->cmd)(r, r->next, n, buf, sizeof buf);
+        line_of(r->cmd)(&r->req.rows, r->text, r->next, n, buf, sizeof buf);
         conn_send(c, buf, strlen(buf));
         r->next++;
     }
@@ -141,43 +151,42 @@ static void reply_rows(sreq_t *r, int cmd, const char *none)
     cmd_reply_continue(c);
 }
 
-static void c30_line(const reply_t *r, int k, int n, char *buf, size_t cap)
+static void c30_line(const ovms_store_rows_t *rows, const char *type, int k, int n, char *buf, size_t cap)
 {
-    const ovms_store_rows_t *rows = &r->req.rows;
+    (void)type;
     snprintf(buf, cap, "c30,0,%d,%d,%s,%s,%s,%s,%s", k + 1, n, ovms_store_cell(rows, k, 0),
              ovms_store_cell(rows, k, 1), ovms_store_cell(rows, k, 2),
              ovms_store_cell(rows, k, 3), ovms_store_cell(rows, k, 4));
 }
 
-static void c31_line(const reply_t *r, int k, int n, char *buf, size_t cap)
+static void c31_line(const ovms_store_rows_t *rows, const char *type, int k, int n, char *buf, size_t cap)
 {
-    const ovms_store_rows_t *rows = &r->req.rows;
+    (void)type;
     snprintf(buf, cap, "c31,0,%d,%d,%s,%s,%s,%s,%s,%s", k + 1, n, ovms_store_cell(rows, k, 0),
              ovms_store_cell(rows, k, 1), ovms_store_cell(rows, k, 2),
              ovms_store_cell(rows, k, 3), ovms_store_cell(rows, k, 4),
              ovms_store_cell(rows, k, 5));
 }
 
-static void c32_line(const reply_t *r, int k, int n, char *buf, size_t cap)
+static void c32_line(const ovms_store_rows_t *rows, const char *type, int k, int n, char *buf, size_t cap)
 {
-    const ovms_store_rows_t *rows = &r->req.rows;
-    snprintf(buf, cap, "c32,0,%d,%d,%s,%s,%s,%s", k + 1, n, r->text, ovms_store_cell(rows, k, 0),
+    snprintf(buf, cap, "c32,0,%d,%d,%s,%s,%s,%s", k + 1, n, type, ovms_store_cell(rows, k, 0),
              ovms_store_cell(rows, k, 1), ovms_store_cell(rows, k, 2));
 }
 
 static void c30_done(sreq_t *r)
 {
-    reply_rows(r, 30, "No GPRS utilisation data available");
+    reply_rows(r, 30, cmd_server_none(30));
 }
 
 static void c31_done(sreq_t *r)
 {
-    reply_rows(r, 31, "No historical data available");
+    reply_rows(r, 31, cmd_server_none(31));
 }
 
 static void c32_done(sreq_t *r)
 {
-    reply_rows(r, 32, "No historical data available");
+    reply_rows(r, 32, cmd_server_none(32));
 }
 
 /* "since" is a date or a timestamp; missing or unreadable means all records. */
@@ -185,6 +194,22 @@ static int64_t parse_since(ovms_str_t s)
 {
     int64_t t;
     return s.len && ovms_timestamp_parse(s, &t) == 0 ? t : INT64_MIN;
+}
+
+int cmd_server_prep(ovms_store_req_t *req, const char *vehicle, const ovms_command_t *cmd, char *type,
+                    size_t cap)
+{
+    ovms_str_t f[2] = { { "", 0 }, { "", 0 } };
+    int nf = cmd->has_params ? ovms_fields_split(cmd->params, f, 2) : 0;
+    type[0] = '\0';
+    if (cmd->cmd == 30)
+        return ovms_store_prep_util_list(req, vehicle);
+    if (cmd->cmd == 31)
+        return ovms_store_prep_hist_summary(req, vehicle, nf > 0 ? parse_since(f[0]) : INT64_MIN);
+    if (nf < 1 || f[0].len == 0 || f[0].len >= cap)
+        return OVMS_EINVAL;
+    ovms_str_copy(f[0], type, cap);
+    return ovms_store_prep_hist_records(req, vehicle, type, nf > 1 ? parse_since(f[1]) : -1);
 }
 
 static void server_command(conn_t *c, const ovms_command_t *cmd)

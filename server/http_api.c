@@ -435,6 +435,7 @@ static const route_t ROUTES[] = {
     { HTTP_PUT, "feature", NULL, command_endpoint },  { HTTP_GET, "parameters", NULL, command_endpoint },
     { HTTP_PUT, "parameters", NULL, command_endpoint }, { HTTP_PUT, "parameter", NULL, command_endpoint },
     { HTTP_PUT, "reset", NULL, command_endpoint },    { HTTP_PUT, "homelink", NULL, command_endpoint },
+    { HTTP_POST, "command", NULL, command_endpoint },
 };
 
 /* "/api" or "/api/...": the segments after it, undecoded, into name and args. */

@@ -456,10 +456,25 @@ static const command_route_t COMMANDS[] = {
     { HTTP_PUT, "feature", 2, NULL, 0 },      { HTTP_GET, "parameters", 3, NULL, 0 },
     { HTTP_PUT, "parameters", 4, NULL, 0 },   { HTTP_PUT, "parameter", 4, NULL, 0 },
     { HTTP_PUT, "reset", 5, NULL, 0 },        { HTTP_PUT, "homelink", 24, "button", 2 },
+    { HTTP_POST, "command", -1, NULL, 0 },
 };
+
+/* POST /api/command: command=<n>[,<params>], the params free text (no line breaks). */
+static int generic_line(api_req_t *a, char *line, size_t cap)
+{
+    char v[PAYLOAD_MAX + 2];
+    size_t digits;
+    if (!param(a, "command", v, sizeof v) || !(digits = strspn(v, "0123456789")) || digits > 3 ||
+        (v[digits] && v[digits] != ',') || !clean(v, 1))
+        return bad(a, "command");
+    snprintf(line, cap, "C%s", v);
+    return 0;
+}
 
 static int build_line(api_req_t *a, const command_route_t *cr, char *line, size_t cap)
 {
+    if (cr->cmd < 0)
+        return generic_line(a, line, cap);
     if (!cr->cmd)
         return charge_line(a, line, cap);
     if (cr->cmd == 2)
@@ -476,6 +491,59 @@ static const command_route_t *command_of(const api_req_t *a, const char *name)
         if (COMMANDS[i].method == a->r->method && !strcmp(COMMANDS[i].name, name))
             return &COMMANDS[i];
     return NULL;
+}
+
+/* ---- commands 30-32 over POST /api/command: the server answers ------------------------------------------ */
+
+#define SERVER_LINES_MAX 1000
+
+static void server_rows(sreq_t *r)
+{
+    api_req_t *a = (api_req_t *)(intptr_t)r->arg;
+    int cmd = atoi(r->text + 64);
+    const ovms_store_rows_t *rows = &r->req.rows;
+    int n = r->req.status == 0 ? rows->nrows : 0, truncated = n > SERVER_LINES_MAX;
+    json_t *resp = json_array();
+    char buf[OVMS_LINE_MAX + 512];
+    if (n > SERVER_LINES_MAX)
+        n = SERVER_LINES_MAX;
+    for (int k = 0; k < n; k++) {
+        cmd_server_line(cmd, rows, r->text, k, buf, sizeof buf);
+        json_array_append_new(resp, json_string(buf + 1));      /* without the leading 'c' */
+    }
+    json_t *o;
+    if (n) {
+        o = json_pack("{s:i,s:i,s:o,s:s}", "command", cmd, "result", 0, "response", resp, "text", "");
+        api_json(a, 200, "Ok", o, truncated ? "X-OVMS-Truncated: 1\r\n" : NULL);
+    } else {
+        snprintf(buf, sizeof buf, "%d,1,%s", cmd, cmd_server_none(cmd));
+        json_array_append_new(resp, json_string(buf));
+        o = json_pack("{s:i,s:i,s:o,s:s}", "command", cmd, "result", 1, "response", resp, "text",
+                      cmd_server_none(cmd));
+        api_json(a, 409, "Conflict", o, NULL);
+    }
+    api_done(a);
+}
+
+static void server_answered(api_req_t *a, const char *payload, const char *vehicle)
+{
+    ovms_command_t cmd = { 0 };
+    ovms_command_parse(ovms_str_c(payload), &cmd);
+    sreq_t *r = sreq_new(a->c->w, NULL, NULL, server_rows);
+    if (!r) {
+        api_text(a, 500, "Internal Server Error", "Internal error\n");
+        api_done(a);
+        return;
+    }
+    r->arg = (int64_t)(intptr_t)a;
+    snprintf(r->text + 64, sizeof r->text - 64, "%d", cmd.cmd);   /* r->text[0..64): C32's type */
+    if (cmd_server_prep(&r->req, vehicle, &cmd, r->text, 64) < 0) {
+        sreq_free(r);
+        bad(a, "command");
+        return;
+    }
+    ovms_store_req_ordered(&r->req);
+    sreq_submit(r);
 }
 
 void api_command(api_req_t *a, const char *name)
@@ -518,6 +586,11 @@ void api_command(api_req_t *a, const char *name)
         return;
     }
     h->cmd = atoi(h->line + 1);
+    if (h->cmd >= 30 && h->cmd <= 32) {
+        server_answered(a, h->line + 1, rec.id);    /* the server's own (PROTOCOL §6.4) */
+        free(h);
+        return;
+    }
     h->call.mail.type = MAIL_CALL;
     h->call.run = call_run;
     h->origin = a->c->w;

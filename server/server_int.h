@@ -722,6 +722,13 @@ void cmd_clear(vehicle_t *v);
 int cmd_queue_push(vehicle_t *v, const requester_t *who);
 /* http_command.c, on the home worker: a reply routed to an HTTP requester
  * (done: it left the queue), the car gone, the deadline sweep, stopping. */
+/* Commands 30-32, answered by the server (commands.c): the store read
+ * (type: C32's record type, copied out; OVMS_EINVAL without one), the
+ * reply line k of its rows, and the answer when there are none. */
+int cmd_server_prep(ovms_store_req_t *req, const char *vehicle, const ovms_command_t *cmd, char *type,
+                    size_t cap);
+void cmd_server_line(int cmd, const ovms_store_rows_t *rows, const char *type, int k, char *buf, size_t cap);
+const char *cmd_server_none(int cmd);
 void http_cmd_reply(http_cmd_t *h, ovms_str_t payload, int paranoid, int done);
 void http_cmd_car_gone(http_cmd_t *h);
 void http_cmd_sweep(worker_t *w);

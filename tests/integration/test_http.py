@@ -1221,6 +1221,40 @@ def car_commands(node):
 
 
 @test
+def post_api_command(node):
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    car = node.car()
+    car.send("h9,0,*-LOG-Cmd,1,86400,a,b")
+    car.expect(lambda m: m.startswith("h"), timeout=5)
+    # 30-32: the server answers (also with the car offline)
+    car.close()
+    time.sleep(0.3)
+    r, data = node.request("POST", "/api/command/%s?%s" % (CAR, creds()), body="command=32,*-LOG-Cmd", headers=form)
+    o = json.loads(data)
+    check(r.status == 200 and o["command"] == 32 and o["result"] == 0 and o["response"][0].startswith("32,0,1,1,*-LOG-Cmd,")
+          and o["response"][0].endswith(",1,a,b"), "C32 by the server: %d %s" % (r.status, data))
+    r, data = node.request("POST", "/api/command/%s?%s" % (CAR, creds()), body="command=31", headers=form)
+    check(r.status == 200 and any(x.startswith("31,0,") and ",*-LOG-Cmd," in x for x in json.loads(data)["response"]),
+          "C31: %s" % data)
+    r, data = node.request("POST", "/api/command/%s?%s" % (CAR, creds()), body="command=32,*-LOG-None", headers=form)
+    check(r.status == 409 and json.loads(data)["text"] == "No historical data available", "none: %d %s" % (r.status, data))
+    r, data = node.request("POST", "/api/command/%s?%s&command=7,x" % (CAR, creds()))
+    check(r.status == 503 and json.loads(data)["text"] == "vehicle not connected", "to the car, offline: %s" % data)
+    # any other command goes to the car like the others
+    car = node.car()
+    req = Async(node, "POST", "/api/command/%s?%s" % (CAR, creds()), body="command=7,say hello, world", headers=form)
+    got = car.expect(lambda m: m.startswith("C7"), timeout=5)
+    check(got == "C7,say hello, world", "the line as given: %s" % got)
+    car.send("c7,0,said")
+    status, _, data = req.get()
+    check(status == 200 and json.loads(data)["text"] == "said", "its reply: %d %s" % (status, data))
+    for bad_cmd in ("abc", "7x", "", "1234"):
+        r, data = node.request("POST", "/api/command/%s?%s" % (CAR, creds()), body="command=" + bad_cmd, headers=form)
+        check(r.status == 400 and data == b"Invalid parameter: command\n", "%r: 400: %d" % (bad_cmd, r.status))
+    car.close()
+
+
+@test
 def a_command_without_answer_times_out():
     node = Node("--command-timeout", "2")
     try:
