@@ -161,12 +161,17 @@ http_bench() {
   local hport=$(( 20000 + RANDOM % 10000 ))
   start_node --http "127.0.0.1:$hport"
   "$top/build/server/ovms-admin" --db "$work/node/node.db" owner add benchowner --password benchpw >/dev/null
-  "$top/build/server/ovms-admin" --db "$work/node/node.db" vehicle add BENCHCAR --password carpw \
-    --owner benchowner >/dev/null
-  sleep 1.5                                   # the node sees the new vehicle
-  "$top/build/firmware/ovms-car" --server "127.0.0.1:$port" --vehicle BENCHCAR --password carpw \
-    --state-dir "$work/car" >/dev/null 2>&1 &
-  local car=$!
+  local cars=() v
+  for v in BENCHCAR BENCH0 BENCH1 BENCH2 BENCH3 BENCH4 BENCH5 BENCH6 BENCH7 BENCH8 BENCH9; do
+    "$top/build/server/ovms-admin" --db "$work/node/node.db" vehicle add "$v" --password carpw \
+      --owner benchowner >/dev/null
+  done
+  sleep 1.5                                   # the node sees the new vehicles
+  for v in BENCHCAR BENCH0 BENCH1 BENCH2 BENCH3 BENCH4 BENCH5 BENCH6 BENCH7 BENCH8 BENCH9; do
+    "$top/build/firmware/ovms-car" --server "127.0.0.1:$port" --vehicle "$v" --password carpw \
+      --state-dir "$work/car-$v" >/dev/null 2>&1 &
+    cars+=($!)
+  done
   sleep 2
   local cookie
   cookie=$(curl -s -D - -o /dev/null "http://127.0.0.1:$hport/api/cookie?username=benchowner&password=benchpw" |
@@ -174,8 +179,11 @@ http_bench() {
   echo "== http: bench_http --clients 100 --seconds 10 (GET /api/status/BENCHCAR)"
   "$b/bench_http" --port "$hport" --path /api/status/BENCHCAR --header "Cookie: $cookie" --clients 100 \
     --seconds 10 --report "$report" || echo "run.sh: bench_http failed" >&2
-  kill "$car" 2>/dev/null || true
-  wait "$car" 2>/dev/null || true
+  echo "== http-spread: bench_http --clients 100 --seconds 10 (GET /api/status/BENCH0..9, client k polls BENCH<k mod 10>)"
+  "$b/bench_http" --port "$hport" --path '/api/status/BENCH{i}' --spread 10 --header "Cookie: $cookie" \
+    --clients 100 --seconds 10 --report "$report" --name http-spread || echo "run.sh: bench_http failed" >&2
+  kill "${cars[@]}" 2>/dev/null || true
+  wait "${cars[@]}" 2>/dev/null || true
 }
 if [ "$only" = http ]; then
   http_bench
