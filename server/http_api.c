@@ -53,26 +53,41 @@ void api_json(api_req_t *a, int status, const char *reason, json_t *j, const cha
 }
 
 /* JSON as the reference prints it (§5): compact, keys sorted, then a newline. Takes j. */
-void api_json_flags(api_req_t *a, int status, const char *reason, json_t *j, const char *headers, size_t flags)
+char *api_json_text(json_t *j, size_t flags, size_t *len)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | flags) : NULL;
     json_decref(j);
-    if (!s) {
-        api_text(a, 500, "Internal Server Error", "Internal error\n");
-        return;
-    }
+    if (!s)
+        return NULL;
     size_t n = strlen(s);
     char *body = realloc(s, n + 2);
     if (!body) {
         free(s);
-        api_text(a, 500, "Internal Server Error", "Internal error\n");
-        return;
+        return NULL;
     }
     body[n] = '\n';
     body[n + 1] = '\0';
+    *len = n + 1;
+    return body;
+}
+
+void api_json_body(api_req_t *a, int status, const char *reason, const char *body, size_t len,
+                   const char *headers)
+{
     char h[512];
     snprintf(h, sizeof h, CORS "%s", headers ? headers : "");
-    http_respond(a->c, status, reason, "application/json", h, body, n + 1);
+    http_respond(a->c, status, reason, "application/json", h, body, len);
+}
+
+void api_json_flags(api_req_t *a, int status, const char *reason, json_t *j, const char *headers, size_t flags)
+{
+    size_t len = 0;
+    char *body = api_json_text(j, flags, &len);
+    if (!body) {
+        api_text(a, 500, "Internal Server Error", "Internal error\n");
+        return;
+    }
+    api_json_body(a, status, reason, body, len, headers);
     free(body);
 }
 

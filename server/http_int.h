@@ -145,6 +145,12 @@ typedef struct api_req {
 /* Answers with the API's CORS header; api_json takes j (compact, keys sorted, "\n"). */
 void api_text(api_req_t *a, int status, const char *reason, const char *body);
 void api_json(api_req_t *a, int status, const char *reason, json_t *j, const char *headers);
+/* The JSON text of an answer (takes j; malloc'd, with its "\n"), and such a text answered. */
+char *api_json_text(json_t *j, size_t flags, size_t *len);
+void api_json_body(api_req_t *a, int status, const char *reason, const char *body, size_t len,
+                   const char *headers);
+/* A worker thread's kept answers (http_vehicle.c), at its end. */
+void http_memo_free(void);
 /* The same with more json_dumps flags (JSON_REAL_PRECISION for Perl's numbers). */
 void api_json_flags(api_req_t *a, int status, const char *reason, json_t *j, const char *headers, size_t flags);
 /* The request is answered: its reference on the connection goes. */

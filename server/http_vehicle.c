@@ -10,6 +10,13 @@
  * endpoint needs and sends it back; the JSON is built on the request's
  * worker.
  *
+ * A polled vehicle's answer is kept (a memo per worker thread, by vehicle
+ * and endpoint) with the cache generation and the second it was made in:
+ * the call then carries them, the home worker finds its cache unchanged in
+ * the same second and sends nothing back, and the request's worker answers
+ * the same bytes again without building any JSON. An answer depends only
+ * on the cache and the current second (the ages), so it is the same.
+ *
  * Values follow §5: message fields are strings as the car sent them (a
  * field past the end, or an empty one followed only by empty ones, is
  * null: Perl's split), computed values (ages, bit tests, psi) are numbers,
@@ -46,6 +53,11 @@ struct vehicle_call {
     char key[72];                    /* of the HTTP app entry (hub_http.c) */
     uint32_t lifetime;               /* of an entry without a session, seconds */
     int car, apps, batch, first;     /* connections, after the entry changed */
+    uint32_t want_gen;               /* the memo's: 0 none */
+    int64_t want_sec;
+    int unchanged;                   /* the cache is the memo's, in its second: nothing copied */
+    uint32_t gen;                    /* the cache generation copied */
+    int memo_ok;                     /* its answer depends on the cache and the second only */
     int nmsgs;
     msg_copy_t msgs[64];             /* one per code: a vehicle stores few */
 };
@@ -55,6 +67,43 @@ static void free_call(vehicle_call_t *k)
     for (int i = 0; i < k->nmsgs; i++)
         free(k->msgs[i].payload);
     free(k);
+}
+
+/* ---- the memo ---------------------------------------------------------------------------------------------------- */
+
+#define MEMO_SLOTS 256
+
+typedef struct memo {
+    char id[33];
+    void (*finish)(vehicle_call_t *k);
+    uint32_t gen;
+    int64_t sec;
+    char *body;
+    size_t len;
+} memo_t;
+
+static __thread memo_t memos[MEMO_SLOTS];
+
+static memo_t *memo_slot(const char *id, void (*finish)(vehicle_call_t *k))
+{
+    uint64_t h = (uint64_t)(uintptr_t)finish;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211u;
+    return &memos[h % MEMO_SLOTS];
+}
+
+static memo_t *memo_find(const vehicle_call_t *k)
+{
+    memo_t *m = memo_slot(k->id, k->finish);
+    return m->body && m->finish == k->finish && !strcmp(m->id, k->id) ? m : NULL;
+}
+
+void http_memo_free(void)
+{
+    for (int i = 0; i < MEMO_SLOTS; i++) {
+        free(memos[i].body);
+        memos[i].body = NULL;
+    }
 }
 
 /* ---- the trip to the home worker -------------------------------------------------------------------- */
@@ -73,6 +122,13 @@ static void copy_now(vehicle_t *v, void *arg)
 {
     vehicle_call_t *k = arg;
     count(v, k);
+    k->gen = v->cache_gen;
+    if (k->want_gen && k->want_gen == v->cache_gen && k->want_sec == wall_now()) {
+        k->unchanged = 1;
+        k->at_home_done = 1;
+        post_or_run(v->w, k->origin, k);
+        return;
+    }
     for (int i = 0; i < v->ncache && k->nmsgs < (int)(sizeof k->msgs / sizeof k->msgs[0]); i++) {
         const cached_msg_t *e = &v->cache[i];
         msg_copy_t *m = &k->msgs[k->nmsgs];
@@ -101,6 +157,23 @@ static void copy_cache(vehicle_t *v, void *arg)
     copy_now(v, k);
 }
 
+static void vehicle_call_go(vehicle_call_t *k);
+
+/* Back with "unchanged": the memo's bytes, if the slot still holds them. */
+static void memo_answer(vehicle_call_t *k)
+{
+    memo_t *m = memo_find(k);
+    if (!m || m->gen != k->want_gen || m->sec != k->want_sec) {
+        k->want_gen = 0;             /* another vehicle took the slot meanwhile: ask again */
+        k->unchanged = k->at_home_done = 0;
+        vehicle_call_go(k);
+        return;
+    }
+    api_json_body(k->a, 200, "Ok", m->body, m->len, NULL);
+    api_done(k->a);
+    free_call(k);
+}
+
 static void call_run(worker_t *w, call_t *m)
 {
     vehicle_call_t *k = (vehicle_call_t *)m;
@@ -109,6 +182,10 @@ static void call_run(worker_t *w, call_t *m)
         return;
     }
     if (k->at_home_done) {           /* back where the request is */
+        if (k->unchanged && !k->gone && !k->a->c->closing) {
+            memo_answer(k);
+            return;
+        }
         k->finish(k);
         free_call(k);
         return;
@@ -181,6 +258,11 @@ static vehicle_call_t *vehicle_call_new(api_req_t *a, void (*finish)(vehicle_cal
 static void vehicle_call_go(vehicle_call_t *k)
 {
     worker_t *w = k->a->c->w, *home = worker_home(w->srv, k->id);
+    memo_t *m = k->op == CALL_READ && k->memo_ok ? memo_find(k) : NULL;
+    if (m && m->sec == wall_now()) {
+        k->want_gen = m->gen;
+        k->want_sec = m->sec;
+    }
     http_conn_prefer(k->a->c, home);
     post_or_run(w, home, k);
 }
@@ -191,6 +273,17 @@ static void vehicle_call(api_req_t *a, void (*finish)(vehicle_call_t *k))
     vehicle_call_t *k = vehicle_call_new(a, finish, &rec);
     if (k)
         vehicle_call_go(k);
+}
+
+/* The same for an endpoint whose answer finish_with keeps (the memo). */
+static void memo_call(api_req_t *a, void (*finish)(vehicle_call_t *k))
+{
+    ovms_vehicle_t rec;
+    vehicle_call_t *k = vehicle_call_new(a, finish, &rec);
+    if (k) {
+        k->memo_ok = 1;
+        vehicle_call_go(k);
+    }
 }
 
 /* ---- values ---------------------------------------------------------------------------------------------- */
@@ -316,9 +409,28 @@ static int answered_early(vehicle_call_t *k, const msg_copy_t *primary)
     return 0;
 }
 
+/* The JSON answer (takes o), kept for the next poll of the same cache and second. */
 static void finish_with(vehicle_call_t *k, json_t *o)
 {
-    api_json(k->a, 200, "Ok", o, NULL);
+    size_t len = 0;
+    char *body = api_json_text(o, 0, &len);
+    if (!body) {
+        api_text(k->a, 500, "Internal Server Error", "Internal error\n");
+        return;
+    }
+    api_json_body(k->a, 200, "Ok", body, len, NULL);
+    if (!k->memo_ok) {
+        free(body);
+        return;
+    }
+    memo_t *m = memo_slot(k->id, k->finish);
+    free(m->body);
+    snprintf(m->id, sizeof m->id, "%s", k->id);
+    m->finish = k->finish;
+    m->gen = k->gen;
+    m->sec = wall_now();
+    m->body = body;
+    m->len = len;
 }
 
 /* ---- /api/vehicle (§7.2, §7.3): the caller as an app connection ---------------------------------------------- */
@@ -499,12 +611,12 @@ static void charge_answer(vehicle_call_t *k)
 
 void api_status_get(api_req_t *a)
 {
-    vehicle_call(a, status_answer);
+    memo_call(a, status_answer);
 }
 
 void api_charge_get(api_req_t *a)
 {
-    vehicle_call(a, charge_answer);
+    memo_call(a, charge_answer);
 }
 
 /* ---- /api/location (§7.7) ---------------------------------------------------------------------------------------- */
@@ -534,7 +646,7 @@ static void location_answer(vehicle_call_t *k)
 
 void api_location_get(api_req_t *a)
 {
-    vehicle_call(a, location_answer);
+    memo_call(a, location_answer);
 }
 
 /* ---- /api/lock and /api/valet, read (§9.2): the stored D ----------------------------------------------------------- */

@@ -92,6 +92,7 @@ static void drop_cache(vehicle_t *v)
     v->cache = NULL;
     v->ncache = v->cache_cap = 0;
     v->cache_state = CACHE_NONE;
+    v->cache_gen++;
 }
 
 void hub_ref(vehicle_t *v)
@@ -190,6 +191,7 @@ const char *hub_ptoken(const vehicle_t *v)
 
 int hub_set_ptoken(vehicle_t *v, ovms_str_t token)
 {
+    v->cache_gen++;                  /* which paranoid messages count may change */
     char *copy = strndup(token.ptr, token.len);
     if (!copy)
         return OVMS_ENOMEM;
@@ -272,6 +274,7 @@ static void cache_set(vehicle_t *v, char code, const char *payload, size_t len, 
     e->live = (uint8_t)live;
     snprintf(e->ptoken, sizeof e->ptoken, "%s", ptoken);
     e->received = when;
+    v->cache_gen++;
 }
 
 void hub_cache_put(vehicle_t *v, char code, const char *payload, size_t len, int paranoid,

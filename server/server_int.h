@@ -540,6 +540,7 @@ struct vehicle {
     uint32_t cache_kept_until;        /* worker clock: a vehicle read over HTTP keeps its cache (and entry) */
     struct http_app *http_apps;       /* HTTP app entries, counted in napps (hub_http.c) */
     uint16_t http_cmds;               /* HTTP commands waiting for the bus here (keep it watched) */
+    uint32_t cache_gen;               /* changes whenever the cache's content may have (HTTP memo) */
     struct states_wait *states_waits; /* HTTP calls waiting for the other nodes' states */
     int napps;
     int refs;                /* connections + pending store requests */

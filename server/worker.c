@@ -475,6 +475,7 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     worker_run(w);
     http_req_spares_free();
+    http_memo_free();
     return NULL;
 }
 

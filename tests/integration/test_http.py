@@ -278,6 +278,27 @@ def a_polling_connection_moves_to_its_vehicles_worker(node):
 
 
 @test
+def a_kept_answer_never_outlives_the_data(node):
+    # polls within one second are answered from the kept answer; every new message changes it
+    car = node.car()
+    c = http.client.HTTPConnection("127.0.0.1", node.http, timeout=10)
+    for soc in range(50, 70):
+        car.send("S%d,K,220,0,done,standard,300,280" % soc)
+        deadline = time.time() + 5
+        while True:
+            r, data = node.request("GET", "/api/status/%s?%s" % (CAR, creds()), conn=c)
+            got = json.loads(data).get("soc")
+            if got == str(soc) or time.time() > deadline:
+                break
+        check(got == str(soc), "the answer follows the car: %s, want %d" % (got, soc))
+        for _ in range(3):                       # the same again, kept
+            r, data = node.request("GET", "/api/status/%s?%s" % (CAR, creds()), conn=c)
+            check(json.loads(data)["soc"] == str(soc), "kept answer: %s" % data[:80])
+    c.close()
+    car.close()
+
+
+@test
 def cors_preflight(node):
     r, data = node.request("OPTIONS", "/api/status/" + CAR)
     check(r.status == 204, "OPTIONS on /api is 204: %d" % r.status)
