@@ -18,7 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-enum ktype { K_STR, K_INT, K_SIZE, K_LISTEN, K_TLS_LISTEN, K_HTTP_LISTEN, K_HTTPS_LISTEN, K_LEVEL, K_SYNC, K_PEER };
+enum ktype { K_STR, K_INT, K_SIZE, K_LISTEN, K_TLS_LISTEN, K_HTTP_LISTEN, K_HTTPS_LISTEN, K_LEVEL, K_SYNC, K_PEER,
+             K_PEM };
 
 typedef struct key {
     const char *section, *name;
@@ -35,6 +36,10 @@ static const key_t_ KEYS[] = {
     { "server", "tls_listen", K_TLS_LISTEN, F(tls_listen), 0, 0, 0 },
     { "server", "tls_cert", K_STR, F(tls_cert), 0, 0, 0 },
     { "server", "tls_key", K_STR, F(tls_key), 0, 0, 0 },
+    /* the reference's keys (HTTP-API.md §13): one PEM with certificate and key; this node has
+     * one certificate for all its TLS listeners */
+    { "httpapi", "sslcrt", K_PEM, F(tls_cert), 0, 0, 0 },
+    { "v2", "sslcrt", K_PEM, F(tls_cert), 0, 0, 0 },
     { "server", "workers", K_INT, F(workers), 0, 64, 0 },
     { "server", "timeout_api", K_INT, F(timeout_api), 10, 86400, 1 },
     { "httpapi", "http", K_HTTP_LISTEN, F(http_listen), 0, 0, 0 },
@@ -124,7 +129,8 @@ static const char USAGE[] =
     "                            --redis-prefix P (\"ovms:\"). In the file: [redis] redis = ...\n"
     "  --listen HOST:PORT        plain listener, repeatable (default 0.0.0.0:6867)\n"
     "  --tls-listen HOST:PORT    TLS listener, repeatable (needs --tls-cert and --tls-key)\n"
-    "  --tls-cert FILE, --tls-key FILE\n"
+    "  --tls-cert FILE, --tls-key FILE   (or --sslcrt PEM, [httpapi]/[v2] sslcrt: both in one\n"
+    "                            file; default conf/ovms_server.pem)\n"
     "  --http HOST:PORT          HTTP API listener, repeatable (default 0.0.0.0:6868 when no\n"
     "                            listener of any kind is configured; none otherwise)\n"
     "  --https HOST:PORT         the HTTP API over TLS, repeatable (needs --tls-cert, --tls-key)\n"
@@ -350,6 +356,12 @@ static int set_value(source_t *src, const key_t_ *k, const char *v, int line)
         if (strlen(v) >= k->size)
             goto bad;
         snprintf(at, k->size, "%s", v);
+        return 0;
+    case K_PEM:
+        if (strlen(v) >= sizeof src->cfg->tls_cert || strlen(v) >= sizeof src->cfg->tls_key)
+            goto bad;
+        snprintf(src->cfg->tls_cert, sizeof src->cfg->tls_cert, "%s", v);
+        snprintf(src->cfg->tls_key, sizeof src->cfg->tls_key, "%s", v);
         return 0;
     case K_INT:
     case K_SIZE:
@@ -606,6 +618,11 @@ int ovms_config_load(ovms_config_t *cfg, int argc, char **argv, char *err, size_
     }
     if (src.v2_given && !src.http_given)
         cfg->nhttp_listen = 0;           /* listeners chosen: HTTP only where asked for */
+    if ((cfg->ntls_listen || cfg->nhttps_listen) && !cfg->tls_cert[0] && !cfg->tls_key[0]) {
+        /* the reference's default: conf/ovms_server.pem, certificate and key in one file */
+        snprintf(cfg->tls_cert, sizeof cfg->tls_cert, "conf/ovms_server.pem");
+        snprintf(cfg->tls_key, sizeof cfg->tls_key, "conf/ovms_server.pem");
+    }
     if (validate(cfg, err, errlen) < 0)
         return 2;
     return 0;

@@ -69,8 +69,12 @@ def free_port():
 class Node:
     """One ovmsd with owner1 (TESTCAR) and owner2 (OTHERCAR)."""
 
-    def __init__(self, *flags, node_id="HTTPTEST", fixtures=True, port=None):
+    def __init__(self, *flags, node_id="HTTPTEST", fixtures=True, port=None, files=None):
         self.dir = tempfile.mkdtemp(prefix="ovms-http-")
+        for name, data in (files or {}).items():     # into its working directory, before it starts
+            os.makedirs(os.path.dirname(os.path.join(self.dir, name)), exist_ok=True)
+            with open(os.path.join(self.dir, name), "wb") as f:
+                f.write(data)
         self.db = os.path.join(self.dir, "node.db")
         self.port, self.http = port or free_port(), free_port()
         self.node_id = node_id
@@ -1368,6 +1372,23 @@ def https():
         time.sleep(0.5)
         check("renewed.example" in subject_cn(), "a bad file keeps the running certificate")
         check("TLS certificate not reloaded" in node.log_text(), "and says so")
+        # the reference's key and default: one PEM, conf/ovms_server.pem (HTTP-API.md §13)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        "/CN=localhost", "-keyout", d + "/k2.pem", "-out", d + "/c2.pem"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pem = open(d + "/c2.pem", "rb").read() + open(d + "/k2.pem", "rb").read()
+        p2 = free_port()
+        n2 = Node("--https", "127.0.0.1:%d" % p2, files={"conf/ovms_server.pem": pem})
+        try:
+            raw = ssl.create_default_context()
+            raw.check_hostname = False
+            raw.verify_mode = ssl.CERT_NONE
+            c2 = http.client.HTTPSConnection("127.0.0.1", p2, timeout=10, context=raw)
+            c2.request("GET", "/api/vehicles?" + creds())
+            check(c2.getresponse().status == 200, "HTTPS with the default conf/ovms_server.pem")
+            c2.close()
+        finally:
+            n2.stop()
     finally:
         node.stop()
         shutil.rmtree(d, ignore_errors=True)
