@@ -75,7 +75,7 @@ tsan_stage() {
   (cd "$top/build" && OVMSD_BIN="$top/$dir/server/ovmsd" OVMS_ADMIN_BIN="$top/$dir/server/ovms-admin" \
      TSAN_OPTIONS="exitcode=66 halt_on_error=0 second_deadlock_stack=1 suppressions=$top/tests/tsan.supp" \
      ctest --output-on-failure --timeout 900 -j"$jobs" \
-       -R '^(test_server|test_lifecycle|test_vehicles|test_abuse|test_cluster|test_bus|test_deploy|test_car_app|conformance|conformance_cluster|http)$') 2>&1 | tee "$log"
+       -R '^(test_server|test_lifecycle|test_vehicles|test_abuse|test_cluster|test_bus|test_deploy|test_car_app|conformance|conformance_cluster|http|http_slow)$') 2>&1 | tee "$log"
   count "$log"
 }
 
