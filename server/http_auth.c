@@ -483,7 +483,9 @@ void http_session_delete(worker_t *w, const char *id)
 
 /* ---- permissions (§3.3) ---------------------------------------------------------------------------- */
 
-int http_permits(const char *permit, const char *right)
+/* fn(right, arg) for each right of a comma-separated list, blanks around it
+ * trimmed, empty ones skipped; the first nonzero fn returns ends it. */
+static int each_right(const char *permit, int (*fn)(const char *right, const void *arg), const void *arg)
 {
     char list[256], *save = NULL;
     snprintf(list, sizeof list, "%s", permit);
@@ -493,10 +495,31 @@ int http_permits(const char *permit, const char *right)
         size_t n = strlen(tok);
         while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
             tok[--n] = '\0';
-        if (!strcmp(tok, "*") || !strcasecmp(tok, right))
-            return 1;
+        int rc = n ? fn(tok, arg) : 0;
+        if (rc)
+            return rc;
     }
     return 0;
+}
+
+static int grants(const char *have, const void *right)
+{
+    return !strcmp(have, "*") || !strcasecmp(have, right);
+}
+
+int http_permits(const char *permit, const char *right)
+{
+    return each_right(permit, grants, right);
+}
+
+static int not_granted(const char *want, const void *have)
+{
+    return !http_permits(have, want);
+}
+
+int http_permits_all(const char *have, const char *want)
+{
+    return !each_right(want, not_granted, have);
 }
 
 /* ---- API tokens ---------------------------------------------------------------------------------- */

@@ -33,6 +33,8 @@ void http_session_delete(worker_t *w, const char *id);
 
 /* A permission string grants right ("*" grants all; §3.3). */
 int http_permits(const char *permit, const char *right);
+/* ... and every right of want ("*" only by "*": §14 S5). */
+int http_permits_all(const char *have, const char *want);
 
 /* done(arg, ok, owner, permit) runs once, on w's loop: at once for an API
  * token of the user or a pair verified a moment ago, else after the

@@ -122,23 +122,6 @@ static void made(sreq_t *r)
     api_done(a);
 }
 
-/* 1 when every right in want is granted by have ("*" only by "*"). */
-static int within(const char *have, const char *want)
-{
-    char list[256], *save = NULL;
-    snprintf(list, sizeof list, "%s", want);
-    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ' || *tok == '\t')
-            tok++;
-        size_t n = strlen(tok);
-        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
-            tok[--n] = '\0';
-        if (n && !http_permits(have, tok))
-            return 0;
-    }
-    return 1;
-}
-
 /* A form parameter with its default; 0 when given too long or with what
  * the column may not hold (commas in application and purpose: they travel
  * in a replicated record's inner fields). */
@@ -176,7 +159,7 @@ void api_token_post(api_req_t *a)
         api_done(a);
         return;
     }
-    if (!within(a->who.permit, m.permit)) {
+    if (!http_permits_all(a->who.permit, m.permit)) {
         api_text(a, 403, "Forbidden", "Insufficient rights\n");
         api_done(a);
         return;

@@ -273,11 +273,27 @@ static int apply_rv(apply_ctx_t *a, const ovms_repl_t *r)
     return store_step_done(&st->w, s);
 }
 
+/* Whether the row that s (bound, selecting changed, origin, seq) finds is
+ * the later version: 1 when r loses to it (or equals it), 0 when r wins or
+ * there is none, or an error. */
+static int current_wins(ovms_store_t *st, sqlite3_stmt *s, const ovms_change_t *ch)
+{
+    char origin[33];
+    ovms_str_copy(ch->origin, origin, sizeof origin);
+    int rc = sqlite3_step(s);
+    int wins = rc == SQLITE_ROW &&
+        version_cmp(unix_of(ch->changed), origin, (int64_t)ch->seq,
+                    unix_of(ovms_str_c((const char *)sqlite3_column_text(s, 0))),
+                    (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2)) <= 0;
+    sqlite3_reset(s);
+    return rc != SQLITE_ROW && rc != SQLITE_DONE ? store_sql_error(st->w.db, rc) : wins;
+}
+
 static int apply_ro(apply_ctx_t *a, const ovms_repl_t *r)
 {
     ovms_store_t *st = a->st;
     char origin[33];
-    int64_t id, changed = unix_of(r->ch.changed);
+    int64_t id;
     int rc;
 
     ovms_int_parse(r->ownerid, &id);
@@ -286,16 +302,8 @@ static int apply_ro(apply_ctx_t *a, const ovms_repl_t *r)
     if (!s)
         return OVMS_EIO;
     sqlite3_bind_int64(s, 1, id);
-    rc = sqlite3_step(s);
-    int older = rc == SQLITE_ROW &&
-        version_cmp(changed, origin, (int64_t)r->ch.seq,
-                    unix_of(ovms_str_c((const char *)sqlite3_column_text(s, 0))),
-                    (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2)) <= 0;
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_sql_error(st->w.db, rc);
-    if (older)
-        return 0;
+    if ((rc = current_wins(st, s, &r->ch)) != 0)
+        return rc < 0 ? rc : 0;
     s = store_stmt(&st->w,
         "INSERT INTO owners(id, name, mail, pwhash, status, deleted, changed, origin, seq) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(id) DO UPDATE SET "
@@ -331,7 +339,7 @@ static int apply_rk(apply_ctx_t *a, const ovms_repl_t *r)
 {
     ovms_store_t *st = a->st;
     char origin[33], hash[65];
-    int64_t owner, changed = unix_of(r->ch.changed);
+    int64_t owner;
     int rc;
 
     ovms_int_parse(r->ownerid, &owner);
@@ -341,16 +349,8 @@ static int apply_rk(apply_ctx_t *a, const ovms_repl_t *r)
     if (!s)
         return OVMS_EIO;
     sqlite3_bind_text(s, 1, hash, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(s);
-    int older = rc == SQLITE_ROW &&
-        version_cmp(changed, origin, (int64_t)r->ch.seq,
-                    unix_of(ovms_str_c((const char *)sqlite3_column_text(s, 0))),
-                    (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2)) <= 0;
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_sql_error(st->w.db, rc);
-    if (older)
-        return 0;
+    if ((rc = current_wins(st, s, &r->ch)) != 0)
+        return rc < 0 ? rc : 0;
     s = store_stmt(&st->w,
         "INSERT INTO apitokens(hash, owner, prefix, application, purpose, permit, created, lastused, "
         "deleted, changed, origin, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11) "
