@@ -361,6 +361,13 @@ int http_session_new(worker_t *w, const char *owner, const char *permit, char id
     return 0;
 }
 
+static void who_of(const session_t *s, http_who_t *who)
+{
+    snprintf(who->owner, sizeof who->owner, "%s", s->owner);
+    snprintf(who->permit, sizeof who->permit, "%s", s->permit);
+    snprintf(who->session, sizeof who->session, "%s", s->id);
+}
+
 int http_session_use(worker_t *w, const char *id, http_who_t *who)
 {
     http_state_t *st = w->srv->http;
@@ -370,9 +377,7 @@ int http_session_use(worker_t *w, const char *id, http_who_t *who)
     session_t *s = table_find(&st->sessions, hash_str(id), session_match, id);
     if (s && s->expires > now && (!w->bus || now - s->checked < SESSION_RECHECK)) {
         s->expires = now + w->cfg->timeout_api;  /* sliding (a deviation: §3.4, F7) */
-        snprintf(who->owner, sizeof who->owner, "%s", s->owner);
-        snprintf(who->permit, sizeof who->permit, "%s", s->permit);
-        snprintf(who->session, sizeof who->session, "%s", s->id);
+        who_of(s, who);
         if (w->bus && now - s->touched >= w->cfg->timeout_api / 4) {
             s->touched = now;
             touch = 1;
@@ -406,9 +411,7 @@ static int session_local(worker_t *w, const char *id, http_who_t *who)
     session_t *s = table_find(&st->sessions, hash_str(id), session_match, id);
     if (s && s->expires > now) {
         s->expires = now + w->cfg->timeout_api;
-        snprintf(who->owner, sizeof who->owner, "%s", s->owner);
-        snprintf(who->permit, sizeof who->permit, "%s", s->permit);
-        snprintf(who->session, sizeof who->session, "%s", s->id);
+        who_of(s, who);
         found = 1;
     }
     pthread_mutex_unlock(&st->mu);

@@ -41,12 +41,13 @@ static sreq_t *token_sreq(api_req_t *a, sreq_cb done)
 
 static void submit(api_req_t *a, sreq_t *r, int prep)
 {
-    if (prep < 0 || sreq_submit(r) < 0) {
-        if (prep < 0)
-            sreq_free(r);
+    if (prep < 0) {
+        sreq_free(r);
         api_text(a, 500, "Internal Server Error", "Internal error\n");
         api_done(a);
+        return;
     }
+    sreq_submit(r);                  /* a refused one completes as a failure: its done answers */
 }
 
 /* ---- GET: the listing (§6.3) --------------------------------------------------------------------- */

@@ -267,23 +267,25 @@ static void vehicle_call_go(vehicle_call_t *k)
     post_or_run(w, home, k);
 }
 
-static void vehicle_call(api_req_t *a, void (*finish)(vehicle_call_t *k))
-{
-    ovms_vehicle_t rec;
-    vehicle_call_t *k = vehicle_call_new(a, finish, &rec);
-    if (k)
-        vehicle_call_go(k);
-}
-
-/* The same for an endpoint whose answer finish_with keeps (the memo). */
-static void memo_call(api_req_t *a, void (*finish)(vehicle_call_t *k))
+/* keep: the answer depends on the cache and the second only, so finish_with keeps it (the memo). */
+static void vehicle_call_kept(api_req_t *a, void (*finish)(vehicle_call_t *k), int keep)
 {
     ovms_vehicle_t rec;
     vehicle_call_t *k = vehicle_call_new(a, finish, &rec);
     if (k) {
-        k->memo_ok = 1;
+        k->memo_ok = keep;
         vehicle_call_go(k);
     }
+}
+
+static void vehicle_call(api_req_t *a, void (*finish)(vehicle_call_t *k))
+{
+    vehicle_call_kept(a, finish, 0);
+}
+
+static void memo_call(api_req_t *a, void (*finish)(vehicle_call_t *k))
+{
+    vehicle_call_kept(a, finish, 1);
 }
 
 /* ---- values ---------------------------------------------------------------------------------------------- */

@@ -237,6 +237,15 @@ static void states_settled(vehicle_t *v)
     hub_release_waiting(v);
 }
 
+/* One field of a vehicle's state hash: 1 and another node's counts when
+ * it is that node's and fresh ("apps,car,when"). */
+static int other_state(worker_t *w, const char *node, const char *value, int64_t now, int *apps, int *car)
+{
+    long long when;
+    return strcmp(node, ovms_store_node_id(w->srv->store)) != 0 &&
+           sscanf(value, "%d,%d,%lld", apps, car, &when) == 3 && now - when <= STATE_EXPIRE_S;
+}
+
 /* What the state hash says, when we start watching: until it is known the
  * clients logging in wait (their Z must say whether the car is anywhere). */
 static void states_known(void *ctx, const char *vehicle, int ok, int n, const char *const *nodes,
@@ -251,9 +260,7 @@ static void states_known(void *ctx, const char *vehicle, int ok, int n, const ch
         v->state_stored = 1;        /* Redis cannot answer: the car's Z waits for nothing */
     for (int i = 0; ok && i < n; i++) {
         int apps, car;
-        long long when;
-        if (!strcmp(nodes[i], ovms_store_node_id(w->srv->store)) ||
-            sscanf(values[i], "%d,%d,%lld", &apps, &car, &when) != 3 || now - when > STATE_EXPIRE_S)
+        if (!other_state(w, nodes[i], values[i], now, &apps, &car))
             continue;
         char state[32];
         snprintf(state, sizeof state, "%d,%d", apps, car);
@@ -692,9 +699,7 @@ static void counts_known(void *ctx, const char *vehicle, int ok, int n, const ch
     (void)vehicle;
     for (int i = 0; ok && i < n; i++) {
         int apps, car;
-        long long when;
-        if (!strcmp(nodes[i], ovms_store_node_id(q->w->srv->store)) ||
-            sscanf(values[i], "%d,%d,%lld", &apps, &car, &when) != 3 || now - when > STATE_EXPIRE_S)
+        if (!other_state(q->w, nodes[i], values[i], now, &apps, &car))
             continue;
         apps_sum += apps;
         car_any |= car != 0;

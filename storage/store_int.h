@@ -156,6 +156,16 @@ typedef struct store_version {
 int64_t store_owner_id(const char *name);
 /* The next seq of this node's own counter (a local change, in a write). */
 int64_t store_next_seq(ovms_store_t *st);
+/* A live owner's id by name: 0, OVMS_ENOTFOUND, or an error. */
+int store_owner_id_by_name(ovms_store_t *st, const char *name, int64_t *id);
+/* The version a local write replaces: sql selects (changed, origin) of one
+ * row keyed by ?1 (key as text, or id when key is NULL); v->found 0 without one. */
+int store_version_of(ovms_store_t *st, const char *sql, const char *key, int64_t id,
+                     store_version_t *v);
+/* The change stamp of a write replacing old (store_stamp_after, or now). */
+int64_t store_bump(const ovms_store_t *st, const store_version_t *old);
+/* Bind changed (as text), origin (this node) and the next seq at ?at.. ?at+2. */
+void store_bind_change(ovms_store_t *st, sqlite3_stmt *s, int at, int64_t when);
 int store_purge_vehicle_data(ovms_store_t *st, const char *id, int64_t *rows);
 int store_purge_older_data(ovms_store_t *st, const char *id, int64_t created);
 /* Data timestamped more than this before its vehicle's creation belongs to

@@ -179,18 +179,6 @@ int ovms_store_token_find(ovms_store_t *st, const char *token, ovms_token_t *out
 
 #define ARG(k) (req->s[k])
 
-static int owner_live(ovms_store_t *st, const char *name, int64_t *id)
-{
-    sqlite3_stmt *s = store_stmt(&st->w, "SELECT id FROM owners WHERE name = ?1 AND deleted = 0");
-    if (!s)
-        return OVMS_EIO;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
-    *id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? OVMS_ENOTFOUND : store_sql_error(st->w.db, rc);
-}
-
 static int64_t live_count(ovms_store_t *st, int64_t owner)
 {
     sqlite3_stmt *s = store_stmt(&st->w, "SELECT count(*) FROM apitokens WHERE owner = ?1 AND deleted = 0");
@@ -205,9 +193,9 @@ static int64_t live_count(ovms_store_t *st, int64_t owner)
 /* args: owner name, token, application, purpose, permit. value: the owner id. */
 int store_op_token_put(ovms_store_t *st, ovms_store_req_t *req)
 {
-    char hex[65], ts[20];
+    char hex[65];
     int64_t owner, n;
-    int rc = owner_live(st, ARG(0), &owner);
+    int rc = store_owner_id_by_name(st, ARG(0), &owner);
     if (rc < 0)
         return rc;
     if ((n = live_count(st, owner)) < 0)
@@ -227,9 +215,7 @@ int store_op_token_put(ovms_store_t *st, ovms_store_req_t *req)
     sqlite3_bind_text(s, 4, ARG(2), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 5, ARG(3), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 6, ARG(4), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 7, store_ts(store_now(), ts), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 8, st->node_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 9, store_next_seq(st));
+    store_bind_change(st, s, 7, store_now());    /* ?7 is also created and lastused */
     req->value = owner;
     st->dirty.tokens = 1;
     return store_step_done(&st->w, s);
@@ -239,14 +225,17 @@ int store_op_token_put(ovms_store_t *st, ovms_store_req_t *req)
  * 8-character prefix: 0, OVMS_ENOTFOUND, or OVMS_EEXIST when ambiguous. */
 static int resolve(ovms_store_t *st, int64_t owner, const char *name, char hex[65])
 {
-    if (strlen(name) != 8)
-        return ovms_token_hash(name, hex) < 0 ? OVMS_ENOTFOUND : 0;
+    char whole[65];
+    int by_prefix = strlen(name) == 8;
+    if (!by_prefix && ovms_token_hash(name, whole) < 0)
+        return OVMS_ENOTFOUND;
     sqlite3_stmt *s = store_stmt(&st->w, "SELECT hash FROM apitokens WHERE owner = ?1 AND "
-                                         "prefix = ?2 AND deleted = 0 LIMIT 2");
+                                         "(prefix = ?2 OR hash = ?3) AND deleted = 0 LIMIT 2");
     if (!s)
         return OVMS_EIO;
     sqlite3_bind_int64(s, 1, owner);
-    sqlite3_bind_text(s, 2, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, by_prefix ? name : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, by_prefix ? "" : whole, -1, SQLITE_TRANSIENT);
     int found = 0, rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         if (found++ == 0)
@@ -260,9 +249,10 @@ static int resolve(ovms_store_t *st, int64_t owner, const char *name, char hex[6
 /* args: owner name, token or prefix. value: tokens removed (0 or 1). */
 int store_op_token_remove(ovms_store_t *st, ovms_store_req_t *req)
 {
-    char hex[65], ts[20];
+    char hex[65];
     int64_t owner;
-    int rc = owner_live(st, ARG(0), &owner);
+    store_version_t old;
+    int rc = store_owner_id_by_name(st, ARG(0), &owner);
     req->value = 0;
     if (rc == 0)
         rc = resolve(st, owner, ARG(1), hex);
@@ -270,28 +260,14 @@ int store_op_token_remove(ovms_store_t *st, ovms_store_req_t *req)
         return 0;                   /* nothing to remove: answered as removed (§6.5) */
     if (rc < 0)
         return rc;
-    sqlite3_stmt *s = store_stmt(&st->w, "SELECT changed, origin FROM apitokens WHERE hash = ?1 "
-                                         "AND owner = ?2 AND deleted = 0");
+    if ((rc = store_version_of(st, "SELECT changed, origin FROM apitokens WHERE hash = ?1", hex, 0,
+                               &old)) < 0)
+        return rc;
+    sqlite3_stmt *s = store_stmt(&st->w, "UPDATE apitokens SET deleted = 1, changed = ?1, origin = ?2, "
+                                         "seq = ?3 WHERE hash = ?4");
     if (!s)
         return OVMS_EIO;
-    sqlite3_bind_text(s, 1, hex, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, owner);
-    if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-        sqlite3_reset(s);
-        return rc == SQLITE_DONE ? 0 : store_sql_error(st->w.db, rc);
-    }
-    int64_t old = 0;
-    char origin[33];
-    ovms_timestamp_parse(ovms_str_c((const char *)sqlite3_column_text(s, 0)), &old);
-    snprintf(origin, sizeof origin, "%s", (const char *)sqlite3_column_text(s, 1));
-    sqlite3_reset(s);
-    s = store_stmt(&st->w, "UPDATE apitokens SET deleted = 1, changed = ?1, origin = ?2, seq = ?3 "
-                           "WHERE hash = ?4");
-    if (!s)
-        return OVMS_EIO;
-    sqlite3_bind_text(s, 1, store_ts(store_stamp_after(st, old, origin), ts), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, st->node_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, store_next_seq(st));
+    store_bind_change(st, s, 1, store_bump(st, &old));
     sqlite3_bind_text(s, 4, hex, -1, SQLITE_TRANSIENT);
     st->dirty.tokens = 1;
     req->value = 1;

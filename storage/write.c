@@ -36,15 +36,15 @@ void store_mark_vehicle(ovms_store_t *st, const char *id)
 }
 
 /* The stamp of a local change: see store_stamp_after. */
-static int64_t bump(const ovms_store_t *st, const store_version_t *old)
+int64_t store_bump(const ovms_store_t *st, const store_version_t *old)
 {
     return old->found ? store_stamp_after(st, old->changed, old->origin) : store_now();
 }
 
 /* The version a write replaces: sql selects (changed, origin) of one row,
  * changed as text or unix seconds, keyed by ?1 (text, or integer when key is NULL). */
-static int version_of(ovms_store_t *st, const char *sql, const char *key, int64_t id,
-                      store_version_t *v)
+int store_version_of(ovms_store_t *st, const char *sql, const char *key, int64_t id,
+                     store_version_t *v)
 {
     sqlite3_stmt *s = store_stmt(&st->w, sql);
     int rc;
@@ -68,7 +68,7 @@ static int version_of(ovms_store_t *st, const char *sql, const char *key, int64_
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sql_error(st->w.db, rc);
 }
 
-static void bind_change(ovms_store_t *st, sqlite3_stmt *s, int at, int64_t when)
+void store_bind_change(ovms_store_t *st, sqlite3_stmt *s, int at, int64_t when)
 {
     char ts[20];
     sqlite3_bind_text(s, at, store_ts(when, ts), -1, SQLITE_TRANSIENT);
@@ -84,7 +84,7 @@ static void bind_change(ovms_store_t *st, sqlite3_stmt *s, int at, int64_t when)
 
 /* ---- owners ---------------------------------------------------------------- */
 
-static int owner_id_by_name(ovms_store_t *st, const char *name, int64_t *id)
+int store_owner_id_by_name(ovms_store_t *st, const char *name, int64_t *id)
 {
     sqlite3_stmt *s = store_stmt(&st->w, "SELECT id FROM owners WHERE name = ?1 AND deleted = 0");
     int rc;
@@ -136,13 +136,13 @@ static int owner_insert(ovms_store_t *st, const char *name, const char *mail, co
     *id = -1;
     if (!s)
         return OVMS_EIO;
-    if ((rc = version_of(st, OWNER_VERSION, NULL, want, &old)) < 0)
+    if ((rc = store_version_of(st, OWNER_VERSION, NULL, want, &old)) < 0)
         return rc;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 2, mail ? mail : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 3, pwhash ? pwhash : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 4, status < 0 ? 1 : status);
-    bind_change(st, s, 5, bump(st, &old));
+    store_bind_change(st, s, 5, store_bump(st, &old));
     sqlite3_bind_int64(s, 8, want);
     rc = store_step_done(&st->w, s);
     if (rc == 0 && sqlite3_changes(st->w.db) == 0)
@@ -156,7 +156,7 @@ static int owner_insert(ovms_store_t *st, const char *name, const char *mail, co
 static int op_owner_put(ovms_store_t *st, ovms_store_req_t *req)
 {
     int64_t id;
-    int rc = owner_id_by_name(st, ARG(0), &id);
+    int rc = store_owner_id_by_name(st, ARG(0), &id);
 
     if (rc == 0 && (req->flags & OVMS_STORE_CREATE))
         return OVMS_EEXIST;
@@ -167,7 +167,7 @@ static int op_owner_put(ovms_store_t *st, ovms_store_req_t *req)
     }
     store_version_t old;
     if (rc == 0)
-        rc = version_of(st, OWNER_VERSION, NULL, id, &old);
+        rc = store_version_of(st, OWNER_VERSION, NULL, id, &old);
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = store_stmt(&st->w,
@@ -181,7 +181,7 @@ static int op_owner_put(ovms_store_t *st, ovms_store_req_t *req)
     if (ARG(2))
         sqlite3_bind_text(s, 2, ARG(2), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 3, req->i[0]);
-    bind_change(st, s, 4, bump(st, &old));
+    store_bind_change(st, s, 4, store_bump(st, &old));
     sqlite3_bind_int64(s, 7, id);
     req->value = id;
     st->dirty.owners = 1;
@@ -191,7 +191,7 @@ static int op_owner_put(ovms_store_t *st, ovms_store_req_t *req)
 static int op_owner_remove(ovms_store_t *st, ovms_store_req_t *req)
 {
     int64_t id;
-    int rc = owner_id_by_name(st, ARG(0), &id);
+    int rc = store_owner_id_by_name(st, ARG(0), &id);
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = store_stmt(&st->w,
@@ -204,13 +204,13 @@ static int op_owner_remove(ovms_store_t *st, ovms_store_req_t *req)
     if (vehicles)
         return OVMS_EBUSY;          /* remove (or move) its vehicles first */
     store_version_t old;
-    if ((rc = version_of(st, OWNER_VERSION, NULL, id, &old)) < 0)
+    if ((rc = store_version_of(st, OWNER_VERSION, NULL, id, &old)) < 0)
         return rc;
     s = store_stmt(&st->w, "UPDATE owners SET deleted = 1, changed = ?1, origin = ?2, seq = ?3 "
                            "WHERE id = ?4");
     if (!s)
         return OVMS_EIO;
-    bind_change(st, s, 1, bump(st, &old));
+    store_bind_change(st, s, 1, store_bump(st, &old));
     sqlite3_bind_int64(s, 4, id);
     req->value = id;
     st->dirty.owners = 1;
@@ -238,7 +238,7 @@ static int vehicle_live(ovms_store_t *st, const char *id, int *live, int64_t *ow
 static int resolve_owner(ovms_store_t *st, ovms_store_req_t *req, int creating, int64_t *owner)
 {
     if (ARG(1))
-        return owner_id_by_name(st, ARG(1), owner);
+        return store_owner_id_by_name(st, ARG(1), owner);
     if (!creating) {
         *owner = -1;
         return 0;
@@ -248,7 +248,7 @@ static int resolve_owner(ovms_store_t *st, ovms_store_req_t *req, int creating, 
     for (i = 0; ARG(0)[i] && i + 1 < sizeof name; i++)
         name[i] = (char)tolower((unsigned char)ARG(0)[i]);
     name[i] = '\0';
-    if (owner_id_by_name(st, name, owner) == 0)
+    if (store_owner_id_by_name(st, name, owner) == 0)
         return 0;
     return owner_insert(st, name, "", "", 1, owner);
 }
@@ -269,7 +269,7 @@ static int vehicle_create(ovms_store_t *st, ovms_store_req_t *req, int64_t owner
         return OVMS_EIO;
     if (!ARG(2))
         return OVMS_EINVAL;         /* a new vehicle needs its car password */
-    if ((rc = version_of(st, VEHICLE_VERSION, ARG(0), 0, &old)) < 0)
+    if ((rc = store_version_of(st, VEHICLE_VERSION, ARG(0), 0, &old)) < 0)
         return rc;
     sqlite3_bind_text(s, 1, ARG(0), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 2, owner);
@@ -277,7 +277,7 @@ static int vehicle_create(ovms_store_t *st, ovms_store_req_t *req, int64_t owner
     sqlite3_bind_text(s, 4, ARG(3) ? ARG(3) : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 5, ARG(4) ? ARG(4) : "*", -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 6, now);
-    bind_change(st, s, 7, bump(st, &old));
+    store_bind_change(st, s, 7, store_bump(st, &old));
     return store_step_done(&st->w, s);
 }
 
@@ -292,13 +292,13 @@ static int vehicle_update(ovms_store_t *st, ovms_store_req_t *req, int64_t owner
     int rc;
     if (!s)
         return OVMS_EIO;
-    if ((rc = version_of(st, VEHICLE_VERSION, ARG(0), 0, &old)) < 0)
+    if ((rc = store_version_of(st, VEHICLE_VERSION, ARG(0), 0, &old)) < 0)
         return rc;
     sqlite3_bind_int64(s, 1, owner);
     for (int k = 2; k <= 4; k++)
         if (ARG(k))
             sqlite3_bind_text(s, k, ARG(k), -1, SQLITE_TRANSIENT);
-    bind_change(st, s, 5, bump(st, &old));
+    store_bind_change(st, s, 5, store_bump(st, &old));
     sqlite3_bind_text(s, 8, ARG(0), -1, SQLITE_TRANSIENT);
     return store_step_done(&st->w, s);
 }
@@ -381,9 +381,9 @@ static int op_vehicle_remove(ovms_store_t *st, ovms_store_req_t *req)
     int rc;
     if (!s)
         return OVMS_EIO;
-    if ((rc = version_of(st, VEHICLE_VERSION, ARG(0), 0, &old)) < 0)
+    if ((rc = store_version_of(st, VEHICLE_VERSION, ARG(0), 0, &old)) < 0)
         return rc;
-    bind_change(st, s, 1, bump(st, &old));
+    store_bind_change(st, s, 1, store_bump(st, &old));
     sqlite3_bind_text(s, 4, ARG(0), -1, SQLITE_TRANSIENT);
     rc = store_step_done(&st->w, s);
     if (rc == 0 && sqlite3_changes(st->w.db) == 0)
@@ -488,13 +488,13 @@ static int op_ptoken_set(ovms_store_t *st, ovms_store_req_t *req)
     int rc;
     if (!s)
         return OVMS_EIO;
-    if ((rc = version_of(st, "SELECT ptoken_changed, ptoken_origin FROM vehicles "
+    if ((rc = store_version_of(st, "SELECT ptoken_changed, ptoken_origin FROM vehicles "
                              "WHERE vehicleid = ?1 AND ptoken_changed <> ''", ARG(0), 0, &old)) < 0)
         return rc;
     if (old.found && when <= old.changed)
         when = store_stamp_after(st, old.changed, old.origin);
     store_bind_text(s, 1, ARG(1), ARGN(1));
-    bind_change(st, s, 2, when);
+    store_bind_change(st, s, 2, when);
     store_bind_text(s, 5, ARG(0), ARGN(0));
     rc = store_step_done(&st->w, s);
     if (rc == 0 && sqlite3_changes(st->w.db) == 0)
